@@ -1,0 +1,263 @@
+//! The bar model: one OHLCV observation of one symbol at one event time, and its validation.
+//!
+//! A trade or a price tick is a bar with `open = high = low = close` ([`Bar::tick`]).
+//! Validation names the field, the value and the rule it broke, so an operator reading a
+//! dead-letter record knows exactly what to fix.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::symbol::Symbol;
+use crate::time::{Millis, format_rfc3339};
+
+/// One OHLCV bar. `ts` is the bar's event time in milliseconds since the epoch (UTC).
+///
+/// ```
+/// use tickflow_operators::{Bar, Symbol, TimeBounds};
+/// let bar = Bar::new(Symbol::new("AAPL").unwrap(), 1_700_000_000_000, 10.0, 11.0, 9.5, 10.5, 1200.0);
+/// assert!(bar.validate(&TimeBounds::default()).is_ok());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bar {
+    /// The instrument.
+    pub symbol: Symbol,
+    /// Event time, milliseconds since the epoch (UTC).
+    pub ts: Millis,
+    /// First traded price of the bar.
+    pub open: f64,
+    /// Highest traded price of the bar.
+    pub high: f64,
+    /// Lowest traded price of the bar.
+    pub low: f64,
+    /// Last traded price of the bar.
+    pub close: f64,
+    /// Traded quantity (base units).
+    pub volume: f64,
+}
+
+impl Bar {
+    /// A bar from its parts (not yet validated: call [`Bar::validate`]).
+    pub fn new(symbol: Symbol, ts: Millis, open: f64, high: f64, low: f64, close: f64, volume: f64) -> Bar {
+        Bar { symbol, ts, open, high, low, close, volume }
+    }
+
+    /// A trade or price tick: a bar whose four prices are `price`.
+    ///
+    /// ```
+    /// use tickflow_operators::{Bar, Symbol};
+    /// let t = Bar::tick(Symbol::new("BTCUSDT").unwrap(), 1_700_000_000_000, 37000.5, 0.25);
+    /// assert_eq!((t.open, t.high, t.low, t.close), (37000.5, 37000.5, 37000.5, 37000.5));
+    /// ```
+    pub fn tick(symbol: Symbol, ts: Millis, price: f64, size: f64) -> Bar {
+        Bar::new(symbol, ts, price, price, price, price, size)
+    }
+
+    /// The typical price `(high + low + close) / 3` (used by VWAP).
+    pub fn typical_price(&self) -> f64 {
+        (self.high + self.low + self.close) / 3.0
+    }
+
+    /// Checks every rule of the bar model; the first broken rule is returned.
+    ///
+    /// Rules, in the order they are checked: every number finite; `volume ≥ 0`;
+    /// `low ≤ min(open, close)`; `high ≥ max(open, close)`; `ts` within `bounds`.
+    /// (The symbol is validated when it is built: [`Symbol::new`].)
+    ///
+    /// ```
+    /// use tickflow_operators::{Bar, Symbol, TimeBounds};
+    /// let bad = Bar::new(Symbol::new("AAPL").unwrap(), 1_700_000_000_000, 10.0, 9.0, 9.5, 10.5, 1.0);
+    /// assert_eq!(
+    ///     bad.validate(&TimeBounds::default()).unwrap_err().to_string(),
+    ///     "high: 9 is below max(open, close) = 10.5 (rule: high >= max(open, close))"
+    /// );
+    /// ```
+    pub fn validate(&self, bounds: &TimeBounds) -> Result<(), BarError> {
+        for (field, value) in [
+            (Field::Open, self.open),
+            (Field::High, self.high),
+            (Field::Low, self.low),
+            (Field::Close, self.close),
+            (Field::Volume, self.volume),
+        ] {
+            if !value.is_finite() {
+                return Err(BarError::NotFinite { field, value });
+            }
+        }
+        if self.volume < 0.0 {
+            return Err(BarError::NegativeVolume { volume: self.volume });
+        }
+        let min_oc = self.open.min(self.close);
+        if self.low > min_oc {
+            return Err(BarError::LowAboveOpenClose { low: self.low, min_open_close: min_oc });
+        }
+        let max_oc = self.open.max(self.close);
+        if self.high < max_oc {
+            return Err(BarError::HighBelowOpenClose { high: self.high, max_open_close: max_oc });
+        }
+        bounds.check(self.ts)
+    }
+}
+
+/// A field of a bar, as named in error messages and input formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Field {
+    /// The symbol.
+    Symbol,
+    /// The event time.
+    Timestamp,
+    /// The open price.
+    Open,
+    /// The high price.
+    High,
+    /// The low price.
+    Low,
+    /// The close price.
+    Close,
+    /// The volume.
+    Volume,
+}
+
+impl Field {
+    /// The field's name as used in messages and in the canonical JSON format.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Symbol => "symbol",
+            Field::Timestamp => "timestamp",
+            Field::Open => "open",
+            Field::High => "high",
+            Field::Low => "low",
+            Field::Close => "close",
+            Field::Volume => "volume",
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a bar is invalid: names the field, the offending value and the rule.
+#[derive(Clone, Debug, PartialEq, Error)]
+pub enum BarError {
+    /// The symbol is empty or longer than 32 characters.
+    #[error("symbol: length {len} is outside 1..=32 characters")]
+    SymbolLength {
+        /// Length of the rejected symbol, in characters.
+        len: usize,
+    },
+    /// The symbol has a character outside `[A-Za-z0-9._:-]`.
+    #[error("symbol: {symbol:?} has {ch:?} at byte {pos}; allowed are A-Z a-z 0-9 . _ : -")]
+    SymbolChar {
+        /// The rejected symbol (cut at 40 characters).
+        symbol: String,
+        /// The first character not allowed.
+        ch: char,
+        /// Its byte offset.
+        pos: usize,
+    },
+    /// A price or the volume is NaN or infinite.
+    #[error("{field}: {value} is not a finite number")]
+    NotFinite {
+        /// Which number.
+        field: Field,
+        /// The value seen.
+        value: f64,
+    },
+    /// The volume is negative.
+    #[error("volume: {volume} is negative (rule: volume >= 0)")]
+    NegativeVolume {
+        /// The value seen.
+        volume: f64,
+    },
+    /// `low > min(open, close)`.
+    #[error("low: {low} is above min(open, close) = {min_open_close} (rule: low <= min(open, close))")]
+    LowAboveOpenClose {
+        /// The low seen.
+        low: f64,
+        /// min(open, close).
+        min_open_close: f64,
+    },
+    /// `high < max(open, close)`.
+    #[error("high: {high} is below max(open, close) = {max_open_close} (rule: high >= max(open, close))")]
+    HighBelowOpenClose {
+        /// The high seen.
+        high: f64,
+        /// max(open, close).
+        max_open_close: f64,
+    },
+    /// The timestamp is outside the configured bounds.
+    #[error(
+        "timestamp: {} ({ts} ms) is outside the accepted range {} .. {}",
+        format_rfc3339(*ts), format_rfc3339(*min), format_rfc3339(*max)
+    )]
+    TimestampOutOfRange {
+        /// The timestamp seen (ms).
+        ts: Millis,
+        /// Smallest accepted (ms, inclusive).
+        min: Millis,
+        /// Largest accepted (ms, exclusive).
+        max: Millis,
+    },
+}
+
+impl BarError {
+    /// The field the error is about.
+    pub fn field(&self) -> Field {
+        match self {
+            BarError::SymbolLength { .. } | BarError::SymbolChar { .. } => Field::Symbol,
+            BarError::NotFinite { field, .. } => *field,
+            BarError::NegativeVolume { .. } => Field::Volume,
+            BarError::LowAboveOpenClose { .. } => Field::Low,
+            BarError::HighBelowOpenClose { .. } => Field::High,
+            BarError::TimestampOutOfRange { .. } => Field::Timestamp,
+        }
+    }
+}
+
+/// The accepted range of event times: `[min, max)` in ms since the epoch.
+///
+/// The default, 1990-01-01 .. 2100-01-01, rejects the usual unit mistakes (seconds read as
+/// milliseconds land in 1970; microseconds read as milliseconds land past year 50000).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeBounds {
+    /// Smallest accepted timestamp (ms, inclusive).
+    pub min: Millis,
+    /// Largest accepted timestamp (ms, exclusive).
+    pub max: Millis,
+}
+
+impl TimeBounds {
+    /// 1990-01-01T00:00:00Z in ms.
+    pub const DEFAULT_MIN: Millis = 631_152_000_000;
+    /// 2100-01-01T00:00:00Z in ms.
+    pub const DEFAULT_MAX: Millis = 4_102_444_800_000;
+
+    /// Checks `ts` against the bounds.
+    ///
+    /// ```
+    /// use tickflow_operators::TimeBounds;
+    /// let b = TimeBounds::default();
+    /// assert!(b.check(1_700_000_000_000).is_ok());
+    /// assert_eq!(
+    ///     b.check(1_700_000_000).unwrap_err().to_string(),
+    ///     "timestamp: 1970-01-20T16:13:20.000Z (1700000000 ms) is outside the accepted range \
+    ///      1990-01-01T00:00:00.000Z .. 2100-01-01T00:00:00.000Z"
+    /// );
+    /// ```
+    pub fn check(&self, ts: Millis) -> Result<(), BarError> {
+        if ts < self.min || ts >= self.max {
+            return Err(BarError::TimestampOutOfRange { ts, min: self.min, max: self.max });
+        }
+        Ok(())
+    }
+}
+
+impl Default for TimeBounds {
+    fn default() -> Self {
+        TimeBounds { min: Self::DEFAULT_MIN, max: Self::DEFAULT_MAX }
+    }
+}

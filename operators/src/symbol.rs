@@ -1,0 +1,151 @@
+//! Symbols as small inline values, a stable hash for routing, and a per-worker interner.
+//!
+//! A symbol is at most [`Symbol::MAX_LEN`] bytes of `[A-Za-z0-9._:-]`, so it fits inline in a
+//! 33-byte `Copy` value: bars can cross threads and processes without a heap allocation, and
+//! the routing hash ([`Symbol::route_hash`]) is the same in every process of a cluster.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bar::BarError;
+
+/// A validated ticker symbol stored inline (no heap allocation).
+///
+/// ```
+/// use tickflow_operators::Symbol;
+/// let s = Symbol::new("BTC-USD").unwrap();
+/// assert_eq!(s.as_str(), "BTC-USD");
+/// assert!(Symbol::new("bad symbol").is_err());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Symbol {
+    len: u8,
+    bytes: [u8; Symbol::MAX_LEN],
+}
+
+impl Symbol {
+    /// The longest symbol accepted, in bytes.
+    pub const MAX_LEN: usize = 32;
+
+    /// Validates `s` (1–32 characters of `[A-Za-z0-9._:-]`) and stores it inline.
+    pub fn new(s: &str) -> Result<Symbol, BarError> {
+        let b = s.as_bytes();
+        if b.is_empty() || b.len() > Self::MAX_LEN {
+            return Err(BarError::SymbolLength { len: s.chars().count() });
+        }
+        if let Some((pos, ch)) = s.char_indices().find(|&(_, c)| !Self::allowed(c)) {
+            return Err(BarError::SymbolChar { symbol: truncate_for_error(s), ch, pos });
+        }
+        let mut bytes = [0u8; Self::MAX_LEN];
+        bytes[..b.len()].copy_from_slice(b);
+        // The length is at most 32, so it fits in a u8.
+        Ok(Symbol { len: b.len() as u8, bytes })
+    }
+
+    fn allowed(c: char) -> bool {
+        c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')
+    }
+
+    /// The symbol as text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII bytes are ever stored (checked in `new`), so this cannot fail.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).expect("symbol bytes are ASCII")
+    }
+
+    /// A hash of the symbol's bytes that is identical in every process and on every run
+    /// (FNV-1a followed by a 64-bit finalizer so the low bits are well mixed, as timely's
+    /// `Exchange` routes by the low bits when the worker count is a power of two).
+    ///
+    /// ```
+    /// use tickflow_operators::Symbol;
+    /// let a = Symbol::new("AAPL").unwrap();
+    /// assert_eq!(a.route_hash(), Symbol::new("AAPL").unwrap().route_hash());
+    /// assert_ne!(a.route_hash(), Symbol::new("MSFT").unwrap().route_hash());
+    /// ```
+    pub fn route_hash(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in &self.bytes[..self.len as usize] {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        // splitmix64 finalizer
+        h ^= h >> 30;
+        h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 27;
+        h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^ (h >> 31)
+    }
+
+    /// The index of the worker that owns this symbol among `peers` workers.
+    pub fn owner(&self, peers: usize) -> usize {
+        (self.route_hash() % peers.max(1) as u64) as usize
+    }
+}
+
+fn truncate_for_error(s: &str) -> String {
+    if s.chars().count() <= 40 { s.to_string() } else { s.chars().take(40).collect::<String>() + "…" }
+}
+
+impl fmt::Debug for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl fmt::Display for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Maps symbols to dense `u32` ids on one worker, so per-symbol state lives in a `Vec`
+/// indexed by id instead of a map keyed by strings.
+///
+/// ```
+/// use tickflow_operators::{Symbol, SymbolTable};
+/// let mut t = SymbolTable::default();
+/// let a = t.intern(Symbol::new("AAPL").unwrap());
+/// let b = t.intern(Symbol::new("MSFT").unwrap());
+/// assert_eq!((a, b), (0, 1));
+/// assert_eq!(t.intern(Symbol::new("AAPL").unwrap()), 0);
+/// assert_eq!(t.symbol(1).as_str(), "MSFT");
+/// ```
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SymbolTable {
+    ids: HashMap<Symbol, u32>,
+    symbols: Vec<Symbol>,
+}
+
+impl SymbolTable {
+    /// Returns the id of `symbol`, assigning the next free one on first sight.
+    pub fn intern(&mut self, symbol: Symbol) -> u32 {
+        let next = self.symbols.len() as u32;
+        let id = *self.ids.entry(symbol).or_insert(next);
+        if id == next {
+            self.symbols.push(symbol);
+        }
+        id
+    }
+
+    /// The id of `symbol`, if it was interned.
+    pub fn get(&self, symbol: &Symbol) -> Option<u32> {
+        self.ids.get(symbol).copied()
+    }
+
+    /// The symbol with id `id`. Panics if `id` was never handed out by [`SymbolTable::intern`].
+    pub fn symbol(&self, id: u32) -> Symbol {
+        self.symbols[id as usize]
+    }
+
+    /// How many symbols are interned.
+    pub fn len(&self) -> usize {
+        self.symbols.len()
+    }
+
+    /// Whether no symbol is interned.
+    pub fn is_empty(&self) -> bool {
+        self.symbols.is_empty()
+    }
+}
