@@ -10,11 +10,13 @@
 //! - [`time`]: event time in milliseconds and its RFC 3339 form.
 //! - [`indicators`]: exact incremental TA-Lib indicators, one per file.
 //! - [`signal`]: buy/sell/hold rules, how they combine, signal-change detection.
+//! - [`rows`]: the records the dataflow produces (enriched bars, candles, signal changes).
 //! - [`set`]: a configured set of indicators and rules, and per-symbol state.
 #![deny(missing_docs)]
 
 pub mod bar;
 pub mod indicators;
+pub mod rows;
 pub mod set;
 pub mod signal;
 pub mod symbol;

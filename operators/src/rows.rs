@@ -1,0 +1,112 @@
+//! The records the dataflow produces: enriched bars, closed windows (candles and aggregates),
+//! and signal changes. Sinks encode these; they are `Copy` and allocation-free.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bar::Bar;
+use crate::set::Values;
+use crate::signal::{Action, Decision};
+use crate::symbol::Symbol;
+use crate::time::Millis;
+
+/// One input bar with every configured indicator value and the signal for it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BarOut {
+    /// The bar as received.
+    pub bar: Bar,
+    /// Indicator outputs, in the set's column order.
+    pub values: Values,
+    /// The signal and the rule that decided it.
+    pub decision: Decision,
+}
+
+/// One event-time window `[start, start + timeframe)` of one symbol: the candle, the
+/// aggregates, and the indicators and signal computed over the closed candles of this
+/// timeframe.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Candle {
+    /// The instrument.
+    pub symbol: Symbol,
+    /// Window length in ms (e.g. 60_000 for 1m).
+    pub timeframe: Millis,
+    /// Window start (inclusive), ms since the epoch; also the row's timestamp.
+    pub start: Millis,
+    /// Open of the earliest bar by event time.
+    pub open: f64,
+    /// Highest high.
+    pub high: f64,
+    /// Lowest low.
+    pub low: f64,
+    /// Close of the latest bar by event time.
+    pub close: f64,
+    /// Total volume.
+    pub volume: f64,
+    /// Number of bars.
+    pub count: u64,
+    /// Σ open (for the average open).
+    pub sum_open: f64,
+    /// Σ close (for the average close).
+    pub sum_close: f64,
+    /// Σ typical price × volume (for the VWAP).
+    pub sum_pv: f64,
+    /// 0 for the first emission of this window; n for the n-th correction by late bars.
+    pub revision: u32,
+    /// Indicators over this timeframe's candles, in the set's column order.
+    pub values: Values,
+    /// The signal over this timeframe's candles.
+    pub decision: Decision,
+}
+
+impl Candle {
+    /// Mean volume per bar.
+    pub fn avg_volume(&self) -> f64 {
+        self.volume / self.count as f64
+    }
+    /// Mean open.
+    pub fn avg_open(&self) -> f64 {
+        self.sum_open / self.count as f64
+    }
+    /// Mean close.
+    pub fn avg_close(&self) -> f64 {
+        self.sum_close / self.count as f64
+    }
+    /// Volume-weighted typical price; `None` when the volume is 0.
+    pub fn vwap(&self) -> Option<f64> {
+        (self.volume > 0.0).then(|| self.sum_pv / self.volume)
+    }
+}
+
+/// A symbol's signal changed (per bar when `timeframe` is 0, else on that timeframe's candles).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalChange {
+    /// The instrument.
+    pub symbol: Symbol,
+    /// 0 for per-bar signals, else the candle timeframe in ms.
+    pub timeframe: Millis,
+    /// Event time of the bar or candle start where the change happened.
+    pub ts: Millis,
+    /// The previous signal.
+    pub from: Action,
+    /// The new signal and its deciding rule.
+    pub to: Decision,
+}
+
+/// Formats a timeframe in ms as a label: `1m`, `5m`, `1h`, `1d`, `30s`, `250ms`.
+///
+/// ```
+/// use tickflow_operators::rows::timeframe_label;
+/// assert_eq!(timeframe_label(60_000), "1m");
+/// assert_eq!(timeframe_label(3_600_000), "1h");
+/// assert_eq!(timeframe_label(90_000), "90s");
+/// assert_eq!(timeframe_label(0), "bar");
+/// ```
+pub fn timeframe_label(ms: Millis) -> String {
+    match ms {
+        0 => "bar".into(),
+        ms if ms % 86_400_000 == 0 => format!("{}d", ms / 86_400_000),
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
+}

@@ -1,0 +1,1 @@
+//! Bar payloads to validated bars.

@@ -1,0 +1,15 @@
+//! # tickflow
+//!
+//! The application around [`tickflow_operators`]: configuration, sources, sinks, the status
+//! server and the timely cluster that ties them together. The binary (`src/main.rs`) is thin.
+//!
+//! # Layout
+//! - [`config`]: `cluster.toml`: parse, validate (every error at once), build.
+//! - [`decode`]: bar payloads (JSON shapes, CSV) to validated bars, with per-record errors.
+//! - [`sources`]: file replay, the synthetic market generator, Kafka.
+//! - [`sinks`]: file/stdout (CSV, NDJSON) and QuestDB over ILP.
+//! - [`status`]: per-worker metrics and the warp status endpoint.
+pub mod decode;
+pub mod sinks;
+pub mod sources;
+pub mod status;

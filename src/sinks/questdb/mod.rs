@@ -1,0 +1,1 @@
+//! QuestDB over the InfluxDB line protocol.

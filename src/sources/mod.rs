@@ -1,0 +1,2 @@
+//! Where bars come from.
+pub mod generator;
