@@ -305,7 +305,7 @@ pub enum SetError {
 /// ```
 /// use tickflow_operators::{Bar, IndicatorSet, Symbol, Values, signal::Action};
 /// let set = IndicatorSet::standard();
-/// assert_eq!(set.columns().len(), 16);
+/// assert_eq!(set.columns().len(), 15);
 /// let mut state = set.new_state();
 /// let mut row = Values::default();
 /// let s = Symbol::new("X").unwrap();
@@ -418,7 +418,7 @@ impl IndicatorSet {
         SymbolState {
             // Every spec was built once in `new`, so building again cannot fail.
             indicators: self.specs.iter().map(|s| s.build().expect("validated in IndicatorSet::new")).collect(),
-            prev_diff: vec![f64::NAN; self.rules.len()],
+            prev_diff: vec![None; self.rules.len()],
             change: ChangeDetector::default(),
         }
     }
@@ -444,16 +444,13 @@ impl IndicatorSet {
                 }),
                 Rule::MaCross { .. } | Rule::MacdCross { .. } => {
                     let now = match (out.get(r.a), out.get(r.b)) {
-                        (Some(a), Some(b)) => a - b,
-                        _ => f64::NAN,
+                        (Some(a), Some(b)) => Some(a - b),
+                        _ => None,
                     };
-                    let prev = std::mem::replace(&mut state.prev_diff[i], now);
-                    if prev <= 0.0 && now > 0.0 {
-                        Some(Action::Buy)
-                    } else if prev >= 0.0 && now < 0.0 {
-                        Some(Action::Sell)
-                    } else {
-                        None
+                    match (std::mem::replace(&mut state.prev_diff[i], now), now) {
+                        (Some(prev), Some(now)) if prev <= 0.0 && now > 0.0 => Some(Action::Buy),
+                        (Some(prev), Some(now)) if prev >= 0.0 && now < 0.0 => Some(Action::Sell),
+                        _ => None,
                     }
                 }
             };
@@ -475,7 +472,7 @@ pub fn default_rules() -> Vec<Rule> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SymbolState {
     indicators: Vec<AnyIndicator>,
-    prev_diff: Vec<f64>,
+    prev_diff: Vec<Option<f64>>,
     /// Detects changes of this symbol's signal.
     pub change: ChangeDetector,
 }

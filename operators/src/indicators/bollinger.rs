@@ -43,6 +43,10 @@ pub struct Bollinger {
     mean: f64,
     /// Sum of squared deviations from `mean` over the window.
     m2: f64,
+    /// How many of the latest closes are identical (a flat window has σ = 0 exactly,
+    /// whatever rounding residue the running sums hold).
+    flat_run: usize,
+    last: f64,
     since_resync: u32,
 }
 
@@ -53,7 +57,7 @@ impl Bollinger {
         if !(k.is_finite() && k >= 0.0) {
             return Err(PeriodError { name: "bollinger k (must be finite and >= 0)", period: 0, min: 0 });
         }
-        Ok(Bollinger { k, sma: Sma::new(period)?, window: Ring::new(period), mean: 0.0, m2: 0.0, since_resync: 0 })
+        Ok(Bollinger { k, sma: Sma::new(period)?, window: Ring::new(period), mean: 0.0, m2: 0.0, flat_run: 0, last: 0.0, since_resync: 0 })
     }
 
     /// (period, k).
@@ -71,6 +75,8 @@ impl Bollinger {
     /// Feeds the next close.
     pub fn next(&mut self, x: f64) -> Option<Bands> {
         let middle = self.sma.next(x);
+        self.flat_run = if self.flat_run > 0 && x == self.last { self.flat_run + 1 } else { 1 };
+        self.last = x;
         match self.window.push(x) {
             None => {
                 if self.window.is_full() {
@@ -90,6 +96,10 @@ impl Bollinger {
             }
         }
         let middle = middle?;
+        if self.flat_run >= self.window.len() {
+            self.mean = x;
+            self.m2 = 0.0;
+        }
         let var = self.m2 / self.window.len() as f64;
         let sd = if var < 1e-14 { 0.0 } else { var.sqrt() };
         let w = self.k * sd;
