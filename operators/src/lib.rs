@@ -11,10 +11,12 @@
 //! - [`indicators`]: exact incremental TA-Lib indicators, one per file.
 //! - [`signal`]: buy/sell/hold rules, how they combine, signal-change detection.
 //! - [`rows`]: the records the dataflow produces (enriched bars, candles, signal changes).
+//! - [`dataflow`]: the timely operators (per-bar enrichment, event-time candles).
 //! - [`set`]: a configured set of indicators and rules, and per-symbol state.
 #![deny(missing_docs)]
 
 pub mod bar;
+pub mod dataflow;
 pub mod indicators;
 pub mod rows;
 pub mod set;

@@ -18,6 +18,16 @@ pub struct BarOut {
     pub values: Values,
     /// The signal and the rule that decided it.
     pub decision: Decision,
+    /// The symbol's previous signal when this bar changed it (a signal-change event).
+    pub changed_from: Option<Action>,
+}
+
+impl BarOut {
+    /// The signal-change event this bar carries, if any.
+    pub fn signal_change(&self) -> Option<SignalChange> {
+        let from = self.changed_from?;
+        Some(SignalChange { symbol: self.bar.symbol, timeframe: 0, ts: self.bar.ts, from, to: self.decision })
+    }
 }
 
 /// One event-time window `[start, start + timeframe)` of one symbol: the candle, the
@@ -49,12 +59,18 @@ pub struct Candle {
     pub sum_close: f64,
     /// Σ typical price × volume (for the VWAP).
     pub sum_pv: f64,
+    /// Event time of the earliest bar (its open is the candle's open).
+    pub first_ts: Millis,
+    /// Event time of the latest bar (its close is the candle's close).
+    pub last_ts: Millis,
     /// 0 for the first emission of this window; n for the n-th correction by late bars.
     pub revision: u32,
     /// Indicators over this timeframe's candles, in the set's column order.
     pub values: Values,
     /// The signal over this timeframe's candles.
     pub decision: Decision,
+    /// The previous candle signal when this candle changed it.
+    pub changed_from: Option<Action>,
 }
 
 impl Candle {
@@ -73,6 +89,61 @@ impl Candle {
     /// Volume-weighted typical price; `None` when the volume is 0.
     pub fn vwap(&self) -> Option<f64> {
         (self.volume > 0.0).then(|| self.sum_pv / self.volume)
+    }
+
+    /// A candle of one bar, before indicators.
+    pub fn from_bar(bar: &Bar, timeframe: Millis, start: Millis) -> Candle {
+        Candle {
+            symbol: bar.symbol,
+            timeframe,
+            start,
+            open: bar.open,
+            high: bar.high,
+            low: bar.low,
+            close: bar.close,
+            volume: bar.volume,
+            count: 1,
+            sum_open: bar.open,
+            sum_close: bar.close,
+            sum_pv: bar.typical_price() * bar.volume,
+            revision: 0,
+            values: Values::default(),
+            decision: Decision::default(),
+            changed_from: None,
+            first_ts: bar.ts,
+            last_ts: bar.ts,
+        }
+    }
+
+    /// Adds a bar of the same window. Open is the earliest bar's by event time, close the
+    /// latest's (ties: the bar that arrived last wins the close, the first keeps the open).
+    pub fn add(&mut self, bar: &Bar) {
+        if bar.ts < self.first_ts {
+            self.first_ts = bar.ts;
+            self.open = bar.open;
+        }
+        if bar.ts >= self.last_ts {
+            self.last_ts = bar.ts;
+            self.close = bar.close;
+        }
+        self.high = self.high.max(bar.high);
+        self.low = self.low.min(bar.low);
+        self.volume += bar.volume;
+        self.count += 1;
+        self.sum_open += bar.open;
+        self.sum_close += bar.close;
+        self.sum_pv += bar.typical_price() * bar.volume;
+    }
+
+    /// The candle as a bar (start time, OHLCV), the input of candle indicators.
+    pub fn as_bar(&self) -> Bar {
+        Bar::new(self.symbol, self.start, self.open, self.high, self.low, self.close, self.volume)
+    }
+
+    /// The signal-change event this candle carries, if any.
+    pub fn signal_change(&self) -> Option<SignalChange> {
+        let from = self.changed_from?;
+        Some(SignalChange { symbol: self.symbol, timeframe: self.timeframe, ts: self.start, from, to: self.decision })
     }
 }
 

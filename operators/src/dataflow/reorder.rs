@@ -1,0 +1,88 @@
+//! Buffers bars until the input frontier passes their event time, then releases them sorted
+//! by event time (stable: bars with equal times keep their arrival order).
+
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::InputHandleCore;
+use timely::dataflow::channels::pact::ParallelizationContract;
+use timely::progress::frontier::MutableAntichain;
+
+use super::Time;
+use crate::bar::Bar;
+
+/// The buffer and the one capability it holds (at the least time it may still emit at).
+#[derive(Default)]
+pub struct Reorder {
+    pending: Vec<Bar>,
+    ready: Vec<Bar>,
+    cap: Option<Capability<Time>>,
+}
+
+impl Reorder {
+    /// Moves everything available on `input` into the buffer, holding a capability for
+    /// output port `port` at the least time seen.
+    pub fn absorb<P>(&mut self, input: &mut InputHandleCore<Time, Vec<Bar>, P::Puller>, port: usize)
+    where
+        P: ParallelizationContract<Time, Vec<Bar>>,
+    {
+        input.for_each(|cap, data| {
+            // Messages sent under no capability make no progress claim; they cannot occur
+            // here (every tickflow source sends under a capability), and are still kept.
+            if let Some(c) = cap.retain_least(port) {
+                if self.cap.as_ref().is_none_or(|held| c.time() < held.time()) {
+                    self.cap = Some(c);
+                }
+            }
+            self.pending.append(data);
+        });
+    }
+
+    /// Releases the bars with event time below the frontier (all of them once the frontier is
+    /// empty), sorted by event time, with the capability to emit them at. Call
+    /// [`Reorder::finish`] after emitting.
+    pub fn release(&mut self, frontier: &MutableAntichain<Time>) -> Option<(&Capability<Time>, &[Bar])> {
+        self.ready.clear();
+        let bound = frontier.frontier().first().copied();
+        if !self.pending.is_empty() {
+            self.pending.sort_by_key(|b| b.ts);
+            let cut = match bound {
+                None => self.pending.len(),
+                Some(f) => self.pending.partition_point(|b| (b.ts as i128) < f as i128),
+            };
+            self.ready.extend(self.pending.drain(..cut));
+        }
+        let cap = self.cap.as_ref()?;
+        Some((cap, &self.ready))
+    }
+
+    /// After emitting: keeps the capability at the frontier while bars remain, else drops it.
+    /// `keep_open` holds it even when empty (an operator with other pending state).
+    pub fn finish(&mut self, frontier: &MutableAntichain<Time>, keep_open: bool) {
+        match frontier.frontier().first() {
+            Some(f) if !self.pending.is_empty() || keep_open => {
+                if let Some(c) = self.cap.as_mut() {
+                    if c.time() < f {
+                        c.downgrade(f);
+                    }
+                }
+            }
+            _ => self.cap = None,
+        }
+    }
+
+    /// The capability held, if any.
+    pub fn capability(&self) -> Option<&Capability<Time>> {
+        self.cap.as_ref()
+    }
+
+    /// Takes a capability when none is held (an operator with its own pending state).
+    pub fn hold(&mut self, cap: Capability<Time>) {
+        if self.cap.is_none() {
+            self.cap = Some(cap);
+        }
+    }
+
+    /// How many bars wait for the frontier.
+    pub fn backlog(&self) -> usize {
+        self.pending.len()
+    }
+}
