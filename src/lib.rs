@@ -9,6 +9,8 @@
 //! - [`sources`]: file replay, the synthetic market generator, Kafka.
 //! - [`sinks`]: file/stdout (CSV, NDJSON) and QuestDB over ILP.
 //! - [`status`]: per-worker metrics and the warp status endpoint.
+pub mod cluster;
+pub mod config;
 pub mod decode;
 pub mod sinks;
 pub mod sources;

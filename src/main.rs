@@ -1,1 +1,129 @@
-fn main() {}
+//! The `tickflow` binary: parses arguments, sets up logging, calls the library, maps errors
+//! to an exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use tickflow::cluster::{self, Output};
+use tickflow::config::{Config, SourceSpec};
+use tickflow_operators::Symbol;
+
+#[derive(Parser)]
+#[command(name = "tickflow", version, about = "Real-time market analytics on timely dataflow")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start process N of the cluster described in a config file.
+    Run {
+        /// The cluster config.
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
+        /// Which process of `cluster.processes` this is.
+        #[arg(long, default_value_t = 0)]
+        process: usize,
+    },
+    /// One-shot back-test: files → the same dataflow → one output file; exits when done.
+    Replay {
+        /// Input files (NDJSON or CSV), repeatable.
+        #[arg(long = "input", required = true)]
+        inputs: Vec<PathBuf>,
+        /// Output file: `.csv` or `.ndjson`. Candles, signal changes, late bars and dead
+        /// letters go to `<FILE>.d/`.
+        #[arg(long)]
+        output: PathBuf,
+        /// The symbol of CSV inputs without a symbol column.
+        #[arg(long)]
+        symbol: Option<String>,
+        /// Worker threads.
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Take indicators, rules, windows and time settings from this config.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check a config file and print every problem.
+    Check {
+        /// The cluster config.
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
+    },
+}
+
+fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        None => Ok(Config::parse("")?),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            Config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tickflow: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Check { config } => {
+            load(Some(&config))?.build()?;
+            println!("{}: ok", config.display());
+            Ok(())
+        }
+        Command::Run { config, process } => {
+            let built = load(Some(&config))?.build()?;
+            if process >= built.processes.len() {
+                anyhow::bail!("--process {process}: the config has {} process(es) (0..{})", built.processes.len(), built.processes.len());
+            }
+            tracing::info!(process, processes = built.processes.len(), workers = built.workers, "starting");
+            let started = Instant::now();
+            let totals = cluster::run(built, process, Output::Configured)?;
+            report(&totals, started);
+            Ok(())
+        }
+        Command::Replay { inputs, output, symbol, workers, config } => {
+            let mut cfg = load(config.as_ref())?;
+            cfg.source.kind = "file".into();
+            cfg.cluster.processes = vec!["127.0.0.1:0".into()];
+            cfg.cluster.processes[0] = "127.0.0.1:2101".into();
+            cfg.cluster.workers = workers.unwrap_or(1);
+            let mut built = cfg.build()?;
+            let symbol = symbol.map(|s| Symbol::new(&s).map_err(|e| anyhow::anyhow!("--symbol: {e}"))).transpose()?;
+            built.source = SourceSpec::File { paths: inputs, symbol };
+            let started = Instant::now();
+            let totals = cluster::run(built, 0, Output::Replay(output.clone()))?;
+            report(&totals, started);
+            Ok(())
+        }
+    }
+}
+
+fn report(t: &cluster::Totals, started: Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    let bars = t.bars_in.load(Ordering::Relaxed);
+    eprintln!(
+        "bars in {bars}, bars out {}, candles {}, late {}, invalid {}; {secs:.3} s, {:.0} bars/s",
+        t.bars_out.load(Ordering::Relaxed),
+        t.candles_out.load(Ordering::Relaxed),
+        t.late.load(Ordering::Relaxed),
+        t.invalid.load(Ordering::Relaxed),
+        bars as f64 / secs.max(1e-9)
+    );
+}

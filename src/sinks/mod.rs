@@ -1,2 +1,3 @@
 //! Where results go.
+pub mod file;
 pub mod questdb;

@@ -1,2 +1,3 @@
 //! Where bars come from.
+pub mod file;
 pub mod generator;

@@ -1,0 +1,324 @@
+//! The timely cluster: builds the dataflow on every worker and runs it.
+//!
+//! ```text
+//! source (file | generator; per worker) ──exchange by symbol hash──┬─ Enrich ──► bars, signal changes, late
+//!   └─ invalid records ► dead letters                              └─ Candles ─► candles + aggregates, late
+//! ```
+//! Sources emit bars at their watermark (timely time) and gate themselves on a probe of the
+//! outputs, so no queue between operators grows without bound.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use timely::CommunicationConfig;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::operators::{Exchange, Operator, Probe};
+use timely::dataflow::{ProbeHandle, Scope, StreamVec};
+use tickflow_operators::Bar;
+use tickflow_operators::dataflow::{Candles, Enrich, Time, route};
+
+use crate::config::{Built, FileFormat, SourceSpec};
+use crate::decode::TsUnit;
+use crate::sinks::file::{FileSink, concat_parts};
+use crate::sources::file::{FileRecord, FileSource, streams_for_worker};
+use crate::sources::generator::{GeneratorConfig, MarketGenerator};
+
+/// Records emitted per source activation.
+const BATCH: usize = 4096;
+/// Records a source may emit while the outputs lag behind its watermark.
+const MAX_IN_FLIGHT: u64 = 64 * 1024;
+
+/// Counters of one run, summed over this process's workers.
+#[derive(Debug, Default)]
+pub struct Totals {
+    /// Valid bars read.
+    pub bars_in: AtomicU64,
+    /// Enriched bars written.
+    pub bars_out: AtomicU64,
+    /// Candle rows written (including corrections).
+    pub candles_out: AtomicU64,
+    /// Bars too late for per-bar indicators or for a window.
+    pub late: AtomicU64,
+    /// Invalid records (dead-lettered).
+    pub invalid: AtomicU64,
+}
+
+/// What a run writes where.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// The configured sinks (`[sinks]`).
+    Configured,
+    /// One-shot replay: enriched bars to one file (CSV or NDJSON by extension), the other
+    /// outputs beside it in `<FILE>.d/`.
+    Replay(PathBuf),
+}
+
+/// Runs process `process` of the cluster until its sources are exhausted (or forever).
+pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Arc<Totals>> {
+    let communication = if built.processes.len() > 1 {
+        CommunicationConfig::Cluster {
+            threads: built.workers,
+            process,
+            addresses: built.processes.clone(),
+            report: false,
+            zerocopy: false,
+        }
+    } else {
+        CommunicationConfig::Process(built.workers)
+    };
+    let config = timely::Config { communication, worker: Default::default() };
+    let totals = Arc::new(Totals::default());
+    let t = totals.clone();
+    let (sink_dir, format) = match &output {
+        Output::Configured => match &built.file_sink {
+            Some((dir, f)) => (Some(dir.clone()), *f),
+            None => (None, FileFormat::Csv),
+        },
+        Output::Replay(file) => {
+            let ndjson = file.extension().is_some_and(|e| e == "ndjson" || e == "json" || e == "jsonl");
+            (Some(part_dir(file)), if ndjson { FileFormat::Ndjson } else { FileFormat::Csv })
+        }
+    };
+    let b = built.clone();
+    let guards = timely::execute(config, move |worker| {
+        let index = worker.index();
+        let peers = worker.peers();
+        let set = Rc::new(b.set.clone());
+        let probe = ProbeHandle::<Time>::new();
+        let sink: Rc<RefCell<Option<FileSink>>> = Rc::new(RefCell::new(None));
+        let ts_unit = Rc::new(RefCell::new(TsUnit::Millis));
+        let totals = t.clone();
+        worker.dataflow::<Time, _, _>(|scope| {
+            let bars = bar_source(scope, &b, probe.clone(), sink.clone(), ts_unit.clone(), totals.clone(), sink_dir.clone(), format);
+            let bars = bars.exchange(route);
+            let s1 = sink.clone();
+            let t1 = totals.clone();
+            bars.clone()
+                .enrich(set.clone())
+                .probe_with(&probe)
+                .sink(Pipeline, "BarSink", move |(input, _)| {
+                    let mut sink = s1.borrow_mut();
+                    let (mut out, mut late) = (0, 0);
+                    input.for_each(|_, data| {
+                        for r in data.drain(..) {
+                            match r {
+                                Ok(row) => {
+                                    out += 1;
+                                    if let Some(s) = sink.as_mut() {
+                                        s.bar(&row).expect("writing results failed");
+                                    }
+                                }
+                                Err(bar) => {
+                                    late += 1;
+                                    if let Some(s) = sink.as_mut() {
+                                        s.late(&bar, 0).expect("writing results failed");
+                                    }
+                                }
+                            }
+                        }
+                    });
+                    t1.bars_out.fetch_add(out, Ordering::Relaxed);
+                    t1.late.fetch_add(late, Ordering::Relaxed);
+                });
+            if !b.windows.timeframes.is_empty() {
+                let s2 = sink.clone();
+                let t2 = totals.clone();
+                bars.candles(set.clone(), b.windows.clone()).probe_with(&probe).sink(Pipeline, "CandleSink", move |(input, _)| {
+                    let mut sink = s2.borrow_mut();
+                    let (mut out, mut late) = (0, 0);
+                    input.for_each(|_, data| {
+                        for r in data.drain(..) {
+                            match r {
+                                Ok(c) => {
+                                    out += 1;
+                                    if let Some(s) = sink.as_mut() {
+                                        s.candle(&c).expect("writing results failed");
+                                    }
+                                }
+                                Err((bar, tf)) => {
+                                    late += 1;
+                                    if let Some(s) = sink.as_mut() {
+                                        s.late(&bar, tf).expect("writing results failed");
+                                    }
+                                }
+                            }
+                        }
+                    });
+                    t2.candles_out.fetch_add(out, Ordering::Relaxed);
+                    t2.late.fetch_add(late, Ordering::Relaxed);
+                });
+            }
+        });
+        while worker.step_or_park(Some(Duration::from_millis(100))) {}
+        if let Some(s) = sink.borrow_mut().as_mut() {
+            s.flush().expect("flushing results failed");
+        }
+        let _ = (index, peers);
+    })
+    .map_err(|e| anyhow::anyhow!("starting the timely workers failed: {e}"))?;
+    for (i, r) in guards.join().into_iter().enumerate() {
+        r.map_err(|e| anyhow::anyhow!("worker {i} failed: {e}"))?;
+    }
+    if let Output::Replay(file) = &output {
+        let dir = part_dir(file);
+        let ext = if format == FileFormat::Csv { "csv" } else { "ndjson" };
+        let parts: Vec<PathBuf> = (0..built.workers).map(|w| dir.join(format!("bars-w{w}.{ext}"))).collect();
+        concat_parts(&parts, file, format == FileFormat::Csv).with_context(|| format!("writing {}", file.display()))?;
+    }
+    Ok(totals)
+}
+
+/// Where a replay keeps its per-worker files: `<FILE>.d/`.
+pub fn part_dir(file: &std::path::Path) -> PathBuf {
+    let mut s = file.as_os_str().to_owned();
+    s.push(".d");
+    PathBuf::from(s)
+}
+
+/// The source of this worker: file replay or the generator, emitting valid bars at the
+/// source watermark; invalid records go straight to the dead-letter file.
+#[allow(clippy::too_many_arguments)]
+fn bar_source<'s>(
+    scope: Scope<'s, Time>,
+    built: &Built,
+    probe: ProbeHandle<Time>,
+    sink: Rc<RefCell<Option<FileSink>>>,
+    ts_unit: Rc<RefCell<TsUnit>>,
+    totals: Arc<Totals>,
+    sink_dir: Option<PathBuf>,
+    format: FileFormat,
+) -> StreamVec<'s, Time, Bar> {
+    let index = scope.index();
+    let peers = scope.peers();
+    let built = built.clone();
+    source(scope, "Source", move |cap, info| {
+        let activator = scope.activator_for(info.address);
+        let mut cap = Some(cap);
+        let mut files = None;
+        let mut generator = None;
+        let mut pace: Option<(Instant, u64, u64)> = None; // (start, bars per second, emitted)
+        let mut delay = built.watermark_delay;
+        let mut emitted_since_caught_up = 0u64;
+        let mut batch: Vec<Bar> = Vec::with_capacity(BATCH);
+        let mut max_seen = i64::MIN;
+        match &built.source {
+            SourceSpec::File { paths, symbol } => {
+                let streams = streams_for_worker(paths, *symbol, built.bounds, index, peers).expect("opening input files failed");
+                files = Some(FileSource::new(streams));
+            }
+            SourceSpec::Generator { symbols, rate, seed, interval, count } => {
+                let start_ms = if *rate > 0 {
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64 / 1000 * 1000).unwrap_or(0)
+                } else {
+                    1_700_000_000_000
+                };
+                let cfg = GeneratorConfig {
+                    symbols: *symbols,
+                    seed: *seed,
+                    start_ms,
+                    interval_ms: *interval,
+                    records: (*count > 0).then_some(*count),
+                    ..GeneratorConfig::default()
+                };
+                generator = Some(MarketGenerator::for_worker(cfg, index, peers).expect("generator config was validated"));
+                if *rate > 0 {
+                    pace = Some((Instant::now(), (*rate).div_ceil(peers as u64), 0));
+                }
+                delay = delay.max(0);
+            }
+        }
+        let mut sink_opened = false;
+        move |output| {
+            let Some(c) = cap.as_mut() else { return };
+            if !sink_opened {
+                sink_opened = true;
+                if let Some(dir) = &sink_dir {
+                    *sink.borrow_mut() = Some(FileSink::create(dir, index, format, &built.set, *ts_unit.borrow()).expect("creating result files failed"));
+                }
+            }
+            // Backpressure: wait while the outputs lag and we already have much in flight.
+            if probe.less_than(c.time()) {
+                if emitted_since_caught_up >= MAX_IN_FLIGHT {
+                    activator.activate_after(Duration::from_micros(200));
+                    return;
+                }
+            } else {
+                emitted_since_caught_up = 0;
+            }
+            let mut budget = BATCH;
+            if let Some((start, rate, emitted)) = pace.as_mut() {
+                let due = (start.elapsed().as_secs_f64() * *rate as f64) as u64;
+                budget = budget.min(due.saturating_sub(*emitted) as usize);
+                if budget == 0 {
+                    activator.activate_after(Duration::from_millis(5));
+                    return;
+                }
+                *emitted += budget as u64;
+            }
+            batch.clear();
+            let mut exhausted = false;
+            let mut invalid = 0u64;
+            if let Some(g) = generator.as_mut() {
+                let n = g.fill(&mut batch, budget);
+                exhausted = n < budget;
+            }
+            if let Some(f) = files.as_mut() {
+                while batch.len() < budget {
+                    match f.next_record().expect("reading input failed") {
+                        None => {
+                            exhausted = true;
+                            break;
+                        }
+                        Some(FileRecord::Bar(b)) => batch.push(b),
+                        Some(FileRecord::Invalid { location, error, payload }) => {
+                            invalid += 1;
+                            tracing::debug!(%location, %error, "invalid record dead-lettered");
+                            if let Some(s) = sink.borrow_mut().as_mut() {
+                                s.dead_letter(&location, &error.to_string(), &payload).expect("writing dead letters failed");
+                            }
+                        }
+                    }
+                }
+                if let Some(u) = f.ts_unit() {
+                    *ts_unit.borrow_mut() = u;
+                }
+            }
+            let n = batch.len() as u64;
+            if !batch.is_empty() {
+                let mut session = output.session(c);
+                for b in batch.drain(..) {
+                    max_seen = max_seen.max(b.ts);
+                    session.give(b);
+                }
+            }
+            totals.invalid.fetch_add(invalid, Ordering::Relaxed);
+            totals.bars_in.fetch_add(n, Ordering::Relaxed);
+            emitted_since_caught_up += n;
+            if exhausted {
+                cap = None;
+                return;
+            }
+            // Advance the watermark: never past what a stream can still yield on time.
+            // Time-sorted inputs: the next bar's time. Otherwise the newest time minus the delay.
+            let mut wm = max_seen.saturating_sub(delay);
+            if delay == 0 {
+                if let Some(f) = files.as_mut() {
+                    if let Some(low) = f.low_watermark().expect("reading input failed") {
+                        wm = low;
+                    }
+                }
+            }
+            let wm = wm.max(0) as Time;
+            if wm > *c.time() {
+                c.downgrade(&wm);
+            }
+            activator.activate();
+        }
+    })
+}

@@ -1,0 +1,7 @@
+//! `cluster.toml`: the one deployment file. Parse → validate (every error at once, each naming
+//! the key, the bad value and a good example) → build, before any worker starts.
+mod model;
+mod validate;
+
+pub use model::*;
+pub use validate::{ConfigErrors, Built};

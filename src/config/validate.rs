@@ -1,0 +1,344 @@
+//! Validation and building: every problem is collected, then reported at once.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tickflow_operators::dataflow::WindowConfig;
+use tickflow_operators::signal::{Combine, Rule};
+use tickflow_operators::time::{Millis, days_from_civil};
+use tickflow_operators::{IndicatorSet, IndicatorSpec, Symbol, TimeBounds};
+
+use super::model::*;
+
+/// Every problem found in a config, one line each.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} problem(s) in the configuration:", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Where bars come from, checked.
+#[derive(Clone, Debug)]
+pub enum SourceSpec {
+    /// The synthetic market.
+    Generator {
+        /// Symbols.
+        symbols: usize,
+        /// Bars/s for the whole cluster (0 = max).
+        rate: u64,
+        /// Seed.
+        seed: u64,
+        /// Event-time step per symbol, ms.
+        interval: Millis,
+        /// Total bars, 0 = unbounded.
+        count: u64,
+    },
+    /// File replay.
+    File {
+        /// Files.
+        paths: Vec<PathBuf>,
+        /// Symbol for CSVs without a symbol column.
+        symbol: Option<Symbol>,
+    },
+}
+
+/// Output file format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileFormat {
+    /// Comma-separated with a header.
+    Csv,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+/// A validated configuration, ready to run.
+#[derive(Clone, Debug)]
+pub struct Built {
+    /// Workers per process.
+    pub workers: usize,
+    /// Process addresses.
+    pub processes: Vec<String>,
+    /// Status address of process 0.
+    pub status_listen: SocketAddr,
+    /// The source.
+    pub source: SourceSpec,
+    /// Accepted event times.
+    pub bounds: TimeBounds,
+    /// Watermark delay, ms.
+    pub watermark_delay: Millis,
+    /// Windows.
+    pub windows: WindowConfig,
+    /// Indicators and rules.
+    pub set: IndicatorSet,
+    /// File sink: directory and format.
+    pub file_sink: Option<(PathBuf, FileFormat)>,
+}
+
+impl Built {
+    /// The status address of process `n`.
+    pub fn status_addr(&self, n: usize) -> SocketAddr {
+        let mut a = self.status_listen;
+        if a.port() != 0 {
+            a.set_port(a.port() + n as u16);
+        }
+        a
+    }
+}
+
+fn duration_ms(errs: &mut Vec<String>, key: &str, v: &str) -> Millis {
+    match humantime::parse_duration(v.trim()) {
+        Ok(d) => d.as_millis() as Millis,
+        Err(e) => {
+            errs.push(format!("{key}: {v:?} is not a duration ({e}); expected e.g. \"250ms\", \"5s\", \"1m\""));
+            0
+        }
+    }
+}
+
+/// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ` to ms.
+fn date_ms(s: &str) -> Option<Millis> {
+    let s = s.trim();
+    let (date, time) = match s.split_once('T') {
+        Some((d, t)) => (d, Some(t.strip_suffix('Z')?)),
+        None => (s, None),
+    };
+    let mut it = date.split('-');
+    let y: i64 = it.next()?.parse().ok()?;
+    let m: u32 = it.next()?.parse().ok()?;
+    let d: u32 = it.next()?.parse().ok()?;
+    if it.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let mut ms = days_from_civil(y, m, d) * 86_400_000;
+    if let Some(t) = time {
+        let parts: Vec<u32> = t.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+        let [h, mi, sec] = parts[..] else { return None };
+        if h > 23 || mi > 59 || sec > 59 {
+            return None;
+        }
+        ms += i64::from(h * 3600 + mi * 60 + sec) * 1000;
+    }
+    Some(ms)
+}
+
+impl Config {
+    /// Parses TOML text (syntax and types only).
+    pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        toml::from_str(text).map_err(|e| ConfigErrors(vec![e.to_string().trim().replace('\n', "\n    ")]))
+    }
+
+    /// Checks every value and builds the runnable form; reports every problem at once.
+    pub fn build(&self) -> Result<Built, ConfigErrors> {
+        let mut errs = Vec::new();
+        let c = &self.cluster;
+        if c.workers == 0 || c.workers > 256 {
+            errs.push(format!("cluster.workers: {} is outside 1..=256; expected e.g. 2", c.workers));
+        }
+        if c.processes.is_empty() {
+            errs.push("cluster.processes: empty; expected e.g. [\"127.0.0.1:2101\"]".into());
+        }
+        for (i, p) in c.processes.iter().enumerate() {
+            match p.rsplit_once(':') {
+                Some((h, port)) if !h.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
+                _ => errs.push(format!("cluster.processes[{i}]: {p:?} is not host:port; expected e.g. \"127.0.0.1:2101\"")),
+            }
+        }
+        let status_listen = self.status.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
+            errs.push(format!("status.listen: {:?} is not an ip:port address; expected e.g. \"127.0.0.1:9100\"", self.status.listen));
+            SocketAddr::from(([127, 0, 0, 1], 9100))
+        });
+
+        let source = match self.source.kind.as_str() {
+            "generator" => {
+                let g = &self.source.generator;
+                if g.symbols == 0 || g.symbols > 1_000_000 {
+                    errs.push(format!("source.generator.symbols: {} is outside 1..=1000000; expected e.g. 100", g.symbols));
+                }
+                let interval = duration_ms(&mut errs, "source.generator.interval", &g.interval);
+                if interval <= 0 && !g.interval.is_empty() {
+                    errs.push(format!("source.generator.interval: {:?} must be at least 1ms; expected e.g. \"1s\"", g.interval));
+                }
+                SourceSpec::Generator { symbols: g.symbols, rate: g.rate, seed: g.seed, interval, count: g.count }
+            }
+            "file" => {
+                let f = &self.source.file;
+                if f.paths.is_empty() {
+                    errs.push("source.file.paths: empty; expected e.g. [\"data/bars.ndjson\"]".into());
+                }
+                let symbol = f.symbol.as_deref().and_then(|s| match Symbol::new(s) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        errs.push(format!("source.file.symbol: {e}; expected e.g. \"AAPL\""));
+                        None
+                    }
+                });
+                SourceSpec::File { paths: f.paths.iter().map(PathBuf::from).collect(), symbol }
+            }
+            other => {
+                errs.push(format!("source.kind: {other:?} is not a source; expected \"generator\" or \"file\""));
+                SourceSpec::Generator { symbols: 1, rate: 0, seed: 0, interval: 1000, count: 0 }
+            }
+        };
+
+        let t = &self.time;
+        let watermark_delay = duration_ms(&mut errs, "time.watermark-delay", &t.watermark_delay);
+        let allowed_lateness = duration_ms(&mut errs, "time.allowed-lateness", &t.allowed_lateness);
+        let mut bound = |key: &str, v: &str| {
+            date_ms(v).unwrap_or_else(|| {
+                errs.push(format!("{key}: {v:?} is not a date; expected e.g. \"1990-01-01\" or \"2100-01-01T00:00:00Z\""));
+                0
+            })
+        };
+        let bounds = TimeBounds { min: bound("time.min-timestamp", &t.min_timestamp), max: bound("time.max-timestamp", &t.max_timestamp) };
+        if bounds.min >= bounds.max {
+            errs.push(format!("time.min-timestamp: {:?} is not before time.max-timestamp {:?}", t.min_timestamp, t.max_timestamp));
+        }
+
+        let mut specs = Vec::new();
+        for (i, s) in self.indicators.list.iter().enumerate() {
+            match s.parse::<IndicatorSpec>() {
+                Ok(spec) => specs.push(spec),
+                Err(e) => errs.push(format!("indicators.list[{i}]: {e}")),
+            }
+        }
+        let combine = match self.signals.combine.as_str() {
+            "first-match" => Combine::FirstMatch,
+            "majority" => Combine::Majority,
+            "unanimous" => Combine::Unanimous,
+            other => {
+                errs.push(format!("signals.combine: {other:?} is not a combination; expected \"first-match\", \"majority\" or \"unanimous\""));
+                Combine::FirstMatch
+            }
+        };
+        let mut rules = Vec::new();
+        for (i, r) in self.signals.rules.iter().enumerate() {
+            let key = format!("signals.rules[{i}]");
+            let mut need = |name: &str, v: Option<usize>, example: usize| {
+                v.unwrap_or_else(|| {
+                    errs.push(format!("{key}.{name}: missing for kind {:?}; expected e.g. {name} = {example}", r.kind));
+                    example
+                })
+            };
+            match r.kind.as_str() {
+                "rsi" => rules.push(Rule::Rsi {
+                    period: need("period", r.period, 14),
+                    buy_below: r.buy_below.unwrap_or(30.0),
+                    sell_above: r.sell_above.unwrap_or(70.0),
+                }),
+                "ma-cross" => rules.push(Rule::MaCross { fast: need("fast", r.fast, 5), slow: need("slow", r.slow, 20) }),
+                "macd-cross" => rules.push(Rule::MacdCross {
+                    fast: need("fast", r.fast, 12),
+                    slow: need("slow", r.slow, 26),
+                    signal: need("signal", r.signal, 9),
+                }),
+                other => errs.push(format!("{key}.kind: {other:?} is not a rule; expected \"rsi\", \"ma-cross\" or \"macd-cross\"")),
+            }
+        }
+        let set = IndicatorSet::new(specs, rules, combine).unwrap_or_else(|e| {
+            errs.push(format!("indicators/signals: {e}"));
+            IndicatorSet::standard()
+        });
+
+        let mut timeframes = Vec::new();
+        for (i, tf) in self.windows.timeframes.iter().enumerate() {
+            let ms = duration_ms(&mut errs, &format!("windows.timeframes[{i}]"), tf);
+            if ms > 0 && 86_400_000 % ms != 0 && ms % 86_400_000 != 0 {
+                errs.push(format!("windows.timeframes[{i}]: {tf:?} does not divide a day, so windows would drift across days; expected e.g. \"1m\", \"5m\", \"1h\""));
+            }
+            if ms > 0 {
+                timeframes.push(ms);
+            }
+        }
+        let windows = WindowConfig { timeframes, allowed_lateness };
+
+        let file_sink = self.sinks.file.as_ref().map(|f| {
+            let format = match f.format.as_str() {
+                "csv" => FileFormat::Csv,
+                "ndjson" => FileFormat::Ndjson,
+                other => {
+                    errs.push(format!("sinks.file.format: {other:?} is not a format; expected \"csv\" or \"ndjson\""));
+                    FileFormat::Csv
+                }
+            };
+            (PathBuf::from(&f.dir), format)
+        });
+
+        if !errs.is_empty() {
+            return Err(ConfigErrors(errs));
+        }
+        Ok(Built {
+            workers: c.workers,
+            processes: c.processes.clone(),
+            status_listen,
+            source,
+            bounds,
+            watermark_delay,
+            windows,
+            set,
+            file_sink,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_build() {
+        let b = Config::parse("").unwrap().build().unwrap();
+        assert_eq!(b.windows.timeframes, vec![60_000, 300_000, 3_600_000]);
+        assert_eq!(b.set.columns().len(), 15);
+        assert_eq!(b.bounds, TimeBounds::default());
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let text = r#"
+            [cluster]
+            workers = 0
+            processes = ["nohost"]
+            [status]
+            listen = "9100"
+            [time]
+            allowed-lateness = "soon"
+            [indicators]
+            list = ["sma:0", "wma:3"]
+            [signals]
+            combine = "vote"
+            [windows]
+            timeframes = ["7m"]
+        "#;
+        let e = Config::parse(text).unwrap().build().unwrap_err();
+        let msgs = e.0.join("\n");
+        for want in [
+            "cluster.workers: 0 is outside 1..=256; expected e.g. 2",
+            "cluster.processes[0]: \"nohost\" is not host:port; expected e.g. \"127.0.0.1:2101\"",
+            "status.listen: \"9100\" is not an ip:port address; expected e.g. \"127.0.0.1:9100\"",
+            "time.allowed-lateness: \"soon\" is not a duration",
+            "indicators.list[0]: \"sma:0\": sma: period 0 is outside 1..=100000",
+            "indicators.list[1]: \"wma:3\": unknown indicator \"wma\"",
+            "signals.combine: \"vote\" is not a combination",
+            "windows.timeframes[0]: \"7m\" does not divide a day",
+        ] {
+            assert!(msgs.contains(want), "missing {want:?} in:\n{msgs}");
+        }
+        assert_eq!(e.0.len(), 8, "{msgs}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let e = Config::parse("[cluster]\nworkerz = 2\n").unwrap_err();
+        assert!(e.to_string().contains("unknown field `workerz`"), "{e}");
+    }
+}
