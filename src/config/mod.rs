@@ -4,4 +4,4 @@ mod model;
 mod validate;
 
 pub use model::*;
-pub use validate::{ConfigErrors, Built};
+pub use validate::{Built, ConfigErrors, FileFormat, SourceSpec};
