@@ -66,3 +66,51 @@ pub fn register_timely_logging(
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use timely::dataflow::operators::vec::Map;
+    use timely::dataflow::operators::{Inspect, ToStream};
+
+    #[test]
+    fn named_operators_and_worker_busy_time_are_recorded() {
+        let metrics = Arc::new(ProcessMetrics::with_system_clock(0, 0..1));
+        let m = Arc::clone(&metrics);
+        let seen = timely::execute_directly(move |worker| {
+            register_timely_logging(worker, &m).unwrap();
+            worker.dataflow::<u64, _, _>(|scope| {
+                (0..100u64)
+                    .to_stream(scope)
+                    .container::<Vec<_>>()
+                    .map(|x| x + 1)
+                    .inspect(|_| {});
+            });
+            // Run to completion, then report what the logger saw.
+            while worker.step() {}
+            m.operators().snapshot()
+        });
+        let names: Vec<&str> = seen.iter().map(|o| o.name.as_str()).collect();
+        for expected in ["FlatMap", "Inspect", "ToStreamBuilder"] {
+            assert!(
+                names.contains(&expected),
+                "{expected} missing from {names:?}"
+            );
+        }
+        assert!(seen.iter().all(|o| o.worker == 0 && o.schedules >= 1));
+        // The top-level dataflow is not an operator row; its time is the worker's busy time.
+        assert!(!names.contains(&"Dataflow"), "{names:?}");
+        assert!(metrics.worker(0).unwrap().load().counters.busy_ns > 0);
+    }
+
+    #[test]
+    fn unknown_worker_is_an_error() {
+        let metrics = Arc::new(ProcessMetrics::with_system_clock(1, 4..8));
+        let err = timely::execute_directly(move |worker| {
+            register_timely_logging(worker, &metrics)
+                .unwrap_err()
+                .to_string()
+        });
+        assert_eq!(err, "worker 0 is not in this process's worker range 4..8");
+    }
+}
