@@ -7,10 +7,13 @@
 use std::fmt::{Display, Write as _};
 
 use super::metrics::CounterValues;
-use super::process::ProcessMetrics;
+use super::process::{PartitionStatus, ProcessMetrics};
 
 /// The `Content-Type` of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Reads one value of a partition.
+type PartitionField = fn(&PartitionStatus) -> i64;
 
 /// Prefix of every metric name.
 const PREFIX: &str = "tickflow_";
@@ -251,7 +254,7 @@ pub fn render(metrics: &ProcessMetrics) -> String {
         .iter()
         .map(|s| (s.partition.to_string(), s.owner_worker.to_string()))
         .collect();
-    let gauges: [(&str, &str, fn(&super::PartitionStatus) -> i64); 3] = [
+    let gauges: [(&str, &str, PartitionField); 3] = [
         (
             "kafka_partition_offset",
             "Next offset to read from the partition.",
