@@ -1,0 +1,235 @@
+//! The status HTTP server: warp on a tokio runtime thread of its own.
+//!
+//! Timely workers are synchronous threads and must never wait on async code, so the server
+//! gets a dedicated thread running a current-thread tokio runtime. It only reads the shared
+//! [`ProcessMetrics`]; the workers never wait on it. A 1 s interval task on the same runtime
+//! takes the rate samples.
+//!
+//! Routes: `GET /health`, `GET /ready`, `GET /status`, `GET /metrics` (see [`routes`]), plus
+//! any extra filter passed in (tickflow's `/rules` endpoints later), tried after these.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+
+use super::error::StatusError;
+use super::process::ProcessMetrics;
+use super::prometheus;
+use super::snapshot::{ReadyInfo, status_report};
+
+/// Routes mounted next to the built-in ones: any warp filter mapped to a [`Response`]
+/// (`.map(|r| r.into_response()).boxed()`).
+pub type ExtraRoutes = BoxedFilter<(Response,)>;
+
+/// Tunables of [`StatusServer::start_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// How often to sample counters for rates; `None` disables the sampler (tests sample by
+    /// hand with [`ProcessMetrics::sample`]).
+    pub sample_interval: Option<Duration>,
+    /// How long shutdown waits for in-flight requests before closing connections.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            sample_interval: Some(Duration::from_secs(1)),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The built-in routes over `metrics`, boxed so they can be served, tested with
+/// `warp::test`, or merged into a larger filter.
+///
+/// - `GET /health`: 200 `{"status":"ok"}`.
+/// - `GET /ready`: 200 when ready, else 503; body [`ReadyInfo`].
+/// - `GET /status`: the [`StatusReport`](super::StatusReport) as JSON.
+/// - `GET /metrics`: Prometheus text format 0.0.4.
+pub fn routes(metrics: Arc<ProcessMetrics>) -> BoxedFilter<(Response,)> {
+    let with_metrics = warp::any().map(move || Arc::clone(&metrics));
+
+    let health = warp::path!("health")
+        .and(warp::get())
+        .map(|| warp::reply::json(&serde_json::json!({ "status": "ok" })).into_response());
+
+    let ready = warp::path!("ready")
+        .and(warp::get())
+        .and(with_metrics.clone())
+        .map(|m: Arc<ProcessMetrics>| {
+            let info = ReadyInfo::from(m.readiness());
+            let code = if info.ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            warp::reply::with_status(warp::reply::json(&info), code).into_response()
+        });
+
+    let status = warp::path!("status")
+        .and(warp::get())
+        .and(with_metrics.clone())
+        .map(|m: Arc<ProcessMetrics>| warp::reply::json(&status_report(&m)).into_response());
+
+    let exposition = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_metrics)
+        .map(|m: Arc<ProcessMetrics>| {
+            warp::reply::with_header(
+                prometheus::render(&m),
+                "content-type",
+                prometheus::CONTENT_TYPE,
+            )
+            .into_response()
+        });
+
+    health
+        .or(ready)
+        .unify()
+        .or(status)
+        .unify()
+        .or(exposition)
+        .unify()
+        .boxed()
+}
+
+/// A running status server. Dropping it shuts the server down (gracefully) and joins its
+/// thread, as [`StatusServer::shutdown`] does.
+#[derive(Debug)]
+pub struct StatusServer {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StatusServer {
+    /// Binds `addr` (port 0 picks a free port) and serves the built-in routes plus `extra`
+    /// on a new thread, sampling rates once a second.
+    pub fn start(
+        addr: SocketAddr,
+        metrics: Arc<ProcessMetrics>,
+        extra: Option<ExtraRoutes>,
+    ) -> Result<Self, StatusError> {
+        Self::start_with(addr, metrics, extra, ServerOptions::default())
+    }
+
+    /// [`StatusServer::start`] with explicit [`ServerOptions`].
+    pub fn start_with(
+        addr: SocketAddr,
+        metrics: Arc<ProcessMetrics>,
+        extra: Option<ExtraRoutes>,
+        options: ServerOptions,
+    ) -> Result<Self, StatusError> {
+        // Bind on the caller's thread so a bad address is an error here, not a panic there.
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|source| StatusError::Bind { addr, source })?;
+        let bind_err = |source| StatusError::Bind { addr, source };
+        listener.set_nonblocking(true).map_err(bind_err)?;
+        let local = listener.local_addr().map_err(bind_err)?;
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(StatusError::Runtime)?;
+
+        let mut filter = routes(Arc::clone(&metrics));
+        if let Some(extra) = extra {
+            filter = filter.or(extra).unify().boxed();
+        }
+
+        let (stop, stop_rx) = watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("tickflow-status".to_owned())
+            .spawn(move || runtime.block_on(serve(listener, filter, metrics, stop_rx, options)))
+            .map_err(StatusError::Thread)?;
+        tracing::info!(addr = %local, "status server listening");
+        Ok(Self {
+            addr: local,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address actually bound (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the grace period), and joins
+    /// the server thread.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        // Fails only if the server task already ended, which is what we want anyway.
+        let _ = self.stop.send(true);
+        if thread.join().is_err() {
+            tracing::error!(addr = %self.addr, "status server thread panicked");
+        } else {
+            tracing::info!(addr = %self.addr, "status server stopped");
+        }
+    }
+}
+
+impl Drop for StatusServer {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// Resolves once shutdown is asked for (or the handle is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    // Err means the sender was dropped: treat as stop.
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    filter: BoxedFilter<(Response,)>,
+    metrics: Arc<ProcessMetrics>,
+    stop: watch::Receiver<bool>,
+    options: ServerOptions,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(error) => {
+            tracing::error!(%error, "status server: cannot register listener with tokio");
+            return;
+        }
+    };
+    if let Some(every) = options.sample_interval {
+        tokio::spawn(sample_every(every, metrics));
+    }
+    let server = warp::serve(filter)
+        .incoming(listener)
+        .graceful(stopped(stop.clone()))
+        .run();
+    let grace = options.shutdown_grace;
+    tokio::select! {
+        () = server => {}
+        () = async { stopped(stop).await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(?grace, "status server: requests still open after grace period; closing");
+        }
+    }
+}
+
+async fn sample_every(every: Duration, metrics: Arc<ProcessMetrics>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        metrics.sample();
+    }
+}
