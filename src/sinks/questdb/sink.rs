@@ -58,9 +58,9 @@ pub enum SendError {
     /// `queue-rows` rows are already waiting (only from `try_send`).
     #[error("the QuestDB sink queue is full")]
     Full(RowBatch),
-    /// The sink has stopped; the error says why.
+    /// The sink has stopped; the error says why (boxed to keep the `Result` small).
     #[error("the QuestDB sink has stopped: {1}")]
-    Stopped(RowBatch, SinkError),
+    Stopped(RowBatch, Box<SinkError>),
 }
 
 type AckFn = Box<dyn FnMut(u64) + Send>;
@@ -152,12 +152,15 @@ impl SinkHandle {
     pub fn send(&self, batch: RowBatch) -> Result<(), SendError> {
         let n = batch.rows();
         if let Err(e) = self.shared.acquire(n, true) {
-            return Err(SendError::Stopped(batch, e.unwrap_or(SinkError::Closed)));
+            return Err(SendError::Stopped(
+                batch,
+                Box::new(e.unwrap_or(SinkError::Closed)),
+            ));
         }
         self.tx.send(Msg::Rows(batch)).map_err(|e| {
             self.shared.release(n);
             match e.0 {
-                Msg::Rows(b) => SendError::Stopped(b, self.shared.stopped()),
+                Msg::Rows(b) => SendError::Stopped(b, Box::new(self.shared.stopped())),
                 _ => unreachable!("sent Rows"),
             }
         })
@@ -169,14 +172,14 @@ impl SinkHandle {
         match self.shared.acquire(n, false) {
             Ok(()) => {}
             Err(None) => return Err(SendError::Full(batch)),
-            Err(Some(e)) => return Err(SendError::Stopped(batch, e)),
+            Err(Some(e)) => return Err(SendError::Stopped(batch, Box::new(e))),
         }
         self.tx.try_send(Msg::Rows(batch)).map_err(|e| {
             self.shared.release(n);
             match e {
                 TrySendError::Full(Msg::Rows(b)) => SendError::Full(b),
                 TrySendError::Disconnected(Msg::Rows(b)) => {
-                    SendError::Stopped(b, self.shared.stopped())
+                    SendError::Stopped(b, Box::new(self.shared.stopped()))
                 }
                 _ => unreachable!("sent Rows"),
             }
