@@ -604,6 +604,40 @@ fn tcp_mode_writes_lines_to_the_socket() {
 }
 
 #[test]
+fn rows_flush_by_themselves_after_max_delay_and_split_at_max_bytes() {
+    let fake = Fake::start(vec![]);
+    let tables = Tables::new(&set(), "").unwrap();
+    let mut c = config(fake.addr);
+    c.create_tables = false;
+    c.max_delay = Duration::from_millis(5).into();
+    c.max_bytes = 40; // two 20-byte rows per request at most
+    let (ack_tx, ack_rx) = unbounded();
+    let sink = QuestDbSink::builder(c, &tables)
+        .on_ack(move |s| ack_tx.send(s).unwrap())
+        .start()
+        .unwrap();
+    let h = sink.handle();
+    for i in 0..5 {
+        let mut b = plain_rows(1, None);
+        b.set_seq(i);
+        h.send(b).unwrap();
+    }
+    // No flush call: the last row goes out when max-delay expires. (The timeout only guards
+    // against a hang; it is not what the test measures.)
+    let acks: Vec<u64> = (0..5)
+        .map(|_| ack_rx.recv_timeout(Duration::from_secs(10)).unwrap())
+        .collect();
+    assert_eq!(acks, [0, 1, 2, 3, 4]);
+    assert_eq!(fake.accepted(), vec!["t k=0i,v=\"ok\" 0"; 5]);
+    let snap = sink.close().unwrap();
+    assert_eq!((snap.rows_written, snap.acked_seq), (5, Some(4)));
+    assert!(
+        snap.batches >= 3,
+        "max-bytes splits 5 rows into at least 3 requests: {snap:?}"
+    );
+}
+
+#[test]
 fn invalid_config_is_refused_at_start_with_every_problem() {
     let tables = Tables::new(&set(), "").unwrap();
     let c = QuestDbConfig {

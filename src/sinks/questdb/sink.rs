@@ -378,8 +378,22 @@ struct Worker {
     pool: Sender<RowBatch>,
 }
 
+/// Marks the sink stopped however the thread ends, so that senders blocked on backpressure
+/// wake up even if a user callback panicked.
+struct StopOnExit(Arc<Shared>);
+
+impl Drop for StopOnExit {
+    fn drop(&mut self) {
+        // Keeps an earlier, more precise error if there is one.
+        self.0.stop(SinkError::Request(
+            "the sink thread ended by a panic".into(),
+        ));
+    }
+}
+
 impl Worker {
     fn run(mut self, rx: Receiver<Msg>) {
+        let _stop = StopOnExit(self.shared.clone());
         let err = match self.serve(&rx) {
             Ok(()) => SinkError::Closed,
             Err(e) => {
