@@ -85,17 +85,23 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Arc<T
             (Some(part_dir(file)), if ndjson { FileFormat::Ndjson } else { FileFormat::Csv })
         }
     };
+    let unit = match &built.source {
+        SourceSpec::File { paths, symbol } => detect_ts_unit(paths, *symbol, built.bounds),
+        SourceSpec::Generator { .. } => TsUnit::Millis,
+    };
     let b = built.clone();
     let guards = timely::execute(config, move |worker| {
         let index = worker.index();
         let peers = worker.peers();
         let set = Rc::new(b.set.clone());
         let probe = ProbeHandle::<Time>::new();
-        let sink: Rc<RefCell<Option<FileSink>>> = Rc::new(RefCell::new(None));
-        let ts_unit = Rc::new(RefCell::new(TsUnit::Millis));
+        let sink: Rc<RefCell<Option<FileSink>>> = Rc::new(RefCell::new(match &sink_dir {
+            Some(dir) => Some(FileSink::create(dir, index, format, &b.set, unit).expect("creating result files failed")),
+            None => None,
+        }));
         let totals = t.clone();
         worker.dataflow::<Time, _, _>(|scope| {
-            let bars = bar_source(scope, &b, probe.clone(), sink.clone(), ts_unit.clone(), totals.clone(), sink_dir.clone(), format);
+            let bars = bar_source(scope, &b, probe.clone(), sink.clone(), totals.clone());
             let bars = bars.exchange(route);
             let s1 = sink.clone();
             let t1 = totals.clone();
@@ -174,6 +180,25 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Arc<T
     Ok(totals)
 }
 
+/// The unit of the first valid timestamp in the inputs (the unit results are written in).
+fn detect_ts_unit(paths: &[PathBuf], symbol: Option<tickflow_operators::Symbol>, bounds: tickflow_operators::TimeBounds) -> TsUnit {
+    let Ok(streams) = streams_for_worker(paths, symbol, bounds, 0, 1) else { return TsUnit::Millis };
+    for mut s in streams {
+        for _ in 0..100 {
+            match s.peek_ts() {
+                Ok(Some(_)) => {
+                    if let Some(u) = s.ts_unit {
+                        return u;
+                    }
+                    s.take();
+                }
+                _ => break,
+            }
+        }
+    }
+    TsUnit::Millis
+}
+
 /// Where a replay keeps its per-worker files: `<FILE>.d/`.
 pub fn part_dir(file: &std::path::Path) -> PathBuf {
     let mut s = file.as_os_str().to_owned();
@@ -189,10 +214,7 @@ fn bar_source<'s>(
     built: &Built,
     probe: ProbeHandle<Time>,
     sink: Rc<RefCell<Option<FileSink>>>,
-    ts_unit: Rc<RefCell<TsUnit>>,
     totals: Arc<Totals>,
-    sink_dir: Option<PathBuf>,
-    format: FileFormat,
 ) -> StreamVec<'s, Time, Bar> {
     let index = scope.index();
     let peers = scope.peers();
@@ -233,15 +255,8 @@ fn bar_source<'s>(
                 delay = delay.max(0);
             }
         }
-        let mut sink_opened = false;
         move |output| {
             let Some(c) = cap.as_mut() else { return };
-            if !sink_opened {
-                sink_opened = true;
-                if let Some(dir) = &sink_dir {
-                    *sink.borrow_mut() = Some(FileSink::create(dir, index, format, &built.set, *ts_unit.borrow()).expect("creating result files failed"));
-                }
-            }
             // Backpressure: wait while the outputs lag and we already have much in flight.
             if probe.less_than(c.time()) {
                 if emitted_since_caught_up >= MAX_IN_FLIGHT {
@@ -284,9 +299,6 @@ fn bar_source<'s>(
                             }
                         }
                     }
-                }
-                if let Some(u) = f.ts_unit() {
-                    *ts_unit.borrow_mut() = u;
                 }
             }
             let n = batch.len() as u64;

@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use tickflow::cluster::{self, Output};
-use tickflow::config::{Config, SourceSpec};
-use tickflow_operators::Symbol;
+use tickflow::config::Config;
 
 #[derive(Parser)]
 #[command(name = "tickflow", version, about = "Real-time market analytics on timely dataflow")]
@@ -101,12 +100,11 @@ fn real_main() -> anyhow::Result<()> {
         Command::Replay { inputs, output, symbol, workers, config } => {
             let mut cfg = load(config.as_ref())?;
             cfg.source.kind = "file".into();
-            cfg.cluster.processes = vec!["127.0.0.1:0".into()];
-            cfg.cluster.processes[0] = "127.0.0.1:2101".into();
+            cfg.source.file.paths = inputs.iter().map(|p| p.display().to_string()).collect();
+            cfg.source.file.symbol = symbol.clone();
+            cfg.cluster.processes = vec!["127.0.0.1:2101".into()];
             cfg.cluster.workers = workers.unwrap_or(1);
-            let mut built = cfg.build()?;
-            let symbol = symbol.map(|s| Symbol::new(&s).map_err(|e| anyhow::anyhow!("--symbol: {e}"))).transpose()?;
-            built.source = SourceSpec::File { paths: inputs, symbol };
+            let built = cfg.build()?;
             let started = Instant::now();
             let totals = cluster::run(built, 0, Output::Replay(output.clone()))?;
             report(&totals, started);

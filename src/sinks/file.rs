@@ -136,7 +136,7 @@ impl RowFormat {
     pub fn candles_header(&self) -> Option<String> {
         (self.format == FileFormat::Csv).then(|| {
             format!(
-                "symbol,timeframe,ts,open,high,low,close,volume,count,volume_avg,open_avg,close_avg,vwap,revision,{},signal\n",
+                "symbol,timeframe,ts,open,high,low,close,volume,count,volume_avg,open_avg,close_avg,window_vwap,revision,{},signal\n",
                 self.columns.join(",")
             )
         })
@@ -154,7 +154,7 @@ impl RowFormat {
         self.field("volume_avg", Some(c.avg_volume()));
         self.field("open_avg", Some(c.avg_open()));
         self.field("close_avg", Some(c.avg_close()));
-        self.field("vwap", c.vwap());
+        self.field("window_vwap", c.vwap());
         self.key("revision");
         self.line.push_str(itoa::Buffer::new().format(c.revision));
         self.values(&c.values);
