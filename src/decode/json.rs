@@ -6,7 +6,7 @@
 //! field of a `NaN`/`Infinity` token (it is a syntax error there), cannot accept several
 //! shapes and aliases while rejecting duplicates across aliases without a second pass, and
 //! its default float parser is not always correctly rounded. Measured on W1 lines
-//! (`benches/decode.rs`, 2-core dev box): this decoder ~3.5M lines/s including timestamp,
+//! (`benches/decode.rs`, shared 2-core box): this decoder 2.8-3.5M lines/s including timestamp,
 //! symbol and bar validation; serde_json into a borrowed struct without any validation
 //! ~4.7M/s; into a `Value` ~2.5M/s. Prices go through a Clinger fast path or
 //! `str::parse::<f64>`, both correctly rounded, so shortest-round-trip output from any
