@@ -325,7 +325,7 @@ fn round_to(x: f64, scale: f64) -> f64 {
 /// halved four times, a degree-9 Taylor polynomial, squared back, times `2^n` built from
 /// bits. Relative error ~1e-15 for the |x| <= 3.1 used here (sigma <= 0.5, |z| <= 6).
 fn exp(x: f64) -> f64 {
-    const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
+    const LN2_HI: f64 = 0.693_147_180_369_123_8;
     const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     let n = (x / std::f64::consts::LN_2).round();
     let r = (x - n * LN2_HI - n * LN2_LO) / 16.0;
