@@ -7,18 +7,13 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde::Deserialize;
 use tickflow::decode::{CsvReader, NdjsonReader, TsUnit, decode_json_line};
-use tickflow::sources::generator::{
-    CSV_HEADER, GeneratorConfig, MarketGenerator, write_csv_row, write_w1_line,
-};
+use tickflow::sources::generator::{CSV_HEADER, GeneratorConfig, MarketGenerator, write_csv_row, write_w1_line};
 use tickflow_operators::TimeBounds;
 
 const LINES: u64 = 100_000;
 
 fn input() -> (String, String) {
-    let cfg = GeneratorConfig {
-        records: Some(LINES),
-        ..GeneratorConfig::default()
-    };
+    let cfg = GeneratorConfig { records: Some(LINES), ..GeneratorConfig::default() };
     let mut nd = String::new();
     let mut csv = format!("{CSV_HEADER}\n");
     for bar in MarketGenerator::new(cfg).expect("the W1 config is valid") {
@@ -53,8 +48,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut sum = 0.0;
             for (i, line) in nd.lines().enumerate() {
-                let bar = decode_json_line(line.as_bytes(), i as u64 + 1, &bounds)
-                    .expect("generated lines are valid");
+                let bar = decode_json_line(line.as_bytes(), i as u64 + 1, &bounds).expect("generated lines are valid");
                 sum += bar.close;
             }
             black_box(sum)
@@ -62,9 +56,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("ndjson_reader", |b| {
         b.iter(|| {
-            let sum: f64 = NdjsonReader::new(nd.as_bytes(), bounds)
-                .map(|r| r.map_or(0.0, |b| b.close))
-                .sum();
+            let sum: f64 = NdjsonReader::new(nd.as_bytes(), bounds).map(|r| r.map_or(0.0, |b| b.close)).sum();
             black_box(sum)
         })
     });
@@ -82,8 +74,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut sum = 0.0;
             for line in nd.lines() {
-                let v: serde_json::Value =
-                    serde_json::from_str(line).expect("generated lines are valid");
+                let v: serde_json::Value = serde_json::from_str(line).expect("generated lines are valid");
                 sum += v["close"].as_f64().unwrap_or(0.0);
             }
             black_box(sum)
@@ -95,10 +86,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(nd.len() as u64));
     g.bench_function("decode_json_line", |b| {
         b.iter(|| {
-            let ok = nd
-                .lines()
-                .filter(|l| decode_json_line(l.as_bytes(), 1, &bounds).is_ok())
-                .count();
+            let ok = nd.lines().filter(|l| decode_json_line(l.as_bytes(), 1, &bounds).is_ok()).count();
             black_box(ok)
         })
     });
@@ -119,10 +107,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(LINES));
     g.bench_function("fill", |b| {
         b.iter(|| {
-            let cfg = GeneratorConfig {
-                records: Some(LINES),
-                ..GeneratorConfig::default()
-            };
+            let cfg = GeneratorConfig { records: Some(LINES), ..GeneratorConfig::default() };
             let mut gen_ = MarketGenerator::new(cfg).expect("the W1 config is valid");
             let mut out = Vec::with_capacity(LINES as usize);
             black_box(gen_.fill(&mut out, LINES as usize))

@@ -15,13 +15,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use tickflow_operators::Bar;
+use tickflow_operators::dataflow::{Candles, Enrich, Time, route};
 use timely::CommunicationConfig;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::operators::{Exchange, Operator, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
-use tickflow_operators::Bar;
-use tickflow_operators::dataflow::{Candles, Enrich, Time, route};
 
 use crate::config::{Built, FileFormat, SourceSpec};
 use crate::decode::TsUnit;
@@ -96,7 +96,9 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Arc<T
         let set = Rc::new(b.set.clone());
         let probe = ProbeHandle::<Time>::new();
         let sink: Rc<RefCell<Option<FileSink>>> = Rc::new(RefCell::new(match &sink_dir {
-            Some(dir) => Some(FileSink::create(dir, index, format, &b.set, unit).expect("creating result files failed")),
+            Some(dir) => {
+                Some(FileSink::create(dir, index, format, &b.set, unit).expect("creating result files failed"))
+            }
             None => None,
         }));
         let totals = t.clone();
@@ -105,60 +107,61 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Arc<T
             let bars = bars.exchange(route);
             let s1 = sink.clone();
             let t1 = totals.clone();
-            bars.clone()
-                .enrich(set.clone())
-                .probe_with(&probe)
-                .sink(Pipeline, "BarSink", move |(input, _)| {
-                    let mut sink = s1.borrow_mut();
-                    let (mut out, mut late) = (0, 0);
-                    input.for_each(|_, data| {
-                        for r in data.drain(..) {
-                            match r {
-                                Ok(row) => {
-                                    out += 1;
-                                    if let Some(s) = sink.as_mut() {
-                                        s.bar(&row).expect("writing results failed");
-                                    }
+            bars.clone().enrich(set.clone()).probe_with(&probe).sink(Pipeline, "BarSink", move |(input, _)| {
+                let mut sink = s1.borrow_mut();
+                let (mut out, mut late) = (0, 0);
+                input.for_each(|_, data| {
+                    for r in data.drain(..) {
+                        match r {
+                            Ok(row) => {
+                                out += 1;
+                                if let Some(s) = sink.as_mut() {
+                                    s.bar(&row).expect("writing results failed");
                                 }
-                                Err(bar) => {
-                                    late += 1;
-                                    if let Some(s) = sink.as_mut() {
-                                        s.late(&bar, 0).expect("writing results failed");
-                                    }
+                            }
+                            Err(bar) => {
+                                late += 1;
+                                if let Some(s) = sink.as_mut() {
+                                    s.late(&bar, 0).expect("writing results failed");
                                 }
                             }
                         }
-                    });
-                    t1.bars_out.fetch_add(out, Ordering::Relaxed);
-                    t1.late.fetch_add(late, Ordering::Relaxed);
+                    }
                 });
+                t1.bars_out.fetch_add(out, Ordering::Relaxed);
+                t1.late.fetch_add(late, Ordering::Relaxed);
+            });
             if !b.windows.timeframes.is_empty() {
                 let s2 = sink.clone();
                 let t2 = totals.clone();
-                bars.candles(set.clone(), b.windows.clone()).probe_with(&probe).sink(Pipeline, "CandleSink", move |(input, _)| {
-                    let mut sink = s2.borrow_mut();
-                    let (mut out, mut late) = (0, 0);
-                    input.for_each(|_, data| {
-                        for r in data.drain(..) {
-                            match r {
-                                Ok(c) => {
-                                    out += 1;
-                                    if let Some(s) = sink.as_mut() {
-                                        s.candle(&c).expect("writing results failed");
+                bars.candles(set.clone(), b.windows.clone()).probe_with(&probe).sink(
+                    Pipeline,
+                    "CandleSink",
+                    move |(input, _)| {
+                        let mut sink = s2.borrow_mut();
+                        let (mut out, mut late) = (0, 0);
+                        input.for_each(|_, data| {
+                            for r in data.drain(..) {
+                                match r {
+                                    Ok(c) => {
+                                        out += 1;
+                                        if let Some(s) = sink.as_mut() {
+                                            s.candle(&c).expect("writing results failed");
+                                        }
                                     }
-                                }
-                                Err((bar, tf)) => {
-                                    late += 1;
-                                    if let Some(s) = sink.as_mut() {
-                                        s.late(&bar, tf).expect("writing results failed");
+                                    Err((bar, tf)) => {
+                                        late += 1;
+                                        if let Some(s) = sink.as_mut() {
+                                            s.late(&bar, tf).expect("writing results failed");
+                                        }
                                     }
                                 }
                             }
-                        }
-                    });
-                    t2.candles_out.fetch_add(out, Ordering::Relaxed);
-                    t2.late.fetch_add(late, Ordering::Relaxed);
-                });
+                        });
+                        t2.candles_out.fetch_add(out, Ordering::Relaxed);
+                        t2.late.fetch_add(late, Ordering::Relaxed);
+                    },
+                );
             }
         });
         while worker.step_or_park(Some(Duration::from_millis(100))) {}
@@ -181,7 +184,11 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Arc<T
 }
 
 /// The unit of the first valid timestamp in the inputs (the unit results are written in).
-fn detect_ts_unit(paths: &[PathBuf], symbol: Option<tickflow_operators::Symbol>, bounds: tickflow_operators::TimeBounds) -> TsUnit {
+fn detect_ts_unit(
+    paths: &[PathBuf],
+    symbol: Option<tickflow_operators::Symbol>,
+    bounds: tickflow_operators::TimeBounds,
+) -> TsUnit {
     let Ok(streams) = streams_for_worker(paths, symbol, bounds, 0, 1) else { return TsUnit::Millis };
     for mut s in streams {
         for _ in 0..100 {
@@ -231,12 +238,16 @@ fn bar_source<'s>(
         let mut max_seen = i64::MIN;
         match &built.source {
             SourceSpec::File { paths, symbol } => {
-                let streams = streams_for_worker(paths, *symbol, built.bounds, index, peers).expect("opening input files failed");
+                let streams =
+                    streams_for_worker(paths, *symbol, built.bounds, index, peers).expect("opening input files failed");
                 files = Some(FileSource::new(streams));
             }
             SourceSpec::Generator { symbols, rate, seed, interval, count } => {
                 let start_ms = if *rate > 0 {
-                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64 / 1000 * 1000).unwrap_or(0)
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as i64 / 1000 * 1000)
+                        .unwrap_or(0)
                 } else {
                     1_700_000_000_000
                 };
@@ -248,7 +259,8 @@ fn bar_source<'s>(
                     records: (*count > 0).then_some(*count),
                     ..GeneratorConfig::default()
                 };
-                generator = Some(MarketGenerator::for_worker(cfg, index, peers).expect("generator config was validated"));
+                generator =
+                    Some(MarketGenerator::for_worker(cfg, index, peers).expect("generator config was validated"));
                 if *rate > 0 {
                     pace = Some((Instant::now(), (*rate).div_ceil(peers as u64), 0));
                 }
@@ -295,7 +307,8 @@ fn bar_source<'s>(
                             invalid += 1;
                             tracing::debug!(%location, %error, "invalid record dead-lettered");
                             if let Some(s) = sink.borrow_mut().as_mut() {
-                                s.dead_letter(&location, &error.to_string(), &payload).expect("writing dead letters failed");
+                                s.dead_letter(&location, &error.to_string(), &payload)
+                                    .expect("writing dead letters failed");
                             }
                         }
                     }

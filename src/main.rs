@@ -89,7 +89,11 @@ fn real_main() -> anyhow::Result<()> {
         Command::Run { config, process } => {
             let built = load(Some(&config))?.build()?;
             if process >= built.processes.len() {
-                anyhow::bail!("--process {process}: the config has {} process(es) (0..{})", built.processes.len(), built.processes.len());
+                anyhow::bail!(
+                    "--process {process}: the config has {} process(es) (0..{})",
+                    built.processes.len(),
+                    built.processes.len()
+                );
             }
             tracing::info!(process, processes = built.processes.len(), workers = built.workers, "starting");
             let started = Instant::now();

@@ -4,12 +4,10 @@
 
 use proptest::prelude::*;
 use tickflow::decode::{
-    CsvReader, DecodeError, JsonBodyKind, NdjsonReader, TsUnit, decode_json_array,
-    decode_json_body, decode_json_line, decode_json_line_with_unit, decode_udf, detect_json_body,
+    CsvReader, DecodeError, JsonBodyKind, NdjsonReader, TsUnit, decode_json_array, decode_json_body, decode_json_line,
+    decode_json_line_with_unit, decode_udf, detect_json_body,
 };
-use tickflow::sources::generator::{
-    CSV_HEADER, GeneratorConfig, MarketGenerator, write_csv_row, write_w1_line,
-};
+use tickflow::sources::generator::{CSV_HEADER, GeneratorConfig, MarketGenerator, write_csv_row, write_w1_line};
 use tickflow_operators::{Bar, Symbol, TimeBounds};
 
 const T0: i64 = 1_700_000_000_000;
@@ -49,15 +47,9 @@ fn every_json_shape_decodes_to_the_exact_bar() {
         assert_eq!(line(s), Ok(want), "{s}");
     }
     let tick = r#"{"symbol":"BTCUSDT","price":"37000.5","size":0.25,"timestamp":1700000000.5}"#;
-    assert_eq!(
-        line(tick),
-        Ok(Bar::tick(sym("BTCUSDT"), T0 + 500, 37000.5, 0.25))
-    );
+    assert_eq!(line(tick), Ok(Bar::tick(sym("BTCUSDT"), T0 + 500, 37000.5, 0.25)));
     let tick = r#"{"symbol":"BTCUSDT","price":37000.5,"ts":1700000000123}"#;
-    assert_eq!(
-        line(tick),
-        Ok(Bar::tick(sym("BTCUSDT"), T0 + 123, 37000.5, 0.0))
-    );
+    assert_eq!(line(tick), Ok(Bar::tick(sym("BTCUSDT"), T0 + 123, 37000.5, 0.0)));
 }
 
 #[test]
@@ -76,11 +68,7 @@ fn every_timestamp_form_decodes_to_the_exact_millisecond() {
         ("\"1700000000123\"", T0 + 123, TsUnit::Millis),
         ("\"2023-11-14T22:13:20Z\"", T0, TsUnit::Rfc3339),
         ("\"2023-11-14T22:13:20.123Z\"", T0 + 123, TsUnit::Rfc3339),
-        (
-            "\"2023-11-14T22:13:20.123999999Z\"",
-            T0 + 123,
-            TsUnit::Rfc3339,
-        ),
+        ("\"2023-11-14T22:13:20.123999999Z\"", T0 + 123, TsUnit::Rfc3339),
         ("\"2023-11-15T01:43:20+03:30\"", T0, TsUnit::Rfc3339),
         ("\"2023-11-14T17:13:20.5-05:00\"", T0 + 500, TsUnit::Rfc3339),
         ("\"2023-11-14 22:13:20\"", T0, TsUnit::Rfc3339),
@@ -187,37 +175,18 @@ fn bad_json_inputs_have_exact_messages() {
     for (input, want) in &cases {
         let got = err(input);
         if &got != want {
-            wrong.push(format!(
-                "input: {}\n  got:  {got}\n  want: {want}",
-                &input[..input.len().min(120)]
-            ));
+            wrong.push(format!("input: {}\n  got:  {got}\n  want: {want}", &input[..input.len().min(120)]));
         }
     }
-    assert!(
-        wrong.is_empty(),
-        "{} of {} wrong:\n{}",
-        wrong.len(),
-        cases.len(),
-        wrong.join("\n")
-    );
+    assert!(wrong.is_empty(), "{} of {} wrong:\n{}", wrong.len(), cases.len(), wrong.join("\n"));
 }
 
 #[test]
 fn errors_name_record_and_field() {
-    let e = decode_json_line(
-        br#"{"symbol":"A","ts":1700000000,"price":"x"}"#,
-        17,
-        &TimeBounds::default(),
-    )
-    .unwrap_err();
+    let e = decode_json_line(br#"{"symbol":"A","ts":1700000000,"price":"x"}"#, 17, &TimeBounds::default()).unwrap_err();
     assert_eq!(e.record(), 17);
     assert_eq!(e.field(), Some("price"));
-    let e = decode_json_line(
-        br#"{"symbol":"A","ts":1700000000,"open":1}"#,
-        3,
-        &TimeBounds::default(),
-    )
-    .unwrap_err();
+    let e = decode_json_line(br#"{"symbol":"A","ts":1700000000,"open":1}"#, 3, &TimeBounds::default()).unwrap_err();
     assert_eq!(e.field(), Some("high"));
     assert_eq!(e.to_string(), "record 3: \"high\" missing");
     let e = decode_json_line(b"\xff", 2, &TimeBounds::default()).unwrap_err();
@@ -226,15 +195,9 @@ fn errors_name_record_and_field() {
 
 #[test]
 fn invalid_utf8_is_a_syntax_error() {
-    assert_eq!(
-        err("{\"symbol\":\"A\u{0}\"}"),
-        "record 1: invalid JSON at column 13: control character in string"
-    );
+    assert_eq!(err("{\"symbol\":\"A\u{0}\"}"), "record 1: invalid JSON at column 13: control character in string");
     let e = decode_json_line(b"{\"symbol\":\"A\xffB\"}", 1, &TimeBounds::default()).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "record 1: invalid JSON at column 13: invalid UTF-8 in string"
-    );
+    assert_eq!(e.to_string(), "record 1: invalid JSON at column 13: invalid UTF-8 in string");
 }
 
 #[test]
@@ -248,20 +211,11 @@ not json\n\
     let mut r = NdjsonReader::new(input.as_bytes(), TimeBounds::default());
     assert_eq!(r.next(), Some(Ok(Bar::tick(sym("A"), T0, 1.0, 0.0))));
     assert_eq!(r.line(), br#"{"symbol":"A","ts":1700000000,"price":1}"#);
-    assert_eq!(
-        r.next().unwrap().unwrap_err().to_string(),
-        "record 3: volume: -2 is negative (rule: volume >= 0)"
-    );
+    assert_eq!(r.next().unwrap().unwrap_err().to_string(), "record 3: volume: -2 is negative (rule: volume >= 0)");
     assert_eq!(r.line_number(), 3);
-    assert_eq!(
-        r.next().unwrap().unwrap_err().to_string(),
-        "record 4: invalid JSON at column 1: expected '{'"
-    );
+    assert_eq!(r.next().unwrap().unwrap_err().to_string(), "record 4: invalid JSON at column 1: expected '{'");
     assert_eq!(r.line(), b"not json");
-    assert_eq!(
-        r.next(),
-        Some(Ok(Bar::tick(sym("B"), T0 + 120_000, 2.0, 0.0)))
-    );
+    assert_eq!(r.next(), Some(Ok(Bar::tick(sym("B"), T0 + 120_000, 2.0, 0.0))));
     assert_eq!(r.next(), None);
 }
 
@@ -272,29 +226,17 @@ fn arrays_give_one_result_per_element() {
     let got = decode_json_array(body, &TimeBounds::default());
     assert_eq!(got.len(), 3);
     assert_eq!(got[0], Ok(Bar::tick(sym("A"), T0, 1.0, 0.0)));
-    assert_eq!(
-        got[1].as_ref().unwrap_err().to_string(),
-        "record 2: price: \"x\" is not a number"
-    );
+    assert_eq!(got[1].as_ref().unwrap_err().to_string(), "record 2: price: \"x\" is not a number");
     assert_eq!(got[2], Ok(Bar::tick(sym("B"), T0, 2.0, 0.0)));
     assert_eq!(decode_json_array(b"[]", &TimeBounds::default()), vec![]);
-    let cut = decode_json_array(
-        br#"[{"symbol":"A","ts":1700000000,"price":1},{"symbol""#,
-        &TimeBounds::default(),
-    );
+    let cut = decode_json_array(br#"[{"symbol":"A","ts":1700000000,"price":1},{"symbol""#, &TimeBounds::default());
     assert_eq!(cut.len(), 2);
     assert_eq!(
         cut[1].as_ref().unwrap_err().to_string(),
         "record 2: invalid JSON at column 52: unexpected end of input, expected ':'"
     );
-    let bad = decode_json_array(
-        br#"[{"symbol":"A","ts":1700000000,"price":1} {}]"#,
-        &TimeBounds::default(),
-    );
-    assert_eq!(
-        bad[1].as_ref().unwrap_err().to_string(),
-        "record 2: invalid JSON at column 43: expected ',' or ']'"
-    );
+    let bad = decode_json_array(br#"[{"symbol":"A","ts":1700000000,"price":1} {}]"#, &TimeBounds::default());
+    assert_eq!(bad[1].as_ref().unwrap_err().to_string(), "record 2: invalid JSON at column 43: expected ',' or ']'");
 }
 
 #[test]
@@ -302,7 +244,8 @@ fn bodies_are_detected_and_decoded() {
     let one = br#"{"symbol":"A","ts":1700000000,"price":1}"#;
     let pretty = b"{\n  \"symbol\": \"A\",\n  \"ts\": 1700000000,\n  \"price\": 1\n}\n";
     let nd = b"{\"symbol\":\"A\",\"ts\":1700000000,\"price\":1}\n{\"symbol\":\"B\",\"ts\":1700000000,\"price\":2}\n";
-    let nd_bad_first = b"{\"symbol\":\"A\",\"ts\":NaN,\"price\":1,}\n{\"symbol\":\"B\",\"ts\":1700000000,\"price\":2}\n";
+    let nd_bad_first =
+        b"{\"symbol\":\"A\",\"ts\":NaN,\"price\":1,}\n{\"symbol\":\"B\",\"ts\":1700000000,\"price\":2}\n";
     assert_eq!(detect_json_body(b"  \n"), JsonBodyKind::Empty);
     assert_eq!(detect_json_body(one), JsonBodyKind::Object);
     assert_eq!(detect_json_body(pretty), JsonBodyKind::Object);
@@ -310,15 +253,9 @@ fn bodies_are_detected_and_decoded() {
     assert_eq!(detect_json_body(nd), JsonBodyKind::Ndjson);
     assert_eq!(detect_json_body(nd_bad_first), JsonBodyKind::Ndjson);
     let b = TimeBounds::default();
-    assert_eq!(
-        decode_json_body(pretty, &b),
-        vec![Ok(Bar::tick(sym("A"), T0, 1.0, 0.0))]
-    );
+    assert_eq!(decode_json_body(pretty, &b), vec![Ok(Bar::tick(sym("A"), T0, 1.0, 0.0))]);
     let got = decode_json_body(nd_bad_first, &b);
-    assert_eq!(
-        got[0].as_ref().unwrap_err().to_string(),
-        "record 1: invalid JSON at column 34: expected '\"' (a key)"
-    );
+    assert_eq!(got[0].as_ref().unwrap_err().to_string(), "record 1: invalid JSON at column 34: expected '\"' (a key)");
     assert_eq!(got[1], Ok(Bar::tick(sym("B"), T0, 2.0, 0.0)));
     assert_eq!(decode_json_body(b"", &b), vec![]);
 }
@@ -327,7 +264,8 @@ fn bodies_are_detected_and_decoded() {
 fn udf_bodies() {
     let b = TimeBounds::default();
     let s = sym("BTCIRT");
-    let ok = br#"{"s":"ok","t":[1700000000,1700000060],"o":[10,"10.5"],"h":[11,12],"l":[9,10],"c":[10.5,11],"v":[3.25,0]}"#;
+    let ok =
+        br#"{"s":"ok","t":[1700000000,1700000060],"o":[10,"10.5"],"h":[11,12],"l":[9,10],"c":[10.5,11],"v":[3.25,0]}"#;
     let got = decode_udf(ok, s, &b).unwrap();
     assert_eq!(
         got,
@@ -336,39 +274,28 @@ fn udf_bodies() {
             Ok(Bar::new(s, T0 + 60_000, 10.5, 12.0, 10.0, 11.0, 0.0)),
         ]
     );
-    let row_bad = br#"{"s":"ok","t":[1700000000,1700000060],"o":[10,10],"h":[11,9],"l":[9,9],"c":[10.5,null],"v":[1,1]}"#;
+    let row_bad =
+        br#"{"s":"ok","t":[1700000000,1700000060],"o":[10,10],"h":[11,9],"l":[9,9],"c":[10.5,null],"v":[1,1]}"#;
     let got = decode_udf(row_bad, s, &b).unwrap();
     assert!(got[0].is_ok());
     assert_eq!(
         got[1].as_ref().unwrap_err().to_string(),
         "record 2: c: expected a number or a numeric string, found null"
     );
-    assert_eq!(
-        decode_udf(br#"{"s":"no_data","nextTime":1699990000}"#, s, &b),
-        Ok(vec![])
-    );
+    assert_eq!(decode_udf(br#"{"s":"no_data","nextTime":1699990000}"#, s, &b), Ok(vec![]));
     let e = |body: &[u8]| decode_udf(body, s, &b).unwrap_err().to_string();
-    assert_eq!(
-        e(br#"{"s":"error","errmsg":"Invalid symbol"}"#),
-        "record 1: UDF body: error: \"Invalid symbol\""
-    );
+    assert_eq!(e(br#"{"s":"error","errmsg":"Invalid symbol"}"#), "record 1: UDF body: error: \"Invalid symbol\"");
     assert_eq!(
         e(br#"{"s":"ok","t":[1700000000],"o":[1,2],"h":[1],"l":[1],"c":[1],"v":[1]}"#),
         "record 1: UDF body: arrays differ in length (t=1, o=2, h=1, l=1, c=1, v=1)"
     );
-    assert_eq!(
-        e(br#"{"s":"ok","t":[1700000000],"o":[1],"h":[1],"l":[1],"c":[1]}"#),
-        "record 1: \"v\" missing"
-    );
+    assert_eq!(e(br#"{"s":"ok","t":[1700000000],"o":[1],"h":[1],"l":[1],"c":[1]}"#), "record 1: \"v\" missing");
     assert_eq!(e(br#"{"t":[]}"#), "record 1: \"s\" missing");
     assert_eq!(
         e(br#"{"s":"ok","t":[1],"#),
         "record 1: invalid JSON at column 19: unexpected end of input, expected '\"' (a key)"
     );
-    assert_eq!(
-        e(br#"{"s":"ok","t":5}"#),
-        "record 1: t: expected an array, found 5"
-    );
+    assert_eq!(e(br#"{"s":"ok","t":5}"#), "record 1: t: expected an array, found 5");
 }
 
 fn csv_all(input: &str, default: Option<&str>) -> (Vec<Result<Bar, String>>, Option<TsUnit>) {
@@ -379,26 +306,15 @@ fn csv_all(input: &str, default: Option<&str>) -> (Vec<Result<Bar, String>>, Opt
 
 #[test]
 fn csv_with_and_without_symbol_column_in_any_order() {
-    let (got, unit) = csv_all(
-        "symbol,ts,open,high,low,close,volume\nAAPL,1700000000,10,11,9.5,10.5,1200\n",
-        None,
-    );
-    assert_eq!(
-        got,
-        vec![Ok(bar("AAPL", T0, 10.0, 11.0, 9.5, 10.5, 1200.0))]
-    );
+    let (got, unit) = csv_all("symbol,ts,open,high,low,close,volume\nAAPL,1700000000,10,11,9.5,10.5,1200\n", None);
+    assert_eq!(got, vec![Ok(bar("AAPL", T0, 10.0, 11.0, 9.5, 10.5, 1200.0))]);
     assert_eq!(unit, Some(TsUnit::Seconds));
     let input = "Volume, Close ,low,HIGH,open,timestamp,note\r\n1200,10.5,9.5,11,10,1700000000123,\"a, b\"\r\n\r\n";
     let (got, unit) = csv_all(input, Some("MSFT"));
-    assert_eq!(
-        got,
-        vec![Ok(bar("MSFT", T0 + 123, 10.0, 11.0, 9.5, 10.5, 1200.0))]
-    );
+    assert_eq!(got, vec![Ok(bar("MSFT", T0 + 123, 10.0, 11.0, 9.5, 10.5, 1200.0))]);
     assert_eq!(unit, Some(TsUnit::Millis));
-    let (got, unit) = csv_all(
-        "stock_symbol,ts,open,high,low,close,volume\n\"X\",2023-11-14T22:13:20Z,1,1,1,1,1\n",
-        Some("IGNORED"),
-    );
+    let (got, unit) =
+        csv_all("stock_symbol,ts,open,high,low,close,volume\n\"X\",2023-11-14T22:13:20Z,1,1,1,1,1\n", Some("IGNORED"));
     assert_eq!(got, vec![Ok(bar("X", T0, 1.0, 1.0, 1.0, 1.0, 1.0))]);
     assert_eq!(unit, Some(TsUnit::Rfc3339));
 }
@@ -437,15 +353,9 @@ B,1700000480,10,11,9,10.5,1
 #[test]
 fn csv_header_errors() {
     let e = |input: &str, default: Option<&str>| {
-        CsvReader::new(input.as_bytes(), default.map(sym), TimeBounds::default())
-            .err()
-            .unwrap()
-            .to_string()
+        CsvReader::new(input.as_bytes(), default.map(sym), TimeBounds::default()).err().unwrap().to_string()
     };
-    assert_eq!(
-        e("", None),
-        "line 1: header: the input is empty; a header line is required"
-    );
+    assert_eq!(e("", None), "line 1: header: the input is empty; a header line is required");
     assert_eq!(
         e("ts,open,high,low,close\n", Some("A")),
         "line 1: header: no \"volume\" column (found \"ts\", \"open\", \"high\", \"low\", \"close\")"
@@ -462,12 +372,9 @@ fn csv_header_errors() {
 
 #[test]
 fn csv_reports_the_raw_line() {
-    let mut r = CsvReader::new(
-        "ts,open,high,low,close,volume\n1,2\n".as_bytes(),
-        Some(sym("A")),
-        TimeBounds::default(),
-    )
-    .unwrap();
+    let mut r =
+        CsvReader::new("ts,open,high,low,close,volume\n1,2\n".as_bytes(), Some(sym("A")), TimeBounds::default())
+            .unwrap();
     assert!(r.next().unwrap().is_err());
     assert_eq!(r.line(), b"1,2");
     assert_eq!(r.line_number(), 2);
@@ -477,12 +384,7 @@ fn csv_reports_the_raw_line() {
 // Generator.
 
 fn small(seed: u64, symbols: usize, records: u64) -> GeneratorConfig {
-    GeneratorConfig {
-        seed,
-        symbols,
-        records: Some(records),
-        ..GeneratorConfig::default()
-    }
+    GeneratorConfig { seed, symbols, records: Some(records), ..GeneratorConfig::default() }
 }
 
 #[test]
@@ -532,9 +434,7 @@ fn generator_has_the_w1_shape() {
         assert_eq!((b.volume * 100.0).round() / 100.0, b.volume);
         assert_eq!(b.validate(&TimeBounds::default()), Ok(()));
     }
-    let wide: Vec<Bar> = MarketGenerator::new(small(7, 10_001, 10_001))
-        .unwrap()
-        .collect();
+    let wide: Vec<Bar> = MarketGenerator::new(small(7, 10_001, 10_001)).unwrap().collect();
     assert_eq!(wide[10_000].symbol.as_str(), "SYM10000");
     assert_eq!(wide[7].symbol.as_str(), "SYM00007");
 }
@@ -544,20 +444,11 @@ fn partitioned_generation_equals_the_whole() {
     let cfg = small(99, 37, 37 * 20 + 11);
     let whole: Vec<Bar> = MarketGenerator::new(cfg.clone()).unwrap().collect();
     for peers in [1, 2, 3, 4, 7] {
-        let mut parts: Vec<Vec<Bar>> = (0..peers)
-            .map(|w| {
-                MarketGenerator::for_worker(cfg.clone(), w, peers)
-                    .unwrap()
-                    .collect()
-            })
-            .collect();
+        let mut parts: Vec<Vec<Bar>> =
+            (0..peers).map(|w| MarketGenerator::for_worker(cfg.clone(), w, peers).unwrap().collect()).collect();
         for (w, part) in parts.iter().enumerate() {
             assert!(part.iter().all(|b| b.symbol.owner(peers) == w));
-            let want: Vec<Bar> = whole
-                .iter()
-                .filter(|b| b.symbol.owner(peers) == w)
-                .copied()
-                .collect();
+            let want: Vec<Bar> = whole.iter().filter(|b| b.symbol.owner(peers) == w).copied().collect();
             assert_eq!(part, &want, "worker {w} of {peers}");
         }
         let mut merged: Vec<Bar> = parts.drain(..).flatten().collect();
@@ -584,24 +475,15 @@ fn fill_appends_batches() {
 fn generator_config_errors() {
     let e = |cfg: GeneratorConfig| MarketGenerator::new(cfg).err().unwrap().to_string();
     assert_eq!(
-        e(GeneratorConfig {
-            symbols: 0,
-            ..GeneratorConfig::default()
-        }),
+        e(GeneratorConfig { symbols: 0, ..GeneratorConfig::default() }),
         "generator.symbols: 0 symbols; expected e.g. 1000"
     );
     assert_eq!(
-        e(GeneratorConfig {
-            interval_ms: 0,
-            ..GeneratorConfig::default()
-        }),
+        e(GeneratorConfig { interval_ms: 0, ..GeneratorConfig::default() }),
         "generator.interval_ms: 0 is not positive; expected e.g. 60000"
     );
     assert_eq!(
-        MarketGenerator::for_worker(GeneratorConfig::default(), 2, 2)
-            .err()
-            .unwrap()
-            .to_string(),
+        MarketGenerator::for_worker(GeneratorConfig::default(), 2, 2).err().unwrap().to_string(),
         "generator.worker: worker 2 of 2 peers; expected 0 <= worker < peers"
     );
 }
@@ -611,24 +493,11 @@ fn generated_files_read_back_identically() {
     let cfg = small(5, 20, 400);
     let bars: Vec<Bar> = MarketGenerator::new(cfg.clone()).unwrap().collect();
     let mut nd = Vec::new();
-    MarketGenerator::new(cfg)
-        .unwrap()
-        .write_ndjson(&mut nd, usize::MAX)
-        .unwrap();
-    let back: Vec<Bar> = NdjsonReader::new(nd.as_slice(), TimeBounds::default())
-        .map(Result::unwrap)
-        .collect();
+    MarketGenerator::new(cfg).unwrap().write_ndjson(&mut nd, usize::MAX).unwrap();
+    let back: Vec<Bar> = NdjsonReader::new(nd.as_slice(), TimeBounds::default()).map(Result::unwrap).collect();
     assert_eq!(back, bars);
-    let first = std::str::from_utf8(&nd)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_string();
-    assert!(
-        first.starts_with(r#"{"stock_symbol": "SYM0000", "timestamp": 1700000000.0, "open": "#),
-        "{first}"
-    );
+    let first = std::str::from_utf8(&nd).unwrap().lines().next().unwrap().to_string();
+    assert!(first.starts_with(r#"{"stock_symbol": "SYM0000", "timestamp": 1700000000.0, "open": "#), "{first}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -638,9 +507,7 @@ fn arb_bar() -> impl Strategy<Value = Bar> {
     let price = prop_oneof![
         0.0001f64..1e6,
         (1u64..1_000_000_000).prop_map(|n| n as f64 / 1e4),
-        any::<f64>()
-            .prop_filter("positive finite", |v| v.is_finite() && *v > 0.0)
-            .prop_map(|v| v.min(1e300)),
+        any::<f64>().prop_filter("positive finite", |v| v.is_finite() && *v > 0.0).prop_map(|v| v.min(1e300)),
     ];
     (
         "[A-Za-z0-9._:-]{1,32}",
@@ -649,34 +516,18 @@ fn arb_bar() -> impl Strategy<Value = Bar> {
         price,
         0.0f64..1.0,
         0.0f64..1.0,
-        prop_oneof![
-            Just(0.0),
-            0.0f64..1e9,
-            any::<f64>().prop_filter("finite >= 0", |v| v.is_finite() && *v >= 0.0)
-        ],
+        prop_oneof![Just(0.0), 0.0f64..1e9, any::<f64>().prop_filter("finite >= 0", |v| v.is_finite() && *v >= 0.0)],
     )
         .prop_map(|(s, ts, o, c, up, down, v)| {
             let high = o.max(c) * (1.0 + up);
             let low = o.min(c) * (1.0 - down);
-            Bar::new(
-                Symbol::new(&s).unwrap(),
-                ts,
-                o,
-                high.max(o.max(c)),
-                low.min(o.min(c)),
-                c,
-                v,
-            )
+            Bar::new(Symbol::new(&s).unwrap(), ts, o, high.max(o.max(c)), low.min(o.min(c)), c, v)
         })
         .prop_filter("valid", |b| b.validate(&TimeBounds::default()).is_ok())
 }
 
 fn bits(b: &Bar) -> (Symbol, i64, [u64; 5]) {
-    (
-        b.symbol,
-        b.ts,
-        [b.open, b.high, b.low, b.close, b.volume].map(f64::to_bits),
-    )
+    (b.symbol, b.ts, [b.open, b.high, b.low, b.close, b.volume].map(f64::to_bits))
 }
 
 proptest! {

@@ -13,8 +13,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use influxdb_line_protocol::{FieldValue, parse_lines};
 use proptest::prelude::*;
 use tickflow::sinks::questdb::{
-    DeadLetter, Name, QuestDbConfig, QuestDbSink, RejectedRow, RowBatch, SendError, SinkError,
-    Tables, Transport,
+    DeadLetter, Name, QuestDbConfig, QuestDbSink, RejectedRow, RowBatch, SendError, SinkError, Tables, Transport,
 };
 use tickflow_operators::rows::{BarOut, Candle, SignalChange};
 use tickflow_operators::signal::{Action, Combine, Decision, Rule};
@@ -27,10 +26,7 @@ enum Step {
     /// Read the request, then close the connection without answering.
     Drop,
     /// Signal `arrived`, wait for `release`, then behave normally.
-    Stall {
-        arrived: Sender<()>,
-        release: Receiver<()>,
-    },
+    Stall { arrived: Sender<()>, release: Receiver<()> },
 }
 
 #[derive(Default)]
@@ -55,14 +51,8 @@ struct Fake {
 impl Fake {
     fn start(script: Vec<Step>) -> Fake {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let state = Arc::new(Mutex::new(State {
-            script: script.into(),
-            ..State::default()
-        }));
-        let fake = Fake {
-            addr: listener.local_addr().unwrap(),
-            state,
-        };
+        let state = Arc::new(Mutex::new(State { script: script.into(), ..State::default() }));
+        let fake = Fake { addr: listener.local_addr().unwrap(), state };
         let f = fake.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -103,11 +93,7 @@ impl Fake {
                     _ => {}
                 }
             }
-            let body = if chunked {
-                read_chunked(&mut reader)
-            } else {
-                read_exact(&mut reader, len)
-            };
+            let body = if chunked { read_chunked(&mut reader) } else { read_exact(&mut reader, len) };
             let (status, reply) = if let Some(q) = target.strip_prefix("/exec?query=") {
                 self.state.lock().unwrap().ddl.push(percent_decode(q));
                 (200, r#"{"ddl":"OK"}"#.to_string())
@@ -154,10 +140,7 @@ impl Fake {
     /// QuestDB's behaviour: all or nothing; the first poisoned line is named (1-based).
     fn ingest(&self, body: &[u8]) -> (u16, String) {
         let text = std::str::from_utf8(body).unwrap();
-        assert!(
-            text.is_empty() || text.ends_with('\n'),
-            "lines must be newline-terminated"
-        );
+        assert!(text.is_empty() || text.ends_with('\n'), "lines must be newline-terminated");
         let lines: Vec<&str> = text.lines().collect();
         if let Some(i) = lines.iter().position(|l| l.contains("POISON")) {
             let message = format!(
@@ -167,11 +150,7 @@ impl Fake {
             let json = serde_json::json!({"code": "invalid", "message": message, "line": i + 1, "errorId": "abc-1"});
             return (400, json.to_string());
         }
-        self.state
-            .lock()
-            .unwrap()
-            .accepted
-            .extend(lines.iter().map(|l| l.to_string()));
+        self.state.lock().unwrap().accepted.extend(lines.iter().map(|l| l.to_string()));
         (204, String::new())
     }
 }
@@ -202,9 +181,7 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            out.push(
-                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap(), 16).unwrap(),
-            );
+            out.push(u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap(), 16).unwrap());
             i += 3;
         } else {
             out.push(b[i]);
@@ -215,10 +192,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 fn config(addr: SocketAddr) -> QuestDbConfig {
-    let mut c = QuestDbConfig {
-        addr: addr.to_string(),
-        ..QuestDbConfig::default()
-    };
+    let mut c = QuestDbConfig { addr: addr.to_string(), ..QuestDbConfig::default() };
     c.retry_initial = Duration::from_millis(1).into();
     c.retry_max = Duration::from_millis(5).into();
     c.retry_max_elapsed = Duration::from_secs(20).into();
@@ -231,11 +205,7 @@ fn config(addr: SocketAddr) -> QuestDbConfig {
 fn set() -> IndicatorSet {
     IndicatorSet::new(
         vec![IndicatorSpec::Sma(2)],
-        vec![Rule::Rsi {
-            period: 2,
-            buy_below: 30.0,
-            sell_above: 70.0,
-        }],
+        vec![Rule::Rsi { period: 2, buy_below: 30.0, sell_above: 70.0 }],
         Combine::FirstMatch,
     )
     .unwrap()
@@ -249,16 +219,8 @@ fn sym(s: &str) -> Symbol {
 fn warm_values(set: &IndicatorSet) -> Values {
     let mut state = set.new_state();
     let mut v = Values::default();
-    set.update(
-        &mut state,
-        &Bar::new(sym("BTC-USD"), 0, 10.0, 10.0, 10.0, 10.0, 1.0),
-        &mut v,
-    );
-    set.update(
-        &mut state,
-        &Bar::new(sym("BTC-USD"), 1, 12.0, 12.0, 12.0, 12.0, 1.0),
-        &mut v,
-    );
+    set.update(&mut state, &Bar::new(sym("BTC-USD"), 0, 10.0, 10.0, 10.0, 10.0, 1.0), &mut v);
+    set.update(&mut state, &Bar::new(sym("BTC-USD"), 1, 12.0, 12.0, 12.0, 12.0, 1.0), &mut v);
     v
 }
 
@@ -268,11 +230,7 @@ fn plain_rows(n: usize, poison_at: Option<usize>) -> RowBatch {
     let mut b = RowBatch::new();
     for i in 0..n {
         let text = if Some(i) == poison_at { "POISON" } else { "ok" };
-        b.line(&t)
-            .i64(&k, i as i64)
-            .str(&v, text)
-            .at_nanos(i as i64)
-            .unwrap();
+        b.line(&t).i64(&k, i as i64).str(&v, text).at_nanos(i as i64).unwrap();
     }
     b
 }
@@ -287,10 +245,8 @@ fn golden_lines_ddl_and_parseability() {
     let set = set();
     let tables = Tables::new(&set, "").unwrap();
     let (ack_tx, ack_rx) = unbounded();
-    let sink = QuestDbSink::builder(config(fake.addr), &tables)
-        .on_ack(move |s| ack_tx.send(s).unwrap())
-        .start()
-        .unwrap();
+    let sink =
+        QuestDbSink::builder(config(fake.addr), &tables).on_ack(move |s| ack_tx.send(s).unwrap()).start().unwrap();
     let h = sink.handle();
 
     let values = warm_values(&set);
@@ -298,10 +254,8 @@ fn golden_lines_ddl_and_parseability() {
     let bar = BarOut {
         bar: Bar::new(sym("BTC-USD"), ts, 1.5, 2.25, 1e-7, 1e16, 42.0),
         values,
-        decision: Decision {
-            action: Action::Buy,
-            rule: Some(0),
-        },
+        decision: Decision { action: Action::Buy, rule: Some(0) },
+        changed_from: None,
     };
     let candle = Candle {
         symbol: sym("ETH.X"),
@@ -316,19 +270,19 @@ fn golden_lines_ddl_and_parseability() {
         sum_open: 3.0,
         sum_close: 7.5,
         sum_pv: 0.0,
+        first_ts: 0,
+        last_ts: 0,
         revision: 2,
         values,
         decision: Decision::default(),
+        changed_from: None,
     };
     let change = SignalChange {
         symbol: sym("BTC-USD"),
         timeframe: 0,
         ts,
         from: Action::Hold,
-        to: Decision {
-            action: Action::Sell,
-            rule: Some(0),
-        },
+        to: Decision { action: Action::Sell, rule: Some(0) },
     };
     let dead = DeadLetter {
         ts_ms: ts,
@@ -364,30 +318,12 @@ fn golden_lines_ddl_and_parseability() {
     assert_eq!(parsed.len(), 5);
     assert_eq!(parsed[0].field_value("low"), Some(&FieldValue::F64(1e-7)));
     assert_eq!(parsed[0].field_value("close"), Some(&FieldValue::F64(1e16)));
-    assert_eq!(
-        parsed[0].field_value("rsi_2"),
-        None,
-        "warming-up value omitted"
-    );
+    assert_eq!(parsed[0].field_value("rsi_2"), None, "warming-up value omitted");
     assert_eq!(parsed[1].field_value("count"), Some(&FieldValue::I64(3)));
-    assert_eq!(
-        parsed[2].field_value("vwap"),
-        None,
-        "no VWAP at zero volume"
-    );
-    assert_eq!(
-        parsed[4].tag_value("source").map(|v| v.to_string()),
-        Some(dead.source.clone())
-    );
-    assert_eq!(
-        parsed[4].field_value("reason"),
-        Some(&FieldValue::String(dead.reason.as_str().into()))
-    );
-    assert!(
-        parsed
-            .iter()
-            .all(|l| l.timestamp == Some(1_700_000_060_000_000_000))
-    );
+    assert_eq!(parsed[2].field_value("vwap"), None, "no VWAP at zero volume");
+    assert_eq!(parsed[4].tag_value("source").map(|v| v.to_string()), Some(dead.source.clone()));
+    assert_eq!(parsed[4].field_value("reason"), Some(&FieldValue::String(dead.reason.as_str().into())));
+    assert!(parsed.iter().all(|l| l.timestamp == Some(1_700_000_060_000_000_000)));
 
     // The DDL, in order, exactly as the tables define it.
     assert_eq!(fake.state.lock().unwrap().ddl, tables.ddl());
@@ -399,15 +335,7 @@ fn golden_lines_ddl_and_parseability() {
     );
     assert!(tables.ddl()[1].ends_with("DEDUP UPSERT KEYS(ts, symbol, timeframe)"));
     let snap = sink.close().unwrap();
-    assert_eq!(
-        (
-            snap.rows_written,
-            snap.batches,
-            snap.rows_rejected,
-            snap.queue_rows
-        ),
-        (5, 1, 0, 0)
-    );
+    assert_eq!((snap.rows_written, snap.batches, snap.rows_rejected, snap.queue_rows), (5, 1, 0, 0));
 }
 
 #[test]
@@ -434,13 +362,7 @@ fn poisoned_row_is_isolated_and_every_good_row_arrives_once() {
     let rejected: Vec<_> = rej_rx.try_iter().collect();
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0].line, "t k=7i,v=\"POISON\" 7");
-    assert!(
-        rejected[0]
-            .message
-            .contains("error in line 1: POISON marker found"),
-        "{}",
-        rejected[0].message
-    );
+    assert!(rejected[0].message.contains("error in line 1: POISON marker found"), "{}", rejected[0].message);
     assert_eq!(rejected[0].to_dead_letter(5).payload, rejected[0].line);
     assert_eq!(ack_rx.try_iter().collect::<Vec<_>>(), [1]);
     let snap = sink.close().unwrap();
@@ -451,12 +373,7 @@ fn poisoned_row_is_isolated_and_every_good_row_arrives_once() {
 
 #[test]
 fn retries_after_503_and_dropped_connection_without_loss_or_duplicates() {
-    let fake = Fake::start(vec![
-        Step::Status(503),
-        Step::Drop,
-        Step::Status(500),
-        Step::Drop,
-    ]);
+    let fake = Fake::start(vec![Step::Status(503), Step::Drop, Step::Status(500), Step::Drop]);
     let tables = Tables::new(&set(), "").unwrap();
     let mut c = config(fake.addr);
     c.create_tables = false;
@@ -471,11 +388,7 @@ fn retries_after_503_and_dropped_connection_without_loss_or_duplicates() {
     assert!(snap.last_error.is_some());
     let st = fake.state.lock().unwrap();
     assert_eq!(st.writes, 5);
-    assert!(
-        st.auth
-            .iter()
-            .all(|a| a.as_deref() == Some("Bearer secret"))
-    );
+    assert!(st.auth.iter().all(|a| a.as_deref() == Some("Bearer secret")));
 }
 
 #[test]
@@ -485,10 +398,7 @@ fn unauthorized_is_fatal_and_not_retried() {
     let mut c = config(fake.addr);
     c.create_tables = false;
     let (ack_tx, ack_rx) = unbounded::<u64>();
-    let sink = QuestDbSink::builder(c, &tables)
-        .on_ack(move |s| ack_tx.send(s).unwrap())
-        .start()
-        .unwrap();
+    let sink = QuestDbSink::builder(c, &tables).on_ack(move |s| ack_tx.send(s).unwrap()).start().unwrap();
     let h = sink.handle();
     let mut b = plain_rows(3, None);
     b.set_seq(9);
@@ -512,10 +422,7 @@ fn unauthorized_is_fatal_and_not_retried() {
 fn backpressure_blocks_send_while_the_server_stalls() {
     let (arrived_tx, arrived_rx) = bounded(1);
     let (release_tx, release_rx) = bounded(1);
-    let fake = Fake::start(vec![Step::Stall {
-        arrived: arrived_tx,
-        release: release_rx,
-    }]);
+    let fake = Fake::start(vec![Step::Stall { arrived: arrived_tx, release: release_rx }]);
     let tables = Tables::new(&set(), "").unwrap();
     let mut c = config(fake.addr);
     c.create_tables = false;
@@ -525,10 +432,7 @@ fn backpressure_blocks_send_while_the_server_stalls() {
     let h = sink.handle();
     let row = |i: i64| {
         let mut b = RowBatch::new();
-        b.line(&Name::table("t").unwrap())
-            .i64(&Name::column("k").unwrap(), i)
-            .at_nanos(i)
-            .unwrap();
+        b.line(&Name::table("t").unwrap()).i64(&Name::column("k").unwrap(), i).at_nanos(i).unwrap();
         b
     };
 
@@ -547,10 +451,7 @@ fn backpressure_blocks_send_while_the_server_stalls() {
     });
     // Not a timing assertion: a blocked send can only make this time out; a broken one would
     // normally return at once.
-    assert!(
-        done_rx.recv_timeout(Duration::from_millis(50)).is_err(),
-        "send returned while the queue was full"
-    );
+    assert!(done_rx.recv_timeout(Duration::from_millis(50)).is_err(), "send returned while the queue was full");
     release_tx.send(()).unwrap();
     done_rx.recv().unwrap();
     sender.join().unwrap();
@@ -581,10 +482,7 @@ fn tcp_mode_writes_lines_to_the_socket() {
         timeframe: 300_000,
         ts: 1_000,
         from: Action::Buy,
-        to: Decision {
-            action: Action::Hold,
-            rule: None,
-        },
+        to: Decision { action: Action::Hold, rule: None },
     };
     let h = sink.handle();
     let mut b = h.batch();
@@ -612,10 +510,7 @@ fn rows_flush_by_themselves_after_max_delay_and_split_at_max_bytes() {
     c.max_delay = Duration::from_millis(5).into();
     c.max_bytes = 40; // two 20-byte rows per request at most
     let (ack_tx, ack_rx) = unbounded();
-    let sink = QuestDbSink::builder(c, &tables)
-        .on_ack(move |s| ack_tx.send(s).unwrap())
-        .start()
-        .unwrap();
+    let sink = QuestDbSink::builder(c, &tables).on_ack(move |s| ack_tx.send(s).unwrap()).start().unwrap();
     let h = sink.handle();
     for i in 0..5 {
         let mut b = plain_rows(1, None);
@@ -624,33 +519,21 @@ fn rows_flush_by_themselves_after_max_delay_and_split_at_max_bytes() {
     }
     // No flush call: the last row goes out when max-delay expires. (The timeout only guards
     // against a hang; it is not what the test measures.)
-    let acks: Vec<u64> = (0..5)
-        .map(|_| ack_rx.recv_timeout(Duration::from_secs(10)).unwrap())
-        .collect();
+    let acks: Vec<u64> = (0..5).map(|_| ack_rx.recv_timeout(Duration::from_secs(10)).unwrap()).collect();
     assert_eq!(acks, [0, 1, 2, 3, 4]);
     assert_eq!(fake.accepted(), vec!["t k=0i,v=\"ok\" 0"; 5]);
     let snap = sink.close().unwrap();
     assert_eq!((snap.rows_written, snap.acked_seq), (5, Some(4)));
-    assert!(
-        snap.batches >= 3,
-        "max-bytes splits 5 rows into at least 3 requests: {snap:?}"
-    );
+    assert!(snap.batches >= 3, "max-bytes splits 5 rows into at least 3 requests: {snap:?}");
 }
 
 #[test]
 fn invalid_config_is_refused_at_start_with_every_problem() {
     let tables = Tables::new(&set(), "").unwrap();
-    let c = QuestDbConfig {
-        addr: "9009".into(),
-        max_rows: 0,
-        ..QuestDbConfig::default()
-    };
+    let c = QuestDbConfig { addr: "9009".into(), max_rows: 0, ..QuestDbConfig::default() };
     match QuestDbSink::builder(c, &tables).start() {
         Err(SinkError::Config(problems)) => {
-            assert_eq!(
-                problems[0],
-                "questdb.addr: \"9009\" has no host; expected e.g. \"127.0.0.1:9000\""
-            );
+            assert_eq!(problems[0], "questdb.addr: \"9009\" has no host; expected e.g. \"127.0.0.1:9000\"");
             assert!(problems.iter().any(|p| p.starts_with("questdb.max-rows:")));
         }
         Err(e) => panic!("{e}"),

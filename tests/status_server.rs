@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tickflow::status::{
-    LocalCounters, ManualClock, PartitionUpdate, ProcessMetrics, ServerOptions, StatusError,
-    StatusServer, WorkerMetrics,
+    LocalCounters, ManualClock, PartitionUpdate, ProcessMetrics, ServerOptions, StatusError, StatusServer,
+    WorkerMetrics,
 };
 use warp::Filter;
 use warp::reply::Reply;
@@ -37,14 +37,8 @@ impl HttpReply {
 fn request(addr: SocketAddr, method: &str, path: &str) -> HttpReply {
     let mut stream = TcpStream::connect(addr).unwrap();
     // A safety net against a hung server, not a timing assertion.
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
     let text = String::from_utf8(raw).unwrap();
@@ -63,11 +57,7 @@ fn request(addr: SocketAddr, method: &str, path: &str) -> HttpReply {
     } else {
         body.to_owned()
     };
-    HttpReply {
-        status,
-        headers,
-        body,
-    }
+    HttpReply { status, headers, body }
 }
 
 fn get(addr: SocketAddr, path: &str) -> HttpReply {
@@ -92,10 +82,7 @@ fn localhost() -> SocketAddr {
 }
 
 fn no_sampler() -> ServerOptions {
-    ServerOptions {
-        sample_interval: None,
-        ..ServerOptions::default()
-    }
+    ServerOptions { sample_interval: None, ..ServerOptions::default() }
 }
 
 /// Process 1 with global workers 2 and 3, nothing happened yet.
@@ -151,20 +138,8 @@ fn populate(clock: &ManualClock, m: &ProcessMetrics) -> Vec<tickflow::status::Ru
     }
     .publish(m.worker(3).unwrap());
     m.update_partitions([
-        PartitionUpdate {
-            topic: "bars",
-            partition: 0,
-            owner_worker: 2,
-            offset: 100,
-            high_watermark: 150,
-        },
-        PartitionUpdate {
-            topic: "bars",
-            partition: 1,
-            owner_worker: 3,
-            offset: 200,
-            high_watermark: 200,
-        },
+        PartitionUpdate { topic: "bars", partition: 0, owner_worker: 2, offset: 100, high_watermark: 150 },
+        PartitionUpdate { topic: "bars", partition: 1, owner_worker: 3, offset: 200, high_watermark: 200 },
     ]);
     m.mark_sink_flush();
     m.sample();
@@ -220,10 +195,7 @@ fn ready_goes_from_503_to_200_and_back() {
     let g2 = metrics.worker(2).unwrap().running_guard();
     let r = get(addr, "/ready");
     assert_eq!(r.status, 503);
-    assert_eq!(
-        r.json()["reasons"],
-        json!(["1 of 2 workers running; not running: [3]"])
-    );
+    assert_eq!(r.json()["reasons"], json!(["1 of 2 workers running; not running: [3]"]));
 
     let g3 = metrics.worker(3).unwrap().running_guard();
     let r = get(addr, "/ready");
@@ -235,13 +207,7 @@ fn ready_goes_from_503_to_200_and_back() {
     metrics.set_sink_reachable(false);
     let r = get(addr, "/ready");
     assert_eq!(r.status, 503);
-    assert_eq!(
-        r.json()["reasons"],
-        json!([
-            "sink not reachable",
-            "1 of 2 workers running; not running: [2]"
-        ])
-    );
+    assert_eq!(r.json()["reasons"], json!(["sink not reachable", "1 of 2 workers running; not running: [2]"]));
     drop(g3);
 }
 
@@ -382,9 +348,10 @@ fn parse_sample(line: &str) -> Option<(String, BTreeMap<String, String>, f64)> {
         None => (series, ""),
     };
     let name_ok = !name.is_empty()
-        && name.chars().enumerate().all(|(i, c)| {
-            c == '_' || c == ':' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())
-        });
+        && name
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c == '_' || c == ':' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
     if !name_ok {
         return None;
     }
@@ -407,10 +374,7 @@ fn metrics_exposition_has_exact_lines_and_valid_shape() {
     let server = start(&metrics);
     let r = get(server.local_addr(), "/metrics");
     assert_eq!(r.status, 200);
-    assert_eq!(
-        r.headers["content-type"],
-        "text/plain; version=0.0.4; charset=utf-8"
-    );
+    assert_eq!(r.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
     let lines: Vec<&str> = r.body.lines().collect();
 
     for expected in [
@@ -447,11 +411,7 @@ fn metrics_exposition_has_exact_lines_and_valid_shape() {
         r#"tickflow_operator_busy_seconds_total{process="1",worker="2",operator="Candles"} 0.0015"#,
         r#"tickflow_operator_schedules_total{process="1",worker="2",operator="Candles"} 1"#,
     ] {
-        assert!(
-            lines.contains(&expected),
-            "missing line: {expected}\n{}",
-            r.body
-        );
+        assert!(lines.contains(&expected), "missing line: {expected}\n{}", r.body);
     }
 
     let allowed: BTreeSet<&str> = ["process", "worker", "topic", "partition", "operator"].into();
@@ -473,13 +433,8 @@ fn metrics_exposition_has_exact_lines_and_valid_shape() {
         }
         let (name, labels, _value) =
             parse_sample(line).unwrap_or_else(|| panic!("not `name{{labels}} value`: {line:?}"));
-        *families
-            .get_mut(&name)
-            .unwrap_or_else(|| panic!("sample before its # TYPE: {line}")) += 1;
-        assert!(
-            labels.keys().all(|k| allowed.contains(k.as_str())),
-            "{line}"
-        );
+        *families.get_mut(&name).unwrap_or_else(|| panic!("sample before its # TYPE: {line}")) += 1;
+        assert!(labels.keys().all(|k| allowed.contains(k.as_str())), "{line}");
         assert_eq!(labels["process"], "1", "{line}");
         assert!(series.insert((name, labels)), "duplicate series: {line}");
         samples += 1;
@@ -505,9 +460,7 @@ fn extra_routes_are_mounted_beside_the_built_in_ones() {
         .and(warp::get())
         .map(|| warp::reply::json(&json!({"rules": ["rsi_14 > 70"]})).into_response())
         .boxed();
-    let server =
-        StatusServer::start_with(localhost(), Arc::clone(&metrics), Some(rules), no_sampler())
-            .unwrap();
+    let server = StatusServer::start_with(localhost(), Arc::clone(&metrics), Some(rules), no_sampler()).unwrap();
     let r = get(server.local_addr(), "/rules");
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), json!({"rules": ["rsi_14 > 70"]}));
@@ -521,15 +474,8 @@ fn port_zero_binds_a_real_port_and_a_taken_port_is_a_bind_error() {
     let addr = first.local_addr();
     assert_ne!(addr.port(), 0);
     let err = StatusServer::start(addr, Arc::clone(&metrics), None).unwrap_err();
-    assert!(
-        matches!(err, StatusError::Bind { addr: a, .. } if a == addr),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string()
-            .starts_with(&format!("status server: cannot bind {addr}: ")),
-        "{err}"
-    );
+    assert!(matches!(err, StatusError::Bind { addr: a, .. } if a == addr), "{err:?}");
+    assert!(err.to_string().starts_with(&format!("status server: cannot bind {addr}: ")), "{err}");
 }
 
 #[test]
@@ -550,10 +496,7 @@ fn publish_adds_correctly_from_several_threads() {
     let (_clock, metrics) = fresh();
     // Every thread publishes into one shared block (worst case for the atomics) and into
     // its process's worker block, as real workers do.
-    let shared = Arc::new(WorkerMetrics::new(
-        99,
-        Arc::new(ManualClock::new(T0)) as Arc<dyn tickflow::status::Clock>,
-    ));
+    let shared = Arc::new(WorkerMetrics::new(99, Arc::new(ManualClock::new(T0)) as Arc<dyn tickflow::status::Clock>));
     std::thread::scope(|s| {
         for t in 0..THREADS {
             let shared = Arc::clone(&shared);
@@ -580,8 +523,5 @@ fn publish_adds_correctly_from_several_threads() {
     assert_eq!(v.bars_out, 0);
     let totals = metrics.totals();
     assert_eq!(totals, v);
-    assert_eq!(
-        metrics.worker(2).unwrap().load().counters.bars_in,
-        2 * BATCHES * 3
-    );
+    assert_eq!(metrics.worker(2).unwrap().load().counters.bars_in, 2 * BATCHES * 3);
 }

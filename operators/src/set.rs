@@ -63,7 +63,19 @@ impl IndicatorSpec {
     /// Bollinger 20/2, ATR 14, OBV, VWAP — the reference vectors' columns, in their order.
     pub fn standard() -> Vec<IndicatorSpec> {
         use IndicatorSpec::*;
-        vec![Sma(5), Sma(20), Ema(10), Ema(20), Rsi(14), Rsi(10), Macd(12, 26, 9), Bollinger(20, 2.0), Atr(14), Obv, Vwap]
+        vec![
+            Sma(5),
+            Sma(20),
+            Ema(10),
+            Ema(20),
+            Rsi(14),
+            Rsi(10),
+            Macd(12, 26, 9),
+            Bollinger(20, 2.0),
+            Atr(14),
+            Obv,
+            Vwap,
+        ]
     }
 
     /// Output column names, in order.
@@ -153,19 +165,50 @@ impl FromStr for IndicatorSpec {
                 .map_err(|_| err(format!("parameter {} ({:?}) is not a whole number", i + 1, args[i])))
         };
         let arity = |n: usize| -> Result<(), SpecError> {
-            if args.len() == n { Ok(()) } else { Err(err(format!("{name} takes {n} parameter(s), got {}", args.len()))) }
+            if args.len() == n {
+                Ok(())
+            } else {
+                Err(err(format!("{name} takes {n} parameter(s), got {}", args.len())))
+            }
         };
         let spec = match name {
-            "sma" => { arity(1)?; IndicatorSpec::Sma(int(0)?) }
-            "ema" => { arity(1)?; IndicatorSpec::Ema(int(0)?) }
-            "rsi" => { arity(1)?; IndicatorSpec::Rsi(int(0)?) }
-            "atr" => { arity(1)?; IndicatorSpec::Atr(int(0)?) }
-            "roc" => { arity(1)?; IndicatorSpec::Roc(int(0)?) }
-            "donchian" => { arity(1)?; IndicatorSpec::Donchian(int(0)?) }
-            "obv" => { arity(0)?; IndicatorSpec::Obv }
+            "sma" => {
+                arity(1)?;
+                IndicatorSpec::Sma(int(0)?)
+            }
+            "ema" => {
+                arity(1)?;
+                IndicatorSpec::Ema(int(0)?)
+            }
+            "rsi" => {
+                arity(1)?;
+                IndicatorSpec::Rsi(int(0)?)
+            }
+            "atr" => {
+                arity(1)?;
+                IndicatorSpec::Atr(int(0)?)
+            }
+            "roc" => {
+                arity(1)?;
+                IndicatorSpec::Roc(int(0)?)
+            }
+            "donchian" => {
+                arity(1)?;
+                IndicatorSpec::Donchian(int(0)?)
+            }
+            "obv" => {
+                arity(0)?;
+                IndicatorSpec::Obv
+            }
             "vwap" if args.is_empty() => IndicatorSpec::Vwap,
-            "vwap" => { arity(1)?; IndicatorSpec::RollingVwap(int(0)?) }
-            "macd" => { arity(3)?; IndicatorSpec::Macd(int(0)?, int(1)?, int(2)?) }
+            "vwap" => {
+                arity(1)?;
+                IndicatorSpec::RollingVwap(int(0)?)
+            }
+            "macd" => {
+                arity(3)?;
+                IndicatorSpec::Macd(int(0)?, int(1)?, int(2)?)
+            }
             "bb" | "bollinger" => {
                 arity(2)?;
                 let k = args[1].parse::<f64>().map_err(|_| err(format!("k ({:?}) is not a number", args[1])))?;
@@ -327,7 +370,8 @@ impl IndicatorSet {
     /// The standard indicators with the default rules.
     pub fn standard() -> IndicatorSet {
         // The standard specs and rules are valid by construction (covered by tests).
-        IndicatorSet::new(IndicatorSpec::standard(), default_rules(), Combine::FirstMatch).expect("standard set is valid")
+        IndicatorSet::new(IndicatorSpec::standard(), default_rules(), Combine::FirstMatch)
+            .expect("standard set is valid")
     }
 
     /// Builds and checks a set.

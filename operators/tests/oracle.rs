@@ -91,7 +91,11 @@ fn rsi_scratch(xs: &[f64], n: usize) -> Option<f64> {
     for &x in &d[n..] {
         g *= n as f64 - 1.0;
         l *= n as f64 - 1.0;
-        if x < 0.0 { l -= x } else { g += x }
+        if x < 0.0 {
+            l -= x
+        } else {
+            g += x
+        }
         g /= n as f64;
         l /= n as f64;
     }

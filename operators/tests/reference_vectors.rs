@@ -22,8 +22,10 @@ fn check_series(name: &str) -> (usize, Vec<String>) {
     assert_eq!(input.len(), expected.len());
 
     let set = IndicatorSet::standard();
-    let cols: Vec<(usize, &str)> =
-        eh[1..].iter().map(|c| (set.column(c).unwrap_or_else(|| panic!("standard set lacks {c}")), c.as_str())).collect();
+    let cols: Vec<(usize, &str)> = eh[1..]
+        .iter()
+        .map(|c| (set.column(c).unwrap_or_else(|| panic!("standard set lacks {c}")), c.as_str()))
+        .collect();
     let sym = Symbol::new(name).unwrap();
     let mut state = set.new_state();
     let mut row = Values::default();

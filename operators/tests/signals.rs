@@ -20,7 +20,12 @@ fn run(set: &IndicatorSet, closes: &[f64]) -> Vec<(Action, Option<String>)> {
 
 #[test]
 fn rsi_thresholds_are_levels() {
-    let set = IndicatorSet::new(vec![], vec![Rule::Rsi { period: 2, buy_below: 30.0, sell_above: 70.0 }], Combine::FirstMatch).unwrap();
+    let set = IndicatorSet::new(
+        vec![],
+        vec![Rule::Rsi { period: 2, buy_below: 30.0, sell_above: 70.0 }],
+        Combine::FirstMatch,
+    )
+    .unwrap();
     assert_eq!(set.columns(), ["rsi_2"], "a rule adds the indicator it needs");
     let out = run(&set, &[10.0, 9.0, 8.0, 7.0, 8.0, 9.0, 10.0, 10.0]);
     let actions: Vec<Action> = out.iter().map(|o| o.0).collect();
@@ -50,8 +55,12 @@ fn macd_cross_and_first_match_order() {
     let set = IndicatorSet::new(vec![], rules.clone(), Combine::FirstMatch).unwrap();
     let closes = [10.0, 11.0, 12.0, 13.0, 12.0, 11.0, 10.0, 11.0, 12.0, 13.0];
     let out = run(&set, &closes);
-    let fired: Vec<(usize, Action, String)> =
-        out.iter().enumerate().filter(|(_, o)| o.0 != Action::Hold).map(|(i, o)| (i, o.0, o.1.clone().unwrap())).collect();
+    let fired: Vec<(usize, Action, String)> = out
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.0 != Action::Hold)
+        .map(|(i, o)| (i, o.0, o.1.clone().unwrap()))
+        .collect();
     // rising 10..13 gives RSI 100 (> 99) at bar 3 first; MACD crosses down on the fall and up on the rise
     assert_eq!(fired[0], (3, Action::Sell, "rsi_3".to_string()));
     assert!(fired.iter().any(|f| f.1 == Action::Sell && f.2 == "macd_cross_2_3_2"), "{fired:?}");
@@ -64,15 +73,37 @@ fn standard_set_and_default_rules_are_valid() {
     assert_eq!(set.rules().count(), default_rules().len());
     assert_eq!(
         set.columns(),
-        ["sma_5", "sma_20", "ema_10", "ema_20", "rsi_14", "rsi_10", "macd", "macd_signal", "macd_hist", "bb_upper", "bb_middle", "bb_lower", "atr_14", "obv", "vwap"]
+        [
+            "sma_5",
+            "sma_20",
+            "ema_10",
+            "ema_20",
+            "rsi_14",
+            "rsi_10",
+            "macd",
+            "macd_signal",
+            "macd_hist",
+            "bb_upper",
+            "bb_middle",
+            "bb_lower",
+            "atr_14",
+            "obv",
+            "vwap"
+        ]
     );
 }
 
 #[test]
 fn invalid_sets_are_rejected_with_reasons() {
-    let e = IndicatorSet::new(vec![], vec![Rule::Rsi { period: 14, buy_below: 70.0, sell_above: 30.0 }], Combine::FirstMatch).unwrap_err();
+    let e = IndicatorSet::new(
+        vec![],
+        vec![Rule::Rsi { period: 14, buy_below: 70.0, sell_above: 30.0 }],
+        Combine::FirstMatch,
+    )
+    .unwrap_err();
     assert_eq!(e.to_string(), "rule rsi_14: buy_below 70 must be finite and below sell_above 30");
-    let e = IndicatorSet::new(vec![IndicatorSpec::Sma(20), IndicatorSpec::Sma(20)], vec![], Combine::FirstMatch).unwrap_err();
+    let e = IndicatorSet::new(vec![IndicatorSpec::Sma(20), IndicatorSpec::Sma(20)], vec![], Combine::FirstMatch)
+        .unwrap_err();
     assert_eq!(e.to_string(), "column \"sma_20\" is configured twice");
     let e = IndicatorSet::new(vec![IndicatorSpec::Sma(0)], vec![], Combine::FirstMatch).unwrap_err();
     assert_eq!(e.to_string(), "sma: period 0 is outside 1..=100000");
@@ -82,10 +113,7 @@ fn invalid_sets_are_rejected_with_reasons() {
         "macd:26,12,9".parse::<IndicatorSpec>().unwrap_err().to_string(),
         "\"macd:26,12,9\": macd slow: period 12 is outside 27..=100000; expected e.g. \"sma:20\", \"macd:12,26,9\", \"bb:20,2\", \"obv\""
     );
-    assert_eq!(
-        "wma:5".parse::<IndicatorSpec>().unwrap_err().why,
-        "unknown indicator \"wma\""
-    );
+    assert_eq!("wma:5".parse::<IndicatorSpec>().unwrap_err().why, "unknown indicator \"wma\"");
 }
 
 #[test]

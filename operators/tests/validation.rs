@@ -16,7 +16,10 @@ fn err(b: Bar) -> String {
 fn symbol_rules() {
     assert_eq!(Symbol::new("").unwrap_err().to_string(), "symbol: length 0 is outside 1..=32 characters");
     assert_eq!(Symbol::new(&"A".repeat(33)).unwrap_err().to_string(), "symbol: length 33 is outside 1..=32 characters");
-    assert_eq!(Symbol::new(&"A".repeat(10_000)).unwrap_err().to_string(), "symbol: length 10000 is outside 1..=32 characters");
+    assert_eq!(
+        Symbol::new(&"A".repeat(10_000)).unwrap_err().to_string(),
+        "symbol: length 10000 is outside 1..=32 characters"
+    );
     assert_eq!(
         Symbol::new("BTC USD").unwrap_err().to_string(),
         r#"symbol: "BTC USD" has ' ' at byte 3; allowed are A-Z a-z 0-9 . _ : -"#

@@ -99,7 +99,11 @@ fn default_source_kind() -> String {
 
 impl Default for SourceConfig {
     fn default() -> Self {
-        SourceConfig { kind: default_source_kind(), generator: GeneratorSection::default(), file: FileSection::default() }
+        SourceConfig {
+            kind: default_source_kind(),
+            generator: GeneratorSection::default(),
+            file: FileSection::default(),
+        }
     }
 }
 
@@ -242,9 +246,21 @@ fn default_combine() -> String {
 
 fn default_rule_list() -> Vec<RuleConfig> {
     vec![
-        RuleConfig { kind: "rsi".into(), period: Some(14), buy_below: Some(30.0), sell_above: Some(70.0), ..RuleConfig::default() },
+        RuleConfig {
+            kind: "rsi".into(),
+            period: Some(14),
+            buy_below: Some(30.0),
+            sell_above: Some(70.0),
+            ..RuleConfig::default()
+        },
         RuleConfig { kind: "ma-cross".into(), fast: Some(5), slow: Some(20), ..RuleConfig::default() },
-        RuleConfig { kind: "macd-cross".into(), fast: Some(12), slow: Some(26), signal: Some(9), ..RuleConfig::default() },
+        RuleConfig {
+            kind: "macd-cross".into(),
+            fast: Some(12),
+            slow: Some(26),
+            signal: Some(9),
+            ..RuleConfig::default()
+        },
     ]
 }
 

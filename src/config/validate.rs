@@ -150,11 +150,15 @@ impl Config {
         for (i, p) in c.processes.iter().enumerate() {
             match p.rsplit_once(':') {
                 Some((h, port)) if !h.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
-                _ => errs.push(format!("cluster.processes[{i}]: {p:?} is not host:port; expected e.g. \"127.0.0.1:2101\"")),
+                _ => errs
+                    .push(format!("cluster.processes[{i}]: {p:?} is not host:port; expected e.g. \"127.0.0.1:2101\"")),
             }
         }
         let status_listen = self.status.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
-            errs.push(format!("status.listen: {:?} is not an ip:port address; expected e.g. \"127.0.0.1:9100\"", self.status.listen));
+            errs.push(format!(
+                "status.listen: {:?} is not an ip:port address; expected e.g. \"127.0.0.1:9100\"",
+                self.status.listen
+            ));
             SocketAddr::from(([127, 0, 0, 1], 9100))
         });
 
@@ -162,11 +166,17 @@ impl Config {
             "generator" => {
                 let g = &self.source.generator;
                 if g.symbols == 0 || g.symbols > 1_000_000 {
-                    errs.push(format!("source.generator.symbols: {} is outside 1..=1000000; expected e.g. 100", g.symbols));
+                    errs.push(format!(
+                        "source.generator.symbols: {} is outside 1..=1000000; expected e.g. 100",
+                        g.symbols
+                    ));
                 }
                 let interval = duration_ms(&mut errs, "source.generator.interval", &g.interval);
                 if interval <= 0 && !g.interval.is_empty() {
-                    errs.push(format!("source.generator.interval: {:?} must be at least 1ms; expected e.g. \"1s\"", g.interval));
+                    errs.push(format!(
+                        "source.generator.interval: {:?} must be at least 1ms; expected e.g. \"1s\"",
+                        g.interval
+                    ));
                 }
                 SourceSpec::Generator { symbols: g.symbols, rate: g.rate, seed: g.seed, interval, count: g.count }
             }
@@ -195,13 +205,21 @@ impl Config {
         let allowed_lateness = duration_ms(&mut errs, "time.allowed-lateness", &t.allowed_lateness);
         let mut bound = |key: &str, v: &str| {
             date_ms(v).unwrap_or_else(|| {
-                errs.push(format!("{key}: {v:?} is not a date; expected e.g. \"1990-01-01\" or \"2100-01-01T00:00:00Z\""));
+                errs.push(format!(
+                    "{key}: {v:?} is not a date; expected e.g. \"1990-01-01\" or \"2100-01-01T00:00:00Z\""
+                ));
                 0
             })
         };
-        let bounds = TimeBounds { min: bound("time.min-timestamp", &t.min_timestamp), max: bound("time.max-timestamp", &t.max_timestamp) };
+        let bounds = TimeBounds {
+            min: bound("time.min-timestamp", &t.min_timestamp),
+            max: bound("time.max-timestamp", &t.max_timestamp),
+        };
         if bounds.min >= bounds.max {
-            errs.push(format!("time.min-timestamp: {:?} is not before time.max-timestamp {:?}", t.min_timestamp, t.max_timestamp));
+            errs.push(format!(
+                "time.min-timestamp: {:?} is not before time.max-timestamp {:?}",
+                t.min_timestamp, t.max_timestamp
+            ));
         }
 
         let mut specs = Vec::new();
@@ -235,13 +253,17 @@ impl Config {
                     buy_below: r.buy_below.unwrap_or(30.0),
                     sell_above: r.sell_above.unwrap_or(70.0),
                 }),
-                "ma-cross" => rules.push(Rule::MaCross { fast: need("fast", r.fast, 5), slow: need("slow", r.slow, 20) }),
+                "ma-cross" => {
+                    rules.push(Rule::MaCross { fast: need("fast", r.fast, 5), slow: need("slow", r.slow, 20) })
+                }
                 "macd-cross" => rules.push(Rule::MacdCross {
                     fast: need("fast", r.fast, 12),
                     slow: need("slow", r.slow, 26),
                     signal: need("signal", r.signal, 9),
                 }),
-                other => errs.push(format!("{key}.kind: {other:?} is not a rule; expected \"rsi\", \"ma-cross\" or \"macd-cross\"")),
+                other => errs.push(format!(
+                    "{key}.kind: {other:?} is not a rule; expected \"rsi\", \"ma-cross\" or \"macd-cross\""
+                )),
             }
         }
         let set = IndicatorSet::new(specs, rules, combine).unwrap_or_else(|e| {

@@ -57,31 +57,17 @@ impl<R: BufRead> CsvReader<R> {
     /// Reads the header of `reader`. `default_symbol` is the symbol of every bar when the
     /// file has no symbol column (it is ignored when it has one). Fails when the header is
     /// absent, lacks a required column, repeats one, or there is no symbol from either place.
-    pub fn new(
-        mut reader: R,
-        default_symbol: Option<Symbol>,
-        bounds: TimeBounds,
-    ) -> Result<Self, DecodeError> {
-        let header_err = |line, message| {
-            DecodeError::new(Location::Line(line), DecodeErrorKind::Header { message })
-        };
+    pub fn new(mut reader: R, default_symbol: Option<Symbol>, bounds: TimeBounds) -> Result<Self, DecodeError> {
+        let header_err = |line, message| DecodeError::new(Location::Line(line), DecodeErrorKind::Header { message });
         let mut buf = Vec::with_capacity(256);
         let mut line_no = 0;
         loop {
             buf.clear();
             let n = reader.read_until(b'\n', &mut buf).map_err(|e| {
-                DecodeError::new(
-                    Location::Line(line_no + 1),
-                    DecodeErrorKind::Io {
-                        message: e.to_string(),
-                    },
-                )
+                DecodeError::new(Location::Line(line_no + 1), DecodeErrorKind::Io { message: e.to_string() })
             })?;
             if n == 0 {
-                return Err(header_err(
-                    line_no.max(1),
-                    "the input is empty; a header line is required".into(),
-                ));
+                return Err(header_err(line_no.max(1), "the input is empty; a header line is required".into()));
             }
             line_no += 1;
             if !buf.trim_ascii().is_empty() {
@@ -91,16 +77,14 @@ impl<R: BufRead> CsvReader<R> {
         let mut fields = Vec::new();
         let line = trim_line(&buf);
         let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
-        split_fields(line, &mut fields)
-            .map_err(|col| syntax(line_no, col, "unterminated quoted field"))?;
+        split_fields(line, &mut fields).map_err(|col| syntax(line_no, col, "unterminated quoted field"))?;
         let mut header = Vec::with_capacity(fields.len());
         for &(s, e, quoted) in &fields {
             header.push(field_text(line, s, e, quoted).trim().to_string());
         }
         let find = |names: &[&str]| -> Result<Option<usize>, String> {
-            let hits: Vec<usize> = (0..header.len())
-                .filter(|&i| names.iter().any(|n| header[i].eq_ignore_ascii_case(n)))
-                .collect();
+            let hits: Vec<usize> =
+                (0..header.len()).filter(|&i| names.iter().any(|n| header[i].eq_ignore_ascii_case(n))).collect();
             match hits.as_slice() {
                 [] => Ok(None),
                 [one] => Ok(Some(*one)),
@@ -117,11 +101,7 @@ impl<R: BufRead> CsvReader<R> {
             find(names)?.ok_or_else(|| {
                 let alts: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
                 let seen: Vec<String> = header.iter().map(|h| show_str(h)).collect();
-                format!(
-                    "no {} column (found {})",
-                    alts.join(" or "),
-                    seen.join(", ")
-                )
+                format!("no {} column (found {})", alts.join(" or "), seen.join(", "))
             })
         };
         let cols = (|| -> Result<Columns, String> {
@@ -142,18 +122,7 @@ impl<R: BufRead> CsvReader<R> {
                 "no \"symbol\" or \"stock_symbol\" column and no symbol given for the file".into(),
             ));
         }
-        Ok(CsvReader {
-            reader,
-            buf,
-            fields,
-            header,
-            cols,
-            default_symbol,
-            bounds,
-            ts_unit: None,
-            line_no,
-            done: false,
-        })
+        Ok(CsvReader { reader, buf, fields, header, cols, default_symbol, bounds, ts_unit: None, line_no, done: false })
     }
 
     /// The unit of the `ts` column, from the first line whose timestamp parsed (`None`
@@ -180,19 +149,14 @@ impl<R: BufRead> CsvReader<R> {
     fn decode_line(&mut self) -> Result<Bar, DecodeError> {
         let line_no = self.line_no;
         let line = trim_line(&self.buf);
-        split_fields(line, &mut self.fields)
-            .map_err(|col| syntax(line_no, col, "unterminated quoted field"))?;
+        split_fields(line, &mut self.fields).map_err(|col| syntax(line_no, col, "unterminated quoted field"))?;
         if self.fields.len() != self.header.len() {
-            let kind = DecodeErrorKind::FieldCount {
-                expected: self.header.len(),
-                found: self.fields.len(),
-            };
+            let kind = DecodeErrorKind::FieldCount { expected: self.header.len(), found: self.fields.len() };
             return Err(DecodeError::new(Location::Line(line_no), kind));
         }
         let fields = &self.fields;
         let header = &self.header;
-        let at_col =
-            |col: usize, kind| DecodeError::new(Location::LineColumn(line_no, col + 1), kind);
+        let at_col = |col: usize, kind| DecodeError::new(Location::LineColumn(line_no, col + 1), kind);
         let text = |col: usize| {
             let (s, e, q) = fields[col];
             field_text(line, s, e, q)
@@ -214,16 +178,12 @@ impl<R: BufRead> CsvReader<R> {
             Some(col) => Symbol::new(text(col).trim()).map_err(|e| at_col(col, e.into()))?,
             // `new` refuses a file with neither a symbol column nor a default symbol.
             None => self.default_symbol.ok_or_else(|| {
-                DecodeError::new(
-                    Location::Line(line_no),
-                    DecodeErrorKind::Missing { names: &["symbol"] },
-                )
+                DecodeError::new(Location::Line(line_no), DecodeErrorKind::Missing { names: &["symbol"] })
             })?,
         };
         let ts_col = self.cols.ts;
         let ts_text = text(ts_col);
-        let (ts, unit) =
-            parse_ts(&header[ts_col], ts_text.trim(), true).map_err(|k| at_col(ts_col, k))?;
+        let (ts, unit) = parse_ts(&header[ts_col], ts_text.trim(), true).map_err(|k| at_col(ts_col, k))?;
         let bar = Bar::new(
             symbol,
             ts,
@@ -234,8 +194,7 @@ impl<R: BufRead> CsvReader<R> {
             num(self.cols.volume)?,
         );
         self.ts_unit.get_or_insert(unit);
-        bar.validate(&self.bounds)
-            .map_err(|e| DecodeError::new(Location::Line(line_no), e.into()))?;
+        bar.validate(&self.bounds).map_err(|e| DecodeError::new(Location::Line(line_no), e.into()))?;
         Ok(bar)
     }
 }
@@ -258,13 +217,8 @@ impl<R: BufRead> Iterator for CsvReader<R> {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.done = true;
-                    let kind = DecodeErrorKind::Io {
-                        message: e.to_string(),
-                    };
-                    return Some(Err(DecodeError::new(
-                        Location::Line(self.line_no + 1),
-                        kind,
-                    )));
+                    let kind = DecodeErrorKind::Io { message: e.to_string() };
+                    return Some(Err(DecodeError::new(Location::Line(self.line_no + 1), kind)));
                 }
             }
         }
@@ -273,11 +227,7 @@ impl<R: BufRead> Iterator for CsvReader<R> {
 }
 
 fn syntax(line: u64, column: usize, message: &str) -> DecodeError {
-    let kind = DecodeErrorKind::Syntax {
-        format: "CSV",
-        column,
-        message: message.into(),
-    };
+    let kind = DecodeErrorKind::Syntax { format: "CSV", column, message: message.into() };
     DecodeError::new(Location::Line(line), kind)
 }
 
@@ -320,10 +270,7 @@ fn split_fields(line: &[u8], out: &mut Vec<(usize, usize, bool)>) -> Result<(), 
             }
             i = m + 1;
         } else {
-            let end = line[i..]
-                .iter()
-                .position(|&c| c == b',')
-                .map_or(line.len(), |p| i + p);
+            let end = line[i..].iter().position(|&c| c == b',').map_or(line.len(), |p| i + p);
             out.push((i, end, false));
             if end >= line.len() {
                 return Ok(());
@@ -338,11 +285,7 @@ fn split_fields(line: &[u8], out: &mut Vec<(usize, usize, bool)>) -> Result<(), 
 fn field_text(line: &[u8], s: usize, e: usize, quoted: bool) -> Cow<'_, str> {
     let raw = &line[s..e];
     let text = String::from_utf8_lossy(raw);
-    if quoted && raw.windows(2).any(|w| w == b"\"\"") {
-        Cow::Owned(text.replace("\"\"", "\""))
-    } else {
-        text
-    }
+    if quoted && raw.windows(2).any(|w| w == b"\"\"") { Cow::Owned(text.replace("\"\"", "\"")) } else { text }
 }
 
 #[cfg(test)]
@@ -354,10 +297,7 @@ mod tests {
         let mut f = Vec::new();
         let line = br#"a,"b,c",,"d""e""#;
         split_fields(line, &mut f).unwrap();
-        let texts: Vec<String> = f
-            .iter()
-            .map(|&(s, e, q)| field_text(line, s, e, q).into_owned())
-            .collect();
+        let texts: Vec<String> = f.iter().map(|&(s, e, q)| field_text(line, s, e, q).into_owned()).collect();
         assert_eq!(texts, ["a", "b,c", "", "d\"e"]);
         assert_eq!(split_fields(b"a,\"b", &mut f), Err(3));
         split_fields(b"", &mut f).unwrap();

@@ -177,9 +177,7 @@ impl DecodeErrorKind {
     pub fn field(&self) -> Option<&str> {
         match self {
             DecodeErrorKind::Missing { names } => names.first().copied(),
-            DecodeErrorKind::Duplicate { field, .. } | DecodeErrorKind::Conflict { field, .. } => {
-                Some(field)
-            }
+            DecodeErrorKind::Duplicate { field, .. } | DecodeErrorKind::Conflict { field, .. } => Some(field),
             DecodeErrorKind::WrongType { field, .. }
             | DecodeErrorKind::NotANumber { field, .. }
             | DecodeErrorKind::NotFinite { field, .. }

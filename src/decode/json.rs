@@ -45,11 +45,7 @@ use super::timestamp::{self, TsUnit, is_json_number};
 /// let err = decode_json_line(br#"{"symbol": "A", "ts": 1700000000, "price": "NaN"}"#, 4, &TimeBounds::default());
 /// assert_eq!(err.unwrap_err().to_string(), r#"record 4: price: "NaN" is not a finite number"#);
 /// ```
-pub fn decode_json_line(
-    line: &[u8],
-    record_no: u64,
-    bounds: &TimeBounds,
-) -> Result<Bar, DecodeError> {
+pub fn decode_json_line(line: &[u8], record_no: u64, bounds: &TimeBounds) -> Result<Bar, DecodeError> {
     let at = |kind| DecodeError::new(Location::Record(record_no), kind);
     let mut s = Scanner::new(line);
     s.skip_bom();
@@ -108,18 +104,10 @@ pub fn detect_json_body(body: &[u8]) -> JsonBodyKind {
             let start = s.pos;
             if s.skip_value(0).is_ok() {
                 s.ws();
-                if s.eof() {
-                    JsonBodyKind::Object
-                } else {
-                    JsonBodyKind::Ndjson
-                }
+                if s.eof() { JsonBodyKind::Object } else { JsonBodyKind::Ndjson }
             } else {
                 let rest = &body[start..];
-                let first = rest
-                    .split(|&c| c == b'\n')
-                    .next()
-                    .unwrap_or(rest)
-                    .trim_ascii();
+                let first = rest.split(|&c| c == b'\n').next().unwrap_or(rest).trim_ascii();
                 let more = rest.len() > first.len() && !rest[first.len()..].trim_ascii().is_empty();
                 if more && first.starts_with(b"{") && first.ends_with(b"}") {
                     JsonBodyKind::Ndjson
@@ -172,10 +160,7 @@ pub fn decode_json_array(body: &[u8], bounds: &TimeBounds) -> Vec<Result<Bar, De
             match decode_object(&mut s, bounds) {
                 Ok(r) => {
                     let n = out.len() as u64 + 1;
-                    out.push(
-                        r.map(|(bar, _)| bar)
-                            .map_err(|k| DecodeError::new(Location::Record(n), k)),
-                    );
+                    out.push(r.map(|(bar, _)| bar).map_err(|k| DecodeError::new(Location::Record(n), k)));
                 }
                 Err(e) => {
                     fail(&mut out, e);
@@ -217,13 +202,7 @@ pub struct NdjsonReader<R> {
 impl<R: BufRead> NdjsonReader<R> {
     /// A reader of `reader` that validates timestamps against `bounds`.
     pub fn new(reader: R, bounds: TimeBounds) -> Self {
-        NdjsonReader {
-            reader,
-            buf: Vec::with_capacity(512),
-            line_no: 0,
-            bounds,
-            done: false,
-        }
+        NdjsonReader { reader, buf: Vec::with_capacity(512), line_no: 0, bounds, done: false }
     }
 
     /// The raw bytes of the line last returned (without its line terminator).
@@ -259,13 +238,8 @@ impl<R: BufRead> Iterator for NdjsonReader<R> {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.done = true;
-                    let kind = DecodeErrorKind::Io {
-                        message: e.to_string(),
-                    };
-                    return Some(Err(DecodeError::new(
-                        Location::Record(self.line_no + 1),
-                        kind,
-                    )));
+                    let kind = DecodeErrorKind::Io { message: e.to_string() };
+                    return Some(Err(DecodeError::new(Location::Record(self.line_no + 1), kind)));
                 }
             }
         }
@@ -291,17 +265,13 @@ pub fn decode_udf(
     bounds: &TimeBounds,
 ) -> Result<Vec<Result<Bar, DecodeError>>, DecodeError> {
     let whole = |kind| DecodeError::new(Location::Record(1), kind);
-    let udf = parse_udf(body)
-        .map_err(|e| whole(e.into_kind()))?
-        .map_err(whole)?;
+    let udf = parse_udf(body).map_err(|e| whole(e.into_kind()))?.map_err(whole)?;
     match udf.status.as_deref() {
         Some("ok") => {}
         Some("no_data") => return Ok(Vec::new()),
         Some("error") => {
             let msg = udf.errmsg.as_deref().unwrap_or("(no errmsg)");
-            return Err(whole(DecodeErrorKind::Udf {
-                message: format!("error: {}", show_str(msg)),
-            }));
+            return Err(whole(DecodeErrorKind::Udf { message: format!("error: {}", show_str(msg)) }));
         }
         Some(other) => {
             let message = format!("unknown status \"s\": {}", show_str(other));
@@ -313,21 +283,12 @@ pub fn decode_udf(
     const NAMES: [&str; 6] = ["t", "o", "h", "l", "c", "v"];
     for (name, col) in NAMES.iter().zip(cols) {
         if col.is_none() {
-            return Err(whole(DecodeErrorKind::Missing {
-                names: std::slice::from_ref(name),
-            }));
+            return Err(whole(DecodeErrorKind::Missing { names: std::slice::from_ref(name) }));
         }
     }
-    let lens: Vec<usize> = cols
-        .iter()
-        .map(|c| c.as_ref().map_or(0, Vec::len))
-        .collect();
+    let lens: Vec<usize> = cols.iter().map(|c| c.as_ref().map_or(0, Vec::len)).collect();
     if lens.iter().any(|&l| l != lens[0]) {
-        let parts: Vec<String> = NAMES
-            .iter()
-            .zip(&lens)
-            .map(|(n, l)| format!("{n}={l}"))
-            .collect();
+        let parts: Vec<String> = NAMES.iter().zip(&lens).map(|(n, l)| format!("{n}={l}")).collect();
         let message = format!("arrays differ in length ({})", parts.join(", "));
         return Err(whole(DecodeErrorKind::Udf { message }));
     }
@@ -350,13 +311,8 @@ pub fn decode_udf(
                 // Every column was checked to be present above.
                 None => return Err(DecodeErrorKind::Missing { names: &["t"] }),
             };
-            let ts = timestamp::parse_numeric_in(&text, TsUnit::Seconds).map_err(|reason| {
-                DecodeErrorKind::Timestamp {
-                    field: "t".into(),
-                    value: shown,
-                    reason,
-                }
-            })?;
+            let ts = timestamp::parse_numeric_in(&text, TsUnit::Seconds)
+                .map_err(|reason| DecodeErrorKind::Timestamp { field: "t".into(), value: shown, reason })?;
             let num = |col, name| get(col, i).map_or(Ok(0.0), |v: UdfValue<'_>| v.number(name));
             let bar = Bar::new(
                 symbol,
@@ -386,11 +342,7 @@ struct Syntax {
 
 impl Syntax {
     fn into_kind(self) -> DecodeErrorKind {
-        DecodeErrorKind::Syntax {
-            format: "JSON",
-            column: self.pos + 1,
-            message: self.message.into_owned(),
-        }
+        DecodeErrorKind::Syntax { format: "JSON", column: self.pos + 1, message: self.message.into_owned() }
     }
 }
 
@@ -410,15 +362,9 @@ impl<'a> Scanner<'a> {
     fn syntax(&self, message: impl Into<Cow<'static, str>>) -> Syntax {
         let message = message.into();
         if self.eof() {
-            Syntax {
-                pos: self.pos,
-                message: format!("unexpected end of input, {message}").into(),
-            }
+            Syntax { pos: self.pos, message: format!("unexpected end of input, {message}").into() }
         } else {
-            Syntax {
-                pos: self.pos,
-                message,
-            }
+            Syntax { pos: self.pos, message }
         }
     }
 
@@ -478,26 +424,17 @@ impl<'a> Scanner<'a> {
         let raw = &self.b[start..i];
         let s = if high < 0x80 {
             // All bytes are ASCII, which is valid UTF-8.
-            std::str::from_utf8(raw).map_err(|_| Syntax {
-                pos: start,
-                message: "invalid UTF-8".into(),
-            })?
+            std::str::from_utf8(raw).map_err(|_| Syntax { pos: start, message: "invalid UTF-8".into() })?
         } else {
-            std::str::from_utf8(raw).map_err(|e| Syntax {
-                pos: start + e.valid_up_to(),
-                message: "invalid UTF-8 in string".into(),
-            })?
+            std::str::from_utf8(raw)
+                .map_err(|e| Syntax { pos: start + e.valid_up_to(), message: "invalid UTF-8 in string".into() })?
         };
         self.pos = i + 1;
         Ok(Cow::Borrowed(s))
     }
 
     /// The slow path of [`Scanner::string`]: decodes escapes into an owned string.
-    fn string_escaped(
-        &mut self,
-        start: usize,
-        first_escape: usize,
-    ) -> Result<Cow<'a, str>, Syntax> {
+    fn string_escaped(&mut self, start: usize, first_escape: usize) -> Result<Cow<'a, str>, Syntax> {
         let mut out: Vec<u8> = self.b[start..first_escape].to_vec();
         let mut i = first_escape;
         loop {
@@ -564,21 +501,15 @@ impl<'a> Scanner<'a> {
             }
         }
         self.pos = i + 1;
-        String::from_utf8(out).map(Cow::Owned).map_err(|_| Syntax {
-            pos: start,
-            message: "invalid UTF-8 in string".into(),
-        })
+        String::from_utf8(out)
+            .map(Cow::Owned)
+            .map_err(|_| Syntax { pos: start, message: "invalid UTF-8 in string".into() })
     }
 
     fn hex4(&mut self, at: usize) -> Result<u32, Syntax> {
-        let digits = self
-            .b
-            .get(at..at + 4)
-            .filter(|d| d.iter().all(u8::is_ascii_hexdigit));
+        let digits = self.b.get(at..at + 4).filter(|d| d.iter().all(u8::is_ascii_hexdigit));
         match digits {
-            Some(d) => Ok(d.iter().fold(0, |acc, &c| {
-                acc * 16 + (c as char).to_digit(16).unwrap_or(0)
-            })),
+            Some(d) => Ok(d.iter().fold(0, |acc, &c| acc * 16 + (c as char).to_digit(16).unwrap_or(0))),
             None => {
                 self.pos = at;
                 Err(self.syntax("expected 4 hex digits after \\u"))
@@ -631,10 +562,7 @@ impl<'a> Scanner<'a> {
         }
         self.pos = i;
         // The token is ASCII (sign, digits, '.', 'e', '+'), hence valid UTF-8.
-        std::str::from_utf8(&b[start..i]).map_err(|_| Syntax {
-            pos: start,
-            message: "invalid number".into(),
-        })
+        std::str::from_utf8(&b[start..i]).map_err(|_| Syntax { pos: start, message: "invalid number".into() })
     }
 
     /// A run of ASCII letters (after an optional sign) at the current position, for the
@@ -723,11 +651,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn sign_then_letter(&self) -> bool {
-        self.peek() == Some(b'-')
-            && self
-                .b
-                .get(self.pos + 1)
-                .is_some_and(u8::is_ascii_alphabetic)
+        self.peek() == Some(b'-') && self.b.get(self.pos + 1).is_some_and(u8::is_ascii_alphabetic)
     }
 
     /// Reads a value for a numeric field: a number, a numeric string, or a NaN/Infinity
@@ -735,9 +659,7 @@ impl<'a> Scanner<'a> {
     fn field_value(&mut self) -> Result<Result<Value<'a>, Found>, Syntax> {
         match self.peek() {
             Some(b'"') => Ok(Ok(Value::Str(self.string()?))),
-            Some(b'-' | b'0'..=b'9') if !self.sign_then_letter() => {
-                Ok(Ok(Value::Num(self.number()?)))
-            }
+            Some(b'-' | b'0'..=b'9') if !self.sign_then_letter() => Ok(Ok(Value::Num(self.number()?))),
             Some(b'{') => {
                 self.skip_value(0)?;
                 Ok(Err(Found::Type("an object")))
@@ -766,13 +688,8 @@ impl<'a> Scanner<'a> {
 
 /// `nan`, `inf`, `infinity` in any case, with an optional sign.
 fn is_non_finite_word(w: &[u8]) -> bool {
-    let w = w
-        .strip_prefix(b"-")
-        .or_else(|| w.strip_prefix(b"+"))
-        .unwrap_or(w);
-    w.eq_ignore_ascii_case(b"nan")
-        || w.eq_ignore_ascii_case(b"inf")
-        || w.eq_ignore_ascii_case(b"infinity")
+    let w = w.strip_prefix(b"-").or_else(|| w.strip_prefix(b"+")).unwrap_or(w);
+    w.eq_ignore_ascii_case(b"nan") || w.eq_ignore_ascii_case(b"inf") || w.eq_ignore_ascii_case(b"infinity")
 }
 
 /// A scalar value of a recognised field.
@@ -792,15 +709,8 @@ enum Found {
 impl Found {
     fn into_kind(self, field: &str, expected: &'static str) -> DecodeErrorKind {
         match self {
-            Found::Type(t) => DecodeErrorKind::WrongType {
-                field: field.into(),
-                expected,
-                found: t.into(),
-            },
-            Found::NonFinite(v) => DecodeErrorKind::NotFinite {
-                field: field.into(),
-                value: v,
-            },
+            Found::Type(t) => DecodeErrorKind::WrongType { field: field.into(), expected, found: t.into() },
+            Found::NonFinite(v) => DecodeErrorKind::NotFinite { field: field.into(), value: v },
         }
     }
 }
@@ -810,38 +720,22 @@ const NUMBER: &str = "a number or a numeric string";
 /// A JSON number token's text or a numeric string to a finite f64.
 pub(crate) fn parse_f64(field: &str, text: &str, quoted: bool) -> Result<f64, DecodeErrorKind> {
     let shown = || {
-        if quoted {
-            show_str(text)
-        } else {
-            show_bytes(text.as_bytes())
-        }
+        if quoted { show_str(text) } else { show_bytes(text.as_bytes()) }
     };
     if quoted && !is_json_number(text.as_bytes()) {
         let t = text.trim();
         if is_non_finite_word(t.as_bytes()) {
-            return Err(DecodeErrorKind::NotFinite {
-                field: field.into(),
-                value: shown(),
-            });
+            return Err(DecodeErrorKind::NotFinite { field: field.into(), value: shown() });
         }
-        return Err(DecodeErrorKind::NotANumber {
-            field: field.into(),
-            value: shown(),
-        });
+        return Err(DecodeErrorKind::NotANumber { field: field.into(), value: shown() });
     }
     if let Some(v) = fast_f64(text.as_bytes()) {
         return Ok(v);
     }
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
-        Ok(_) => Err(DecodeErrorKind::NotFinite {
-            field: field.into(),
-            value: shown(),
-        }),
-        Err(_) => Err(DecodeErrorKind::NotANumber {
-            field: field.into(),
-            value: shown(),
-        }),
+        Ok(_) => Err(DecodeErrorKind::NotFinite { field: field.into(), value: shown() }),
+        Err(_) => Err(DecodeErrorKind::NotANumber { field: field.into(), value: shown() }),
     }
 }
 
@@ -852,8 +746,8 @@ pub(crate) fn parse_f64(field: &str, text: &str, quoted: bool) -> Result<f64, De
 #[inline]
 fn fast_f64(b: &[u8]) -> Option<f64> {
     const POW10: [f64; 23] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+        1e20, 1e21, 1e22,
     ];
     let (neg, digits) = match b.split_first() {
         Some((b'-', rest)) => (true, rest),
@@ -880,34 +774,19 @@ fn fast_f64(b: &[u8]) -> Option<f64> {
 }
 
 /// A timestamp value (number token or string) to milliseconds and its unit.
-pub(crate) fn parse_ts(
-    field: &str,
-    text: &str,
-    quoted: bool,
-) -> Result<(i64, TsUnit), DecodeErrorKind> {
+pub(crate) fn parse_ts(field: &str, text: &str, quoted: bool) -> Result<(i64, TsUnit), DecodeErrorKind> {
     let shown = || {
-        if quoted {
-            show_str(text)
-        } else {
-            show_bytes(text.as_bytes())
-        }
+        if quoted { show_str(text) } else { show_bytes(text.as_bytes()) }
     };
     let r = if quoted {
         if is_non_finite_word(text.trim().as_bytes()) {
-            return Err(DecodeErrorKind::NotFinite {
-                field: field.into(),
-                value: shown(),
-            });
+            return Err(DecodeErrorKind::NotFinite { field: field.into(), value: shown() });
         }
         timestamp::parse_str(text)
     } else {
         timestamp::parse_numeric(text)
     };
-    r.map_err(|reason| DecodeErrorKind::Timestamp {
-        field: field.into(),
-        value: shown(),
-        reason,
-    })
+    r.map_err(|reason| DecodeErrorKind::Timestamp { field: field.into(), value: shown(), reason })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -960,10 +839,7 @@ const NAMES_VOLUME: &[&str] = &["volume", "size"];
 /// Scans one object at the scanner's position (which must be at `{`) and builds the bar.
 /// The outer error is a syntax error (the object's end is unknown); the inner one a field,
 /// presence or validation error (the scanner is past the object).
-fn decode_object(
-    s: &mut Scanner<'_>,
-    bounds: &TimeBounds,
-) -> Result<Result<(Bar, TsUnit), DecodeErrorKind>, Syntax> {
+fn decode_object(s: &mut Scanner<'_>, bounds: &TimeBounds) -> Result<Result<(Bar, TsUnit), DecodeErrorKind>, Syntax> {
     s.expect(b'{', "expected '{'")?;
     let mut names: [Option<&'static str>; SLOTS] = [None; SLOTS];
     let mut nums = [0f64; SLOTS];
@@ -989,16 +865,7 @@ fn decode_object(
                     let idx = slot as usize;
                     let value = s.field_value()?;
                     if first_err.is_none() {
-                        first_err = store(
-                            slot,
-                            name,
-                            value,
-                            &mut names,
-                            &mut nums,
-                            &mut symbol,
-                            &mut ts,
-                        )
-                        .err();
+                        first_err = store(slot, name, value, &mut names, &mut nums, &mut symbol, &mut ts).err();
                     }
                     names[idx].get_or_insert(name);
                 }
@@ -1048,11 +915,7 @@ fn store<'a>(
             Ok(Value::Str(v)) => *symbol = Some(v),
             Ok(Value::Num(n)) => {
                 let found = show_bytes(n.as_bytes());
-                return Err(DecodeErrorKind::WrongType {
-                    field: name.into(),
-                    expected: "a string",
-                    found,
-                });
+                return Err(DecodeErrorKind::WrongType { field: name.into(), expected: "a string", found });
             }
             Err(f) => return Err(f.into_kind(name, "a string")),
         },
@@ -1099,25 +962,11 @@ fn build(
         ] {
             if !has(slot) {
                 // A record with none of the bar prices is most likely a tick missing "price".
-                let none = [Slot::Open, Slot::High, Slot::Low, Slot::Close]
-                    .iter()
-                    .all(|&s| !has(s));
-                return Err(missing(if none && slot == Slot::Open {
-                    NAMES_PRICE_OR_OPEN
-                } else {
-                    names
-                }));
+                let none = [Slot::Open, Slot::High, Slot::Low, Slot::Close].iter().all(|&s| !has(s));
+                return Err(missing(if none && slot == Slot::Open { NAMES_PRICE_OR_OPEN } else { names }));
             }
         }
-        Bar::new(
-            symbol,
-            ts,
-            n(Slot::Open),
-            n(Slot::High),
-            n(Slot::Low),
-            n(Slot::Close),
-            n(Slot::Volume),
-        )
+        Bar::new(symbol, ts, n(Slot::Open), n(Slot::High), n(Slot::Low), n(Slot::Close), n(Slot::Volume))
     };
     bar.validate(bounds)?;
     Ok((bar, unit))
@@ -1158,16 +1007,7 @@ struct Udf<'a> {
 
 fn parse_udf(body: &[u8]) -> Result<Result<Udf<'_>, DecodeErrorKind>, Syntax> {
     let mut s = Scanner::new(body);
-    let mut udf = Udf {
-        status: None,
-        errmsg: None,
-        t: None,
-        o: None,
-        h: None,
-        l: None,
-        c: None,
-        v: None,
-    };
+    let mut udf = Udf { status: None, errmsg: None, t: None, o: None, h: None, l: None, c: None, v: None };
     let mut err = None;
     s.skip_bom();
     s.ws();
@@ -1198,10 +1038,7 @@ fn parse_udf(body: &[u8]) -> Result<Result<Udf<'_>, DecodeErrorKind>, Syntax> {
                 if s.peek() == Some(b'[') {
                     let values = udf_array(&mut s)?;
                     if col.is_some() && err.is_none() {
-                        err = Some(DecodeErrorKind::Duplicate {
-                            field: name,
-                            first: name,
-                        });
+                        err = Some(DecodeErrorKind::Duplicate { field: name, first: name });
                     }
                     *col = Some(values);
                 } else {
@@ -1211,11 +1048,7 @@ fn parse_udf(body: &[u8]) -> Result<Result<Udf<'_>, DecodeErrorKind>, Syntax> {
                         Err(Found::Type(t)) => t.to_string(),
                         Err(Found::NonFinite(v)) => v,
                     };
-                    err.get_or_insert(DecodeErrorKind::WrongType {
-                        field: name.into(),
-                        expected: "an array",
-                        found,
-                    });
+                    err.get_or_insert(DecodeErrorKind::WrongType { field: name.into(), expected: "an array", found });
                 }
             } else if key == "s" || key == "errmsg" {
                 let v = if s.peek() == Some(b'"') {
@@ -1230,11 +1063,7 @@ fn parse_udf(body: &[u8]) -> Result<Result<Udf<'_>, DecodeErrorKind>, Syntax> {
                     });
                     None
                 };
-                if key == "s" {
-                    udf.status = v
-                } else {
-                    udf.errmsg = v
-                }
+                if key == "s" { udf.status = v } else { udf.errmsg = v }
             } else {
                 s.skip_value(0)?;
             }

@@ -19,7 +19,7 @@ pub mod timestamp;
 pub use csv::CsvReader;
 pub use error::{DecodeError, DecodeErrorKind, Location};
 pub use json::{
-    JsonBodyKind, NdjsonReader, decode_json_array, decode_json_body, decode_json_line,
-    decode_json_line_with_unit, decode_udf, detect_json_body,
+    JsonBodyKind, NdjsonReader, decode_json_array, decode_json_body, decode_json_line, decode_json_line_with_unit,
+    decode_udf, detect_json_body,
 };
 pub use timestamp::TsUnit;

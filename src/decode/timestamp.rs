@@ -172,11 +172,7 @@ pub fn parse_numeric_in(text: &str, unit: TsUnit) -> Result<Millis, String> {
 
 /// Parses a timestamp string: a numeric string (as [`parse_numeric`]) or RFC 3339 text.
 pub fn parse_str(s: &str) -> Result<(Millis, TsUnit), String> {
-    if is_json_number(s.as_bytes()) {
-        parse_numeric(s)
-    } else {
-        parse_rfc3339(s).map(|ms| (ms, TsUnit::Rfc3339))
-    }
+    if is_json_number(s.as_bytes()) { parse_numeric(s) } else { parse_rfc3339(s).map(|ms| (ms, TsUnit::Rfc3339)) }
 }
 
 /// A decimal literal `mantissa * 10^exp10`, exact up to 36 significant digits; digits beyond
@@ -198,13 +194,7 @@ impl Decimal {
             return Err("not a number".to_string());
         }
         let neg = b[0] == b'-';
-        let mut d = Decimal {
-            neg,
-            mantissa: 0,
-            digits: 0,
-            exp10: 0,
-            sticky: false,
-        };
+        let mut d = Decimal { neg, mantissa: 0, digits: 0, exp10: 0, sticky: false };
         let mut i = usize::from(neg);
         let mut in_frac = false;
         while i < b.len() {
@@ -240,11 +230,7 @@ impl Decimal {
             let exp = exp.strip_prefix('+').unwrap_or(exp);
             // Exponents beyond ±10^6 are clamped: they are out of range either way.
             let e: i64 = if exp.trim_start_matches('-').len() > 7 {
-                if exp.starts_with('-') {
-                    -10_000_000
-                } else {
-                    10_000_000
-                }
+                if exp.starts_with('-') { -10_000_000 } else { 10_000_000 }
             } else {
                 exp.parse().map_err(|_| "bad exponent".to_string())?
             };
@@ -267,10 +253,7 @@ impl Decimal {
         let (mut q, mut sticky) = (self.mantissa, self.sticky);
         if scale >= 0 {
             for _ in 0..scale {
-                q = q
-                    .checked_mul(10)
-                    .filter(|&q| q <= i64::MAX as u128)
-                    .ok_or(OUT)?;
+                q = q.checked_mul(10).filter(|&q| q <= i64::MAX as u128).ok_or(OUT)?;
             }
         } else if scale < -38 {
             sticky = true;
@@ -296,17 +279,10 @@ impl Decimal {
 pub fn parse_rfc3339(s: &str) -> Result<Millis, String> {
     let b = s.as_bytes();
     let num = |at: usize, len: usize, what: &str| -> Result<u32, String> {
-        let part = b
-            .get(at..at + len)
-            .filter(|p| p.iter().all(u8::is_ascii_digit));
+        let part = b.get(at..at + len).filter(|p| p.iter().all(u8::is_ascii_digit));
         match part {
-            Some(p) => Ok(p
-                .iter()
-                .fold(0u32, |acc, &c| acc * 10 + u32::from(c - b'0'))),
-            None => Err(format!(
-                "expected {len} digits of {what} at character {}",
-                at + 1
-            )),
+            Some(p) => Ok(p.iter().fold(0u32, |acc, &c| acc * 10 + u32::from(c - b'0'))),
+            None => Err(format!("expected {len} digits of {what} at character {}", at + 1)),
         }
     };
     let sep = |at: usize, ok: &[u8], what: &str| -> Result<(), String> {
@@ -362,31 +338,21 @@ pub fn parse_rfc3339(s: &str) -> Result<Millis, String> {
             if c == b'-' { -m } else { m }
         }
         Some(_) => {
-            return Err(format!(
-                "expected 'Z', '+hh:mm' or '-hh:mm' at character {}",
-                i + 1
-            ));
+            return Err(format!("expected 'Z', '+hh:mm' or '-hh:mm' at character {}", i + 1));
         }
     };
     if i != b.len() {
-        return Err(format!(
-            "unexpected text after the time at character {}",
-            i + 1
-        ));
+        return Err(format!("unexpected text after the time at character {}", i + 1));
     }
     if !(1..=12).contains(&month) {
         return Err(format!("month {month} out of range 1..=12"));
     }
     let dim = days_in_month(i64::from(year), month);
     if day < 1 || day > dim {
-        return Err(format!(
-            "day {day} out of range 1..={dim} for {year:04}-{month:02}"
-        ));
+        return Err(format!("day {day} out of range 1..={dim} for {year:04}-{month:02}"));
     }
     if hour > 23 || minute > 59 || second > 60 {
-        return Err(format!(
-            "time {hour:02}:{minute:02}:{second:02} out of range"
-        ));
+        return Err(format!("time {hour:02}:{minute:02}:{second:02} out of range"));
     }
     let days = days_from_civil(i64::from(year), month, day);
     let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_min * 60;
@@ -408,41 +374,20 @@ mod tests {
 
     #[test]
     fn magnitude_heuristic_boundaries() {
-        assert_eq!(
-            parse_numeric("99999999999"),
-            Ok((99_999_999_999_000, TsUnit::Seconds))
-        );
-        assert_eq!(
-            parse_numeric("100000000000"),
-            Ok((100_000_000_000, TsUnit::Millis))
-        );
+        assert_eq!(parse_numeric("99999999999"), Ok((99_999_999_999_000, TsUnit::Seconds)));
+        assert_eq!(parse_numeric("100000000000"), Ok((100_000_000_000, TsUnit::Millis)));
         assert_eq!(parse_numeric("1e11"), Ok((100_000_000_000, TsUnit::Millis)));
-        assert_eq!(
-            parse_numeric("99999999999999"),
-            Ok((99_999_999_999_999, TsUnit::Millis))
-        );
-        assert_eq!(
-            parse_numeric("100000000000000"),
-            Ok((100_000_000_000, TsUnit::Micros))
-        );
-        assert_eq!(
-            parse_numeric("1700000000123456789"),
-            Ok((1_700_000_000_123, TsUnit::Nanos))
-        );
-        assert_eq!(
-            parse_numeric("1.7e9"),
-            Ok((1_700_000_000_000, TsUnit::Seconds))
-        );
+        assert_eq!(parse_numeric("99999999999999"), Ok((99_999_999_999_999, TsUnit::Millis)));
+        assert_eq!(parse_numeric("100000000000000"), Ok((100_000_000_000, TsUnit::Micros)));
+        assert_eq!(parse_numeric("1700000000123456789"), Ok((1_700_000_000_123, TsUnit::Nanos)));
+        assert_eq!(parse_numeric("1.7e9"), Ok((1_700_000_000_000, TsUnit::Seconds)));
         assert_eq!(parse_numeric("0"), Ok((0, TsUnit::Seconds)));
         assert_eq!(parse_numeric("-0.0"), Ok((0, TsUnit::Seconds)));
     }
 
     #[test]
     fn sub_millisecond_digits_floor() {
-        assert_eq!(
-            parse_numeric("1700000000.1239"),
-            Ok((1_700_000_000_123, TsUnit::Seconds))
-        );
+        assert_eq!(parse_numeric("1700000000.1239"), Ok((1_700_000_000_123, TsUnit::Seconds)));
         assert_eq!(parse_numeric("-0.0005"), Ok((-1, TsUnit::Seconds)));
         assert_eq!(parse_numeric("-1.5"), Ok((-1500, TsUnit::Seconds)));
         assert_eq!(parse_numeric("-1e-9"), Ok((-1, TsUnit::Seconds)));
@@ -455,48 +400,24 @@ mod tests {
 
     #[test]
     fn out_of_range_numbers_are_errors() {
-        assert_eq!(
-            parse_numeric("1e999"),
-            Err("out of range for 64-bit milliseconds".to_string())
-        );
-        assert_eq!(
-            parse_numeric("1e99999999999"),
-            Err("out of range for 64-bit milliseconds".to_string())
-        );
+        assert_eq!(parse_numeric("1e999"), Err("out of range for 64-bit milliseconds".to_string()));
+        assert_eq!(parse_numeric("1e99999999999"), Err("out of range for 64-bit milliseconds".to_string()));
         assert_eq!(parse_numeric("1e-99999999999"), Ok((0, TsUnit::Seconds)));
         assert_eq!(parse_numeric("abc"), Err("not a number".to_string()));
     }
 
     #[test]
     fn rfc3339_forms() {
-        assert_eq!(
-            parse_rfc3339("2023-11-14T22:13:20.123456Z"),
-            Ok(1_700_000_000_123)
-        );
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20.123456Z"), Ok(1_700_000_000_123));
         assert_eq!(parse_rfc3339("2023-11-14t22:13:20z"), Ok(1_700_000_000_000));
-        assert_eq!(
-            parse_rfc3339("2023-11-14T18:43:20-03:30"),
-            Ok(1_700_000_000_000)
-        );
+        assert_eq!(parse_rfc3339("2023-11-14T18:43:20-03:30"), Ok(1_700_000_000_000));
         assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Ok(1_709_164_800_000));
         assert_eq!(parse_rfc3339("1969-12-31T23:59:59.999Z"), Ok(-1));
         assert_eq!(parse_rfc3339("2016-12-31T23:59:60Z"), Ok(1_483_228_800_000));
-        assert_eq!(
-            parse_rfc3339("2023-02-29T00:00:00Z"),
-            Err("day 29 out of range 1..=28 for 2023-02".to_string())
-        );
-        assert_eq!(
-            parse_rfc3339("2023-13-01T00:00:00Z"),
-            Err("month 13 out of range 1..=12".to_string())
-        );
-        assert_eq!(
-            parse_rfc3339("2023-11-14T24:00:00Z"),
-            Err("time 24:00:00 out of range".to_string())
-        );
-        assert_eq!(
-            parse_rfc3339("2023-11-14T22:13Z"),
-            Err("expected ':' at character 17".to_string())
-        );
+        assert_eq!(parse_rfc3339("2023-02-29T00:00:00Z"), Err("day 29 out of range 1..=28 for 2023-02".to_string()));
+        assert_eq!(parse_rfc3339("2023-13-01T00:00:00Z"), Err("month 13 out of range 1..=12".to_string()));
+        assert_eq!(parse_rfc3339("2023-11-14T24:00:00Z"), Err("time 24:00:00 out of range".to_string()));
+        assert_eq!(parse_rfc3339("2023-11-14T22:13Z"), Err("expected ':' at character 17".to_string()));
         assert_eq!(
             parse_rfc3339("2023-11-14T22:13:20+0330"),
             Err("expected ':' in the offset at character 23".to_string())
@@ -505,26 +426,12 @@ mod tests {
             parse_rfc3339("2023-11-14T22:13:20Z "),
             Err("unexpected text after the time at character 21".to_string())
         );
-        assert_eq!(
-            parse_rfc3339("2023-11-14T22:13:20."),
-            Err("expected digits after '.' at character 21".to_string())
-        );
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20."), Err("expected digits after '.' at character 21".to_string()));
     }
 
     #[test]
     fn seconds_format_round_trips() {
-        for ms in [
-            0,
-            1,
-            -1,
-            999,
-            -999,
-            1000,
-            -1000,
-            1_700_000_000_001,
-            -1_700_000_000_010,
-            1_700_000_000_120,
-        ] {
+        for ms in [0, 1, -1, 999, -999, 1000, -1000, 1_700_000_000_001, -1_700_000_000_010, 1_700_000_000_120] {
             let s = TsUnit::Seconds.format(ms);
             assert_eq!(parse_numeric_in(&s, TsUnit::Seconds), Ok(ms), "{s}");
         }

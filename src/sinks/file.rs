@@ -29,7 +29,13 @@ pub struct RowFormat {
 impl RowFormat {
     /// A formatter for `set`'s columns, writing timestamps in `ts_unit`.
     pub fn new(format: FileFormat, set: &IndicatorSet, ts_unit: TsUnit) -> RowFormat {
-        RowFormat { format, columns: set.columns().to_vec(), ts_unit, line: String::with_capacity(512), ryu: ryu::Buffer::new() }
+        RowFormat {
+            format,
+            columns: set.columns().to_vec(),
+            ts_unit,
+            line: String::with_capacity(512),
+            ryu: ryu::Buffer::new(),
+        }
     }
 
     fn num(&mut self, v: Option<f64>) {
@@ -193,7 +199,10 @@ pub struct FileSink {
 
 fn create(dir: &Path, name: &str, header: Option<String>) -> io::Result<BufWriter<File>> {
     let path = dir.join(name);
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(&path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?);
+    let mut w = BufWriter::with_capacity(
+        1 << 20,
+        File::create(&path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?,
+    );
     if let Some(h) = header {
         w.write_all(h.as_bytes())?;
     }
@@ -202,7 +211,13 @@ fn create(dir: &Path, name: &str, header: Option<String>) -> io::Result<BufWrite
 
 impl FileSink {
     /// Creates `dir` and this worker's files in it.
-    pub fn create(dir: &Path, worker: usize, format: FileFormat, set: &IndicatorSet, ts_unit: TsUnit) -> io::Result<FileSink> {
+    pub fn create(
+        dir: &Path,
+        worker: usize,
+        format: FileFormat,
+        set: &IndicatorSet,
+        ts_unit: TsUnit,
+    ) -> io::Result<FileSink> {
         std::fs::create_dir_all(dir)?;
         let ext = if format == FileFormat::Csv { "csv" } else { "ndjson" };
         let fmt = RowFormat::new(format, set, ts_unit);
@@ -242,7 +257,14 @@ impl FileSink {
         writeln!(
             self.late,
             r#"{{"symbol":"{}","ts":{},"timeframe":"{}","open":{},"high":{},"low":{},"close":{},"volume":{}}}"#,
-            bar.symbol, bar.ts, timeframe_label(timeframe), bar.open, bar.high, bar.low, bar.close, bar.volume
+            bar.symbol,
+            bar.ts,
+            timeframe_label(timeframe),
+            bar.open,
+            bar.high,
+            bar.low,
+            bar.close,
+            bar.volume
         )
     }
 

@@ -52,7 +52,13 @@ fn is_csv(path: &Path) -> bool {
 }
 
 /// The streams worker `index` of `peers` reads from `paths`.
-pub fn streams_for_worker(paths: &[PathBuf], symbol: Option<Symbol>, bounds: TimeBounds, index: usize, peers: usize) -> io::Result<Vec<FileStream>> {
+pub fn streams_for_worker(
+    paths: &[PathBuf],
+    symbol: Option<Symbol>,
+    bounds: TimeBounds,
+    index: usize,
+    peers: usize,
+) -> io::Result<Vec<FileStream>> {
     let mut out = Vec::new();
     let ctx = |p: &Path, e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()));
     for (i, path) in paths.iter().enumerate() {
@@ -67,8 +73,16 @@ pub fn streams_for_worker(paths: &[PathBuf], symbol: Option<Symbol>, bounds: Tim
         } else {
             let f = File::open(path).map_err(|e| ctx(path, e))?;
             let len = f.metadata().map_err(|e| ctx(path, e))?.len();
-            let chunks: Vec<u64> = (0..len.div_ceil(CHUNK)).filter(|k| (k % peers as u64) as usize == index).rev().collect();
-            let reader = Reader::Ndjson { path: path.clone(), file: BufReader::with_capacity(1 << 20, f), chunks, pos: 0, end: 0, buf: Vec::with_capacity(512) };
+            let chunks: Vec<u64> =
+                (0..len.div_ceil(CHUNK)).filter(|k| (k % peers as u64) as usize == index).rev().collect();
+            let reader = Reader::Ndjson {
+                path: path.clone(),
+                file: BufReader::with_capacity(1 << 20, f),
+                chunks,
+                pos: 0,
+                end: 0,
+                buf: Vec::with_capacity(512),
+            };
             out.push(FileStream::new(reader, bounds));
         }
     }

@@ -90,45 +90,24 @@ impl GeneratorConfig {
             return err("symbols", "0 symbols; expected e.g. 1000".into());
         }
         if self.interval_ms <= 0 {
-            return err(
-                "interval_ms",
-                format!("{} is not positive; expected e.g. 60000", self.interval_ms),
-            );
+            return err("interval_ms", format!("{} is not positive; expected e.g. 60000", self.interval_ms));
         }
         let (lo, hi) = self.start_price;
         if !(finite(lo) && finite(hi) && lo > 0.0 && lo < hi) {
-            return err(
-                "start_price",
-                format!("({lo}, {hi}) is not a range 0 < lo < hi; expected e.g. (10, 500)"),
-            );
+            return err("start_price", format!("({lo}, {hi}) is not a range 0 < lo < hi; expected e.g. (10, 500)"));
         }
         if !(finite(self.mu) && self.mu.abs() <= 0.1) {
-            return err(
-                "mu",
-                format!("{} is outside -0.1 ..= 0.1; expected e.g. 0", self.mu),
-            );
+            return err("mu", format!("{} is outside -0.1 ..= 0.1; expected e.g. 0", self.mu));
         }
         if !(finite(self.sigma) && (0.0..=0.5).contains(&self.sigma)) {
-            return err(
-                "sigma",
-                format!("{} is outside 0 ..= 0.5; expected e.g. 0.004", self.sigma),
-            );
+            return err("sigma", format!("{} is outside 0 ..= 0.5; expected e.g. 0.004", self.sigma));
         }
         if !(finite(self.range_sigma) && (0.0..=0.1).contains(&self.range_sigma)) {
-            return err(
-                "range_sigma",
-                format!(
-                    "{} is outside 0 ..= 0.1; expected e.g. 0.002",
-                    self.range_sigma
-                ),
-            );
+            return err("range_sigma", format!("{} is outside 0 ..= 0.1; expected e.g. 0.002", self.range_sigma));
         }
         let (vlo, vhi) = self.volume;
         if !(finite(vlo) && finite(vhi) && vlo >= 0.0 && vlo + 0.01 < vhi) {
-            return err(
-                "volume",
-                format!("({vlo}, {vhi}) is not a range 0 <= lo < hi; expected e.g. (1000, 100000)"),
-            );
+            return err("volume", format!("({vlo}, {vhi}) is not a range 0 <= lo < hi; expected e.g. (1000, 100000)"));
         }
         Ok(())
     }
@@ -196,9 +175,7 @@ impl MarketGenerator {
         if peers == 0 || worker_index >= peers {
             return Err(GeneratorConfigError {
                 field: "worker",
-                message: format!(
-                    "worker {worker_index} of {peers} peers; expected 0 <= worker < peers"
-                ),
+                message: format!("worker {worker_index} of {peers} peers; expected 0 <= worker < peers"),
             });
         }
         let mut walks = Vec::new();
@@ -212,19 +189,9 @@ impl MarketGenerator {
             let mut rng = Xoshiro256::for_stream(config.seed, index as u64);
             let (lo, hi) = config.start_price;
             let last_close = round_to(lo + (hi - lo) * rng.next_f64(), 1e4).max(round_to(lo, 1e4));
-            walks.push(Walk {
-                index,
-                symbol,
-                rng,
-                last_close,
-            });
+            walks.push(Walk { index, symbol, rng, last_close });
         }
-        Ok(MarketGenerator {
-            config,
-            walks,
-            next: 0,
-            round: 0,
-        })
+        Ok(MarketGenerator { config, walks, next: 0, round: 0 })
     }
 
     /// The configuration.
@@ -265,22 +232,14 @@ impl MarketGenerator {
     fn step(&mut self, walk: usize) -> Bar {
         let cfg = &self.config;
         let w = &mut self.walks[walk];
-        let ts = cfg
-            .start_ms
-            .saturating_add((self.round as i64).saturating_mul(cfg.interval_ms));
+        let ts = cfg.start_ms.saturating_add((self.round as i64).saturating_mul(cfg.interval_ms));
         let o = w.last_close;
         let mut c = round_to(o * exp(cfg.mu + cfg.sigma * w.rng.normal()), 1e4);
         if c <= 0.0 {
             c = o;
         }
-        let hi = round_to(
-            o.max(c) * (1.0 + (cfg.range_sigma * w.rng.normal()).abs()),
-            1e4,
-        );
-        let lo = round_to(
-            o.min(c) * (1.0 - (cfg.range_sigma * w.rng.normal()).abs()),
-            1e4,
-        );
+        let hi = round_to(o.max(c) * (1.0 + (cfg.range_sigma * w.rng.normal()).abs()), 1e4);
+        let lo = round_to(o.min(c) * (1.0 - (cfg.range_sigma * w.rng.normal()).abs()), 1e4);
         let (hi, lo) = (hi.max(o).max(c), lo.min(o).min(c));
         let (vlo, vhi) = cfg.volume;
         let mut vol = round_to(vlo + (vhi - vlo) * w.rng.next_f64(), 100.0);
@@ -306,8 +265,7 @@ impl Iterator for MarketGenerator {
         }
         let walk = self.next;
         if let Some(limit) = self.config.records {
-            let global =
-                self.round as u128 * self.config.symbols as u128 + self.walks[walk].index as u128;
+            let global = self.round as u128 * self.config.symbols as u128 + self.walks[walk].index as u128;
             if global >= u128::from(limit) {
                 return None;
             }
@@ -417,13 +375,9 @@ pub fn write_w1_line(out: &mut String, bar: &Bar) {
     if bar.ts % 1000 == 0 {
         out.push_str(".0");
     }
-    for (name, v) in [
-        ("open", bar.open),
-        ("high", bar.high),
-        ("low", bar.low),
-        ("close", bar.close),
-        ("volume", bar.volume),
-    ] {
+    for (name, v) in
+        [("open", bar.open), ("high", bar.high), ("low", bar.low), ("close", bar.close), ("volume", bar.volume)]
+    {
         out.push_str(", \"");
         out.push_str(name);
         out.push_str("\": ");

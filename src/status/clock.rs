@@ -37,9 +37,7 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock standing at `now_ms`.
     pub fn new(now_ms: i64) -> Self {
-        Self {
-            now_ms: AtomicI64::new(now_ms),
-        }
+        Self { now_ms: AtomicI64::new(now_ms) }
     }
 
     /// Sets the time to `now_ms`.

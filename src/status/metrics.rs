@@ -143,9 +143,7 @@ impl LocalCounters {
             target.symbols_tracked.store(symbols, Relaxed);
         }
         if active {
-            target
-                .last_activity_ms
-                .store(target.clock.now_ms(), Relaxed);
+            target.last_activity_ms.store(target.clock.now_ms(), Relaxed);
         }
     }
 }
@@ -216,9 +214,7 @@ impl WorkerMetrics {
     /// Marks the worker running until the returned guard is dropped (including by unwinding).
     pub fn running_guard(self: &Arc<Self>) -> RunningGuard {
         self.set_running(true);
-        RunningGuard {
-            worker: Arc::clone(self),
-        }
+        RunningGuard { worker: Arc::clone(self) }
     }
 
     /// Adds `ns` to the busy time directly (used by the timely logging hook, per step).
@@ -303,10 +299,7 @@ mod tests {
     #[test]
     fn publish_with_only_gauges_is_not_activity() {
         let (_clock, w) = worker();
-        let mut local = LocalCounters {
-            backlog: Some(1),
-            ..LocalCounters::default()
-        };
+        let mut local = LocalCounters { backlog: Some(1), ..LocalCounters::default() };
         local.publish(&w);
         assert_eq!(w.load().last_activity_ms, None);
         assert_eq!(w.load().watermark_ms, None);
@@ -324,11 +317,7 @@ mod tests {
 
     #[test]
     fn fields_table_matches_values_order() {
-        let v = CounterValues {
-            bars_in: 1,
-            sink_errors: 13,
-            ..CounterValues::default()
-        };
+        let v = CounterValues { bars_in: 1, sink_errors: 13, ..CounterValues::default() };
         let values = v.values();
         assert_eq!(values.len(), CounterValues::FIELDS.len());
         assert_eq!(CounterValues::FIELDS[0].0, "bars_in");

@@ -27,7 +27,7 @@ pub use prometheus::{CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE, render as render_p
 pub use rates::{RateRing, Rates, Sample};
 pub use server::{ExtraRoutes, ServerOptions, StatusServer, routes};
 pub use snapshot::{
-    OperatorSummary, ProcessInfo, RateSummary, RatesReport, ReadyInfo, SinkStatus, StatusReport,
-    Totals, WorkerStatus, status_report,
+    OperatorSummary, ProcessInfo, RateSummary, RatesReport, ReadyInfo, SinkStatus, StatusReport, Totals, WorkerStatus,
+    status_report,
 };
 pub use timely_log::register_timely_logging;

@@ -66,10 +66,7 @@ impl OperatorStats {
     /// when an operator is created, and keep the handle.
     pub fn entry(&self, worker: usize, name: &str) -> Arc<OperatorEntry> {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(e) = entries
-            .iter()
-            .find(|e| e.worker == worker && e.name == name)
-        {
+        if let Some(e) = entries.iter().find(|e| e.worker == worker && e.name == name) {
             return Arc::clone(e);
         }
         let entry = Arc::new(OperatorEntry {
@@ -124,27 +121,14 @@ pub struct OperatorRecorder {
 impl OperatorRecorder {
     /// A recorder for `worker`, publishing into `stats`.
     pub fn new(worker: Arc<WorkerMetrics>, stats: Arc<OperatorStats>) -> Self {
-        Self {
-            worker,
-            stats,
-            slots: HashMap::new(),
-            open: Vec::new(),
-            worker_busy_ns: 0,
-        }
+        Self { worker, stats, slots: HashMap::new(), open: Vec::new(), worker_busy_ns: 0 }
     }
 
     /// An operator was created: `id` is worker-unique, `addr` its scope path (length 1 for a
     /// top-level dataflow).
     pub fn operates(&mut self, id: usize, addr: &[usize], name: &str) {
         let entry = (addr.len() > 1).then(|| self.stats.entry(self.worker.index(), name));
-        self.slots.insert(
-            id,
-            Slot {
-                entry,
-                busy_ns: 0,
-                schedules: 0,
-            },
-        );
+        self.slots.insert(id, Slot { entry, busy_ns: 0, schedules: 0 });
     }
 
     /// Operator `id` was scheduled at `at` (time since the worker's logging epoch).
@@ -181,8 +165,7 @@ impl OperatorRecorder {
                 slot.schedules = 0;
             }
         }
-        self.worker
-            .add_busy_ns(std::mem::take(&mut self.worker_busy_ns));
+        self.worker.add_busy_ns(std::mem::take(&mut self.worker_busy_ns));
     }
 }
 
@@ -220,18 +203,8 @@ mod tests {
         assert_eq!(
             stats.snapshot(),
             vec![
-                OperatorValues {
-                    worker: 2,
-                    name: "Candles".into(),
-                    busy_ns: 5_000_000,
-                    schedules: 1
-                },
-                OperatorValues {
-                    worker: 2,
-                    name: "Map".into(),
-                    busy_ns: 3_000_000,
-                    schedules: 2
-                },
+                OperatorValues { worker: 2, name: "Candles".into(), busy_ns: 5_000_000, schedules: 1 },
+                OperatorValues { worker: 2, name: "Map".into(), busy_ns: 3_000_000, schedules: 2 },
             ]
         );
         assert_eq!(worker.load().counters.busy_ns, 10_000_000);

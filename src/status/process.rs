@@ -125,10 +125,7 @@ impl ProcessMetrics {
     /// Metrics for process `process_id` running global workers `worker_range`, reading time
     /// from `clock`. Uptime counts from now.
     pub fn new(process_id: usize, worker_range: Range<usize>, clock: Arc<dyn Clock>) -> Self {
-        let workers = worker_range
-            .clone()
-            .map(|i| Arc::new(WorkerMetrics::new(i, Arc::clone(&clock))))
-            .collect();
+        let workers = worker_range.clone().map(|i| Arc::new(WorkerMetrics::new(i, Arc::clone(&clock)))).collect();
         Self {
             process_id,
             worker_range,
@@ -171,10 +168,7 @@ impl ProcessMetrics {
         index
             .checked_sub(self.worker_range.start)
             .and_then(|local| self.workers.get(local))
-            .ok_or_else(|| StatusError::UnknownWorker {
-                index,
-                range: self.worker_range.clone(),
-            })
+            .ok_or_else(|| StatusError::UnknownWorker { index, range: self.worker_range.clone() })
     }
 
     /// The clock every time here is read from.
@@ -204,13 +198,8 @@ impl ProcessMetrics {
 
     /// Reads everything readiness depends on.
     pub fn readiness(&self) -> Readiness {
-        let workers_not_running: Vec<usize> = self
-            .workers
-            .iter()
-            .map(|w| w.load())
-            .filter(|w| !w.running)
-            .map(|w| w.index)
-            .collect();
+        let workers_not_running: Vec<usize> =
+            self.workers.iter().map(|w| w.load()).filter(|w| !w.running).map(|w| w.index).collect();
         Readiness {
             source_connected: self.source_connected.load(Relaxed),
             sink_reachable: self.sink_reachable.load(Relaxed),
@@ -223,10 +212,7 @@ impl ProcessMetrics {
     /// Records the positions of a worker's partitions; takes the lock once per call, so call
     /// once per batch with all the partitions the batch touched.
     pub fn update_partitions<'a>(&self, updates: impl IntoIterator<Item = PartitionUpdate<'a>>) {
-        let mut map = self
-            .partitions
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.partitions.write().unwrap_or_else(PoisonError::into_inner);
         for u in updates {
             let lag = u.high_watermark.saturating_sub(u.offset).max(0);
             let by_partition = match map.get_mut(u.topic) {
@@ -259,10 +245,7 @@ impl ProcessMetrics {
 
     /// Forgets a partition (no longer owned by this process).
     pub fn remove_partition(&self, topic: &str, partition: i32) {
-        let mut map = self
-            .partitions
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.partitions.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(by_partition) = map.get_mut(topic) {
             by_partition.remove(&partition);
             if by_partition.is_empty() {
@@ -273,55 +256,31 @@ impl ProcessMetrics {
 
     /// Every known partition, by topic then partition.
     pub fn partitions(&self) -> Vec<PartitionStatus> {
-        let map = self
-            .partitions
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let map = self.partitions.read().unwrap_or_else(PoisonError::into_inner);
         map.values().flat_map(|p| p.values().cloned()).collect()
     }
 
     /// Records `message` as the process's last error, stamped now.
     pub fn record_error(&self, message: impl Into<String>) {
-        let record = ErrorRecord {
-            message: message.into(),
-            at_ms: self.now_ms(),
-        };
-        *self
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(record);
+        let record = ErrorRecord { message: message.into(), at_ms: self.now_ms() };
+        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(record);
     }
 
     /// Records a sink error: both the sink's and the process's last error.
     pub fn record_sink_error(&self, message: impl Into<String>) {
-        let record = ErrorRecord {
-            message: message.into(),
-            at_ms: self.now_ms(),
-        };
-        *self
-            .sink_last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(record.clone());
-        *self
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(record);
+        let record = ErrorRecord { message: message.into(), at_ms: self.now_ms() };
+        *self.sink_last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(record.clone());
+        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(record);
     }
 
     /// The last error recorded, if any.
     pub fn last_error(&self) -> Option<ErrorRecord> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The last sink error recorded, if any.
     pub fn sink_last_error(&self) -> Option<ErrorRecord> {
-        self.sink_last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.sink_last_error.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Marks a successful sink flush now (keeps the latest if sinks on several workers race).
@@ -376,18 +335,12 @@ impl ProcessMetrics {
             sink_rows: totals.sink_rows,
             busy_ns: workers.iter().map(|w| w.counters.busy_ns).collect(),
         };
-        self.rates
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(sample);
+        self.rates.lock().unwrap_or_else(PoisonError::into_inner).push(sample);
     }
 
     /// Rates over the last `window_ms` of samples; `None` before two samples exist.
     pub fn rates(&self, window_ms: i64) -> Option<Rates> {
-        self.rates
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .rates(window_ms)
+        self.rates.lock().unwrap_or_else(PoisonError::into_inner).rates(window_ms)
     }
 }
 
@@ -418,11 +371,7 @@ mod tests {
         assert!(!r.is_ready());
         assert_eq!(
             r.reasons(),
-            vec![
-                "source not connected",
-                "sink not reachable",
-                "0 of 2 workers running; not running: [2, 3]"
-            ]
+            vec!["source not connected", "sink not reachable", "0 of 2 workers running; not running: [2, 3]"]
         );
         m.set_source_connected(true);
         m.set_sink_reachable(true);
@@ -447,14 +396,8 @@ mod tests {
         m.update_partitions([upd(0, 7, 6)]); // stale high watermark
         let parts = m.partitions();
         assert_eq!(parts.len(), 2);
-        assert_eq!(
-            (parts[0].partition, parts[0].offset, parts[0].lag),
-            (0, 7, 0)
-        );
-        assert_eq!(
-            (parts[1].partition, parts[1].offset, parts[1].lag),
-            (1, 12, 8)
-        );
+        assert_eq!((parts[0].partition, parts[0].offset, parts[0].lag), (0, 7, 0));
+        assert_eq!((parts[1].partition, parts[1].offset, parts[1].lag), (1, 12, 8));
         m.remove_partition("bars", 0);
         assert_eq!(m.partitions().len(), 1);
     }
@@ -465,10 +408,7 @@ mod tests {
         m.record_error("decode failed");
         clock.advance(5);
         m.record_sink_error("questdb: connection refused");
-        let expect = ErrorRecord {
-            message: "questdb: connection refused".into(),
-            at_ms: 1_000_005,
-        };
+        let expect = ErrorRecord { message: "questdb: connection refused".into(), at_ms: 1_000_005 };
         assert_eq!(m.last_error(), Some(expect.clone()));
         assert_eq!(m.sink_last_error(), Some(expect));
         assert_eq!(m.sink_last_flush_ms(), None);
@@ -480,10 +420,7 @@ mod tests {
     fn samples_feed_rates_and_totals_sum_workers() {
         let (clock, m) = metrics();
         m.sample();
-        let mut local = LocalCounters {
-            bars_in: 300,
-            ..LocalCounters::default()
-        };
+        let mut local = LocalCounters { bars_in: 300, ..LocalCounters::default() };
         local.publish(m.worker(2).unwrap());
         local.bars_in = 200;
         local.publish(m.worker(3).unwrap());

@@ -98,55 +98,19 @@ pub fn render(metrics: &ProcessMetrics) -> String {
     // Process.
     e.family("up", "gauge", "1 while the process serves this endpoint.");
     e.sample("up", &[("process", p)], 1);
-    e.family(
-        "uptime_seconds",
-        "gauge",
-        "Seconds since the process started.",
-    );
-    e.sample(
-        "uptime_seconds",
-        &[("process", p)],
-        ms_as_seconds(now.saturating_sub(metrics.started_ms())),
-    );
-    e.family(
-        "ready",
-        "gauge",
-        "1 when the source is connected, the sink reachable and every worker running.",
-    );
+    e.family("uptime_seconds", "gauge", "Seconds since the process started.");
+    e.sample("uptime_seconds", &[("process", p)], ms_as_seconds(now.saturating_sub(metrics.started_ms())));
+    e.family("ready", "gauge", "1 when the source is connected, the sink reachable and every worker running.");
     e.sample("ready", &[("process", p)], u8::from(readiness.is_ready()));
-    e.family(
-        "source_connected",
-        "gauge",
-        "1 when the source is connected.",
-    );
-    e.sample(
-        "source_connected",
-        &[("process", p)],
-        u8::from(readiness.source_connected),
-    );
+    e.family("source_connected", "gauge", "1 when the source is connected.");
+    e.sample("source_connected", &[("process", p)], u8::from(readiness.source_connected));
     e.family("sink_reachable", "gauge", "1 when the sink is reachable.");
-    e.sample(
-        "sink_reachable",
-        &[("process", p)],
-        u8::from(readiness.sink_reachable),
-    );
+    e.sample("sink_reachable", &[("process", p)], u8::from(readiness.sink_reachable));
     e.family("workers_running", "gauge", "Local workers running.");
-    e.sample(
-        "workers_running",
-        &[("process", p)],
-        readiness.workers_running,
-    );
-    e.family(
-        "sink_last_flush_timestamp_seconds",
-        "gauge",
-        "Unix time of the last successful sink flush.",
-    );
+    e.sample("workers_running", &[("process", p)], readiness.workers_running);
+    e.family("sink_last_flush_timestamp_seconds", "gauge", "Unix time of the last successful sink flush.");
     if let Some(t) = metrics.sink_last_flush_ms() {
-        e.sample(
-            "sink_last_flush_timestamp_seconds",
-            &[("process", p)],
-            ms_as_seconds(t),
-        );
+        e.sample("sink_last_flush_timestamp_seconds", &[("process", p)], ms_as_seconds(t));
     }
 
     // Workers: counters.
@@ -156,11 +120,7 @@ pub fn render(metrics: &ProcessMetrics) -> String {
             Some(stem) => (format!("{stem}_seconds_total"), true),
             None => (format!("{name}_total"), false),
         };
-        let help = if in_seconds {
-            help.replace("Nanoseconds", "Seconds")
-        } else {
-            (*help).to_owned()
-        };
+        let help = if in_seconds { help.replace("Nanoseconds", "Seconds") } else { (*help).to_owned() };
         e.family(&metric, "counter", &help);
         for (w, id) in values.iter().zip(&worker_ids) {
             let labels = [("process", p), ("worker", id.as_str())];
@@ -175,111 +135,49 @@ pub fn render(metrics: &ProcessMetrics) -> String {
     // Workers: gauges.
     e.family("worker_running", "gauge", "1 while the worker runs.");
     for (w, id) in workers.iter().zip(&worker_ids) {
-        e.sample(
-            "worker_running",
-            &[("process", p), ("worker", id)],
-            u8::from(w.running),
-        );
+        e.sample("worker_running", &[("process", p), ("worker", id)], u8::from(w.running));
     }
-    e.family(
-        "sink_backlog_rows",
-        "gauge",
-        "Rows buffered in the sink, not yet written.",
-    );
+    e.family("sink_backlog_rows", "gauge", "Rows buffered in the sink, not yet written.");
     for (w, id) in workers.iter().zip(&worker_ids) {
-        e.sample(
-            "sink_backlog_rows",
-            &[("process", p), ("worker", id)],
-            w.backlog,
-        );
+        e.sample("sink_backlog_rows", &[("process", p), ("worker", id)], w.backlog);
     }
-    e.family(
-        "symbols_tracked",
-        "gauge",
-        "Symbols with live state on the worker.",
-    );
+    e.family("symbols_tracked", "gauge", "Symbols with live state on the worker.");
     for (w, id) in workers.iter().zip(&worker_ids) {
-        e.sample(
-            "symbols_tracked",
-            &[("process", p), ("worker", id)],
-            w.symbols_tracked,
-        );
+        e.sample("symbols_tracked", &[("process", p), ("worker", id)], w.symbols_tracked);
     }
-    e.family(
-        "watermark_timestamp_seconds",
-        "gauge",
-        "Event-time watermark of the worker, Unix seconds.",
-    );
+    e.family("watermark_timestamp_seconds", "gauge", "Event-time watermark of the worker, Unix seconds.");
     for (w, id) in workers.iter().zip(&worker_ids) {
         if let Some(wm) = w.watermark_ms {
-            e.sample(
-                "watermark_timestamp_seconds",
-                &[("process", p), ("worker", id)],
-                ms_as_seconds(wm),
-            );
+            e.sample("watermark_timestamp_seconds", &[("process", p), ("worker", id)], ms_as_seconds(wm));
         }
     }
-    e.family(
-        "watermark_lag_seconds",
-        "gauge",
-        "How far the worker's watermark is behind the wall clock.",
-    );
+    e.family("watermark_lag_seconds", "gauge", "How far the worker's watermark is behind the wall clock.");
     for (w, id) in workers.iter().zip(&worker_ids) {
         if let Some(wm) = w.watermark_ms {
-            e.sample(
-                "watermark_lag_seconds",
-                &[("process", p), ("worker", id)],
-                ms_as_seconds(now.saturating_sub(wm)),
-            );
+            e.sample("watermark_lag_seconds", &[("process", p), ("worker", id)], ms_as_seconds(now.saturating_sub(wm)));
         }
     }
-    e.family(
-        "last_activity_timestamp_seconds",
-        "gauge",
-        "Unix time the worker last published moved counters.",
-    );
+    e.family("last_activity_timestamp_seconds", "gauge", "Unix time the worker last published moved counters.");
     for (w, id) in workers.iter().zip(&worker_ids) {
         if let Some(t) = w.last_activity_ms {
-            e.sample(
-                "last_activity_timestamp_seconds",
-                &[("process", p), ("worker", id)],
-                ms_as_seconds(t),
-            );
+            e.sample("last_activity_timestamp_seconds", &[("process", p), ("worker", id)], ms_as_seconds(t));
         }
     }
 
     // Kafka partitions.
     let partitions = metrics.partitions();
-    let partition_labels: Vec<(String, String)> = partitions
-        .iter()
-        .map(|s| (s.partition.to_string(), s.owner_worker.to_string()))
-        .collect();
+    let partition_labels: Vec<(String, String)> =
+        partitions.iter().map(|s| (s.partition.to_string(), s.owner_worker.to_string())).collect();
     let gauges: [(&str, &str, PartitionField); 3] = [
-        (
-            "kafka_partition_offset",
-            "Next offset to read from the partition.",
-            |s| s.offset,
-        ),
-        (
-            "kafka_partition_high_watermark",
-            "High watermark of the partition.",
-            |s| s.high_watermark,
-        ),
-        (
-            "kafka_partition_lag",
-            "Messages in the partition not yet read (high watermark - offset).",
-            |s| s.lag,
-        ),
+        ("kafka_partition_offset", "Next offset to read from the partition.", |s| s.offset),
+        ("kafka_partition_high_watermark", "High watermark of the partition.", |s| s.high_watermark),
+        ("kafka_partition_lag", "Messages in the partition not yet read (high watermark - offset).", |s| s.lag),
     ];
     for (name, help, get) in gauges {
         e.family(name, "gauge", help);
         for (s, (part, owner)) in partitions.iter().zip(&partition_labels) {
-            let labels = [
-                ("process", p),
-                ("worker", owner.as_str()),
-                ("topic", s.topic.as_str()),
-                ("partition", part.as_str()),
-            ];
+            let labels =
+                [("process", p), ("worker", owner.as_str()), ("topic", s.topic.as_str()), ("partition", part.as_str())];
             e.sample(name, &labels, get(s));
         }
     }
@@ -287,34 +185,14 @@ pub fn render(metrics: &ProcessMetrics) -> String {
     // Operators.
     let operators = metrics.operators().snapshot();
     let op_workers: Vec<String> = operators.iter().map(|o| o.worker.to_string()).collect();
-    e.family(
-        "operator_busy_seconds_total",
-        "counter",
-        "Seconds the operator spent scheduled.",
-    );
+    e.family("operator_busy_seconds_total", "counter", "Seconds the operator spent scheduled.");
     for (o, w) in operators.iter().zip(&op_workers) {
-        let labels = [
-            ("process", p),
-            ("worker", w.as_str()),
-            ("operator", o.name.as_str()),
-        ];
-        e.sample(
-            "operator_busy_seconds_total",
-            &labels,
-            ns_as_seconds(o.busy_ns),
-        );
+        let labels = [("process", p), ("worker", w.as_str()), ("operator", o.name.as_str())];
+        e.sample("operator_busy_seconds_total", &labels, ns_as_seconds(o.busy_ns));
     }
-    e.family(
-        "operator_schedules_total",
-        "counter",
-        "Times the operator was scheduled.",
-    );
+    e.family("operator_schedules_total", "counter", "Times the operator was scheduled.");
     for (o, w) in operators.iter().zip(&op_workers) {
-        let labels = [
-            ("process", p),
-            ("worker", w.as_str()),
-            ("operator", o.name.as_str()),
-        ];
+        let labels = [("process", p), ("worker", w.as_str()), ("operator", o.name.as_str())];
         e.sample("operator_schedules_total", &labels, o.schedules);
     }
 

@@ -97,18 +97,12 @@ impl RateRing {
     pub fn rates(&self, window_ms: i64) -> Option<Rates> {
         let last = self.samples.back()?;
         let start = last.at_ms - window_ms;
-        let base = self
-            .samples
-            .iter()
-            .rev()
-            .find(|s| s.at_ms <= start)
-            .or_else(|| self.samples.front())?;
+        let base = self.samples.iter().rev().find(|s| s.at_ms <= start).or_else(|| self.samples.front())?;
         let span_ms = last.at_ms - base.at_ms;
         if span_ms <= 0 {
             return None;
         }
-        let per_s =
-            |now: u64, then: u64| now.saturating_sub(then) as f64 * 1_000.0 / span_ms as f64;
+        let per_s = |now: u64, then: u64| now.saturating_sub(then) as f64 * 1_000.0 / span_ms as f64;
         let worker_busy_pct = last
             .busy_ns
             .iter()
@@ -134,14 +128,7 @@ mod tests {
     use super::*;
 
     fn sample(at_ms: i64, bars_in: u64, busy_ns: u64) -> Sample {
-        Sample {
-            at_ms,
-            bars_in,
-            bars_out: bars_in / 2,
-            candles_out: 0,
-            sink_rows: 0,
-            busy_ns: vec![busy_ns],
-        }
+        Sample { at_ms, bars_in, bars_out: bars_in / 2, candles_out: 0, sink_rows: 0, busy_ns: vec![busy_ns] }
     }
 
     #[test]
@@ -170,11 +157,7 @@ mod tests {
         assert_eq!(r60.window_ms, 60_000);
         // 50 s at 100/s + 10 s at 1000/s over 60 s.
         assert_eq!(r60.bars_in_per_s, (50.0 * 100.0 + 10.0 * 1_000.0) / 60.0);
-        assert!(
-            ring.len() <= 62,
-            "old samples are dropped, kept {}",
-            ring.len()
-        );
+        assert!(ring.len() <= 62, "old samples are dropped, kept {}", ring.len());
     }
 
     #[test]

@@ -40,10 +40,7 @@ pub struct ServerOptions {
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self {
-            sample_interval: Some(Duration::from_secs(1)),
-            shutdown_grace: Duration::from_secs(5),
-        }
+        Self { sample_interval: Some(Duration::from_secs(1)), shutdown_grace: Duration::from_secs(5) }
     }
 }
 
@@ -61,44 +58,22 @@ pub fn routes(metrics: Arc<ProcessMetrics>) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .map(|| warp::reply::json(&serde_json::json!({ "status": "ok" })).into_response());
 
-    let ready = warp::path!("ready")
-        .and(warp::get())
-        .and(with_metrics.clone())
-        .map(|m: Arc<ProcessMetrics>| {
-            let info = ReadyInfo::from(m.readiness());
-            let code = if info.ready {
-                StatusCode::OK
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
-            warp::reply::with_status(warp::reply::json(&info), code).into_response()
-        });
+    let ready = warp::path!("ready").and(warp::get()).and(with_metrics.clone()).map(|m: Arc<ProcessMetrics>| {
+        let info = ReadyInfo::from(m.readiness());
+        let code = if info.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        warp::reply::with_status(warp::reply::json(&info), code).into_response()
+    });
 
     let status = warp::path!("status")
         .and(warp::get())
         .and(with_metrics.clone())
         .map(|m: Arc<ProcessMetrics>| warp::reply::json(&status_report(&m)).into_response());
 
-    let exposition = warp::path!("metrics")
-        .and(warp::get())
-        .and(with_metrics)
-        .map(|m: Arc<ProcessMetrics>| {
-            warp::reply::with_header(
-                prometheus::render(&m),
-                "content-type",
-                prometheus::CONTENT_TYPE,
-            )
-            .into_response()
-        });
+    let exposition = warp::path!("metrics").and(warp::get()).and(with_metrics).map(|m: Arc<ProcessMetrics>| {
+        warp::reply::with_header(prometheus::render(&m), "content-type", prometheus::CONTENT_TYPE).into_response()
+    });
 
-    health
-        .or(ready)
-        .unify()
-        .or(status)
-        .unify()
-        .or(exposition)
-        .unify()
-        .boxed()
+    health.or(ready).unify().or(status).unify().or(exposition).unify().boxed()
 }
 
 /// A running status server. Dropping it shuts the server down (gracefully) and joins its
@@ -129,16 +104,13 @@ impl StatusServer {
         options: ServerOptions,
     ) -> Result<Self, StatusError> {
         // Bind on the caller's thread so a bad address is an error here, not a panic there.
-        let listener = std::net::TcpListener::bind(addr)
-            .map_err(|source| StatusError::Bind { addr, source })?;
+        let listener = std::net::TcpListener::bind(addr).map_err(|source| StatusError::Bind { addr, source })?;
         let bind_err = |source| StatusError::Bind { addr, source };
         listener.set_nonblocking(true).map_err(bind_err)?;
         let local = listener.local_addr().map_err(bind_err)?;
 
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(StatusError::Runtime)?;
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StatusError::Runtime)?;
 
         let mut filter = routes(Arc::clone(&metrics));
         if let Some(extra) = extra {
@@ -151,11 +123,7 @@ impl StatusServer {
             .spawn(move || runtime.block_on(serve(listener, filter, metrics, stop_rx, options)))
             .map_err(StatusError::Thread)?;
         tracing::info!(addr = %local, "status server listening");
-        Ok(Self {
-            addr: local,
-            stop,
-            thread: Some(thread),
-        })
+        Ok(Self { addr: local, stop, thread: Some(thread) })
     }
 
     /// The address actually bound (with the real port when 0 was asked for).
@@ -212,10 +180,7 @@ async fn serve(
     if let Some(every) = options.sample_interval {
         tokio::spawn(sample_every(every, metrics));
     }
-    let server = warp::serve(filter)
-        .incoming(listener)
-        .graceful(stopped(stop.clone()))
-        .run();
+    let server = warp::serve(filter).incoming(listener).graceful(stopped(stop.clone())).run();
     let grace = options.shutdown_grace;
     tokio::select! {
         () = server => {}

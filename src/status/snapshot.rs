@@ -72,11 +72,7 @@ pub struct ReadyInfo {
 
 impl From<Readiness> for ReadyInfo {
     fn from(readiness: Readiness) -> Self {
-        Self {
-            ready: readiness.is_ready(),
-            reasons: readiness.reasons(),
-            readiness,
-        }
+        Self { ready: readiness.is_ready(), reasons: readiness.reasons(), readiness }
     }
 }
 
@@ -212,9 +208,7 @@ pub fn status_report(metrics: &ProcessMetrics) -> StatusReport {
             backlog: w.backlog,
             watermark_ms: w.watermark_ms,
             watermark_lag_ms: w.watermark_ms.map(|wm| now.saturating_sub(wm)),
-            busy_pct_10s: short
-                .as_ref()
-                .and_then(|r| r.worker_busy_pct.get(local).copied()),
+            busy_pct_10s: short.as_ref().and_then(|r| r.worker_busy_pct.get(local).copied()),
             symbols_tracked: w.symbols_tracked,
             last_activity_ms: w.last_activity_ms,
         })
@@ -251,14 +245,12 @@ pub fn status_report(metrics: &ProcessMetrics) -> StatusReport {
 
     let mut by_name: BTreeMap<String, OperatorSummary> = BTreeMap::new();
     for op in metrics.operators().snapshot() {
-        let entry = by_name
-            .entry(op.name.clone())
-            .or_insert_with(|| OperatorSummary {
-                name: op.name.clone(),
-                busy_ns: 0,
-                schedules: 0,
-                workers: Vec::new(),
-            });
+        let entry = by_name.entry(op.name.clone()).or_insert_with(|| OperatorSummary {
+            name: op.name.clone(),
+            busy_ns: 0,
+            schedules: 0,
+            workers: Vec::new(),
+        });
         entry.busy_ns += op.busy_ns;
         entry.schedules += op.schedules;
         entry.workers.push(op);

@@ -35,15 +35,10 @@ use super::process::ProcessMetrics;
 /// });
 /// assert!(metrics.operators().snapshot().iter().any(|o| o.name == "Inspect"));
 /// ```
-pub fn register_timely_logging(
-    worker: &mut Worker,
-    metrics: &Arc<ProcessMetrics>,
-) -> Result<(), StatusError> {
+pub fn register_timely_logging(worker: &mut Worker, metrics: &Arc<ProcessMetrics>) -> Result<(), StatusError> {
     let index = worker.index();
     let mut recorder = metrics.operator_recorder(index)?;
-    let mut registry = worker
-        .log_register()
-        .ok_or(StatusError::NoLogRegistry { index })?;
+    let mut registry = worker.log_register().ok_or(StatusError::NoLogRegistry { index })?;
     registry.insert::<TimelyEventBuilder, _>("timely", move |_time, data| match data {
         Some(events) => {
             for (at, event) in events.iter() {
@@ -60,10 +55,7 @@ pub fn register_timely_logging(
         // `None` marks the end of a flush: publish once per flush, not per event.
         None => recorder.publish(),
     });
-    tracing::debug!(
-        worker = index,
-        "timely logging registered for operator busy time"
-    );
+    tracing::debug!(worker = index, "timely logging registered for operator busy time");
     Ok(())
 }
 
@@ -80,11 +72,7 @@ mod tests {
         let seen = timely::execute_directly(move |worker| {
             register_timely_logging(worker, &m).unwrap();
             worker.dataflow::<u64, _, _>(|scope| {
-                (0..100u64)
-                    .to_stream(scope)
-                    .container::<Vec<_>>()
-                    .map(|x| x + 1)
-                    .inspect(|_| {});
+                (0..100u64).to_stream(scope).container::<Vec<_>>().map(|x| x + 1).inspect(|_| {});
             });
             // Run to completion, then report what the logger saw.
             while worker.step() {}
@@ -92,10 +80,7 @@ mod tests {
         });
         let names: Vec<&str> = seen.iter().map(|o| o.name.as_str()).collect();
         for expected in ["FlatMap", "Inspect", "ToStreamBuilder"] {
-            assert!(
-                names.contains(&expected),
-                "{expected} missing from {names:?}"
-            );
+            assert!(names.contains(&expected), "{expected} missing from {names:?}");
         }
         assert!(seen.iter().all(|o| o.worker == 0 && o.schedules >= 1));
         // The top-level dataflow is not an operator row; its time is the worker's busy time.
@@ -106,11 +91,8 @@ mod tests {
     #[test]
     fn unknown_worker_is_an_error() {
         let metrics = Arc::new(ProcessMetrics::with_system_clock(1, 4..8));
-        let err = timely::execute_directly(move |worker| {
-            register_timely_logging(worker, &metrics)
-                .unwrap_err()
-                .to_string()
-        });
+        let err =
+            timely::execute_directly(move |worker| register_timely_logging(worker, &metrics).unwrap_err().to_string());
         assert_eq!(err, "worker 0 is not in this process's worker range 4..8");
     }
 }

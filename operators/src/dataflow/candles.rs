@@ -13,9 +13,9 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
+use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Operator;
-use timely::dataflow::StreamVec;
 
 use super::Time;
 use super::reorder::Reorder;
@@ -86,7 +86,12 @@ pub trait Candles<'scope> {
     /// [`Candles::candles_named`] with the name "Candles".
     fn candles(self, set: Rc<IndicatorSet>, config: WindowConfig) -> StreamVec<'scope, Time, CandleOut>;
     /// Names the operator.
-    fn candles_named(self, name: &str, set: Rc<IndicatorSet>, config: WindowConfig) -> StreamVec<'scope, Time, CandleOut>;
+    fn candles_named(
+        self,
+        name: &str,
+        set: Rc<IndicatorSet>,
+        config: WindowConfig,
+    ) -> StreamVec<'scope, Time, CandleOut>;
 }
 
 impl<'scope> Candles<'scope> for StreamVec<'scope, Time, Bar> {
@@ -94,7 +99,12 @@ impl<'scope> Candles<'scope> for StreamVec<'scope, Time, Bar> {
         self.candles_named("Candles", set, config)
     }
 
-    fn candles_named(self, name: &str, set: Rc<IndicatorSet>, config: WindowConfig) -> StreamVec<'scope, Time, CandleOut> {
+    fn candles_named(
+        self,
+        name: &str,
+        set: Rc<IndicatorSet>,
+        config: WindowConfig,
+    ) -> StreamVec<'scope, Time, CandleOut> {
         self.unary_frontier(Pipeline, name, move |_cap, _info| {
             let tfs = config.timeframes.clone();
             let lateness = config.allowed_lateness.max(0);
@@ -120,7 +130,11 @@ impl<'scope> Candles<'scope> for StreamVec<'scope, Time, Bar> {
                         let id = table.intern(bar.symbol) as usize;
                         if id * tfs.len() == series.len() {
                             for _ in &tfs {
-                                series.push(Series { windows: Vec::with_capacity(2), state: set.new_state(), final_upto: Millis::MIN });
+                                series.push(Series {
+                                    windows: Vec::with_capacity(2),
+                                    state: set.new_state(),
+                                    final_upto: Millis::MIN,
+                                });
                             }
                         }
                         for (k, &tf) in tfs.iter().enumerate() {
@@ -140,10 +154,14 @@ impl<'scope> Candles<'scope> for StreamVec<'scope, Time, Bar> {
                                 Err(i) if end <= closed_upto => {
                                     // A window first seen after its close, within the lateness:
                                     // it goes between closed candles; replay from it.
-                                    let before = s.windows[i..].iter().find(|w| w.closed).and_then(|w| w.before.clone());
+                                    let before =
+                                        s.windows[i..].iter().find(|w| w.closed).and_then(|w| w.before.clone());
                                     let before = before.unwrap_or_else(|| s.state.clone());
                                     let candle = Candle::from_bar(bar, tf, start);
-                                    s.windows.insert(i, Window { candle, closed: true, emitted: false, before: Some(before) });
+                                    s.windows.insert(
+                                        i,
+                                        Window { candle, closed: true, emitted: false, before: Some(before) },
+                                    );
                                     to_final.insert((end + lateness, si, start));
                                     corrected.push((si, start));
                                 }

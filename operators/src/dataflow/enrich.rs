@@ -2,9 +2,9 @@
 
 use std::rc::Rc;
 
+use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Operator;
-use timely::dataflow::StreamVec;
 
 use super::Time;
 use super::reorder::Reorder;

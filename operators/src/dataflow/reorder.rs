@@ -1,9 +1,9 @@
 //! Buffers bars until the input frontier passes their event time, then releases them sorted
 //! by event time (stable: bars with equal times keep their arrival order).
 
+use timely::dataflow::channels::pact::ParallelizationContract;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::InputHandleCore;
-use timely::dataflow::channels::pact::ParallelizationContract;
 use timely::progress::frontier::MutableAntichain;
 
 use super::Time;

@@ -57,7 +57,16 @@ impl Bollinger {
         if !(k.is_finite() && k >= 0.0) {
             return Err(PeriodError { name: "bollinger k (must be finite and >= 0)", period: 0, min: 0 });
         }
-        Ok(Bollinger { k, sma: Sma::new(period)?, window: Ring::new(period), mean: 0.0, m2: 0.0, flat_run: 0, last: 0.0, since_resync: 0 })
+        Ok(Bollinger {
+            k,
+            sma: Sma::new(period)?,
+            window: Ring::new(period),
+            mean: 0.0,
+            m2: 0.0,
+            flat_run: 0,
+            last: 0.0,
+            since_resync: 0,
+        })
     }
 
     /// (period, k).

@@ -76,9 +76,7 @@ impl Macd {
             Some(f) => f.next(x),
             None => {
                 self.recent.push(x);
-                if slow.is_none() {
-                    return None;
-                }
+                slow?; // the fast EMA is seeded together with the slow one
                 let seed = self.recent.sum() / self.fast_period as f64;
                 self.fast = Some(Ema::seeded(self.fast_period, seed));
                 self.recent = Ring::new(0); // release the seeding window

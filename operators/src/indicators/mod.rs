@@ -68,9 +68,3 @@ pub struct PeriodError {
     /// The smallest accepted.
     pub min: usize,
 }
-
-#[cfg(test)]
-pub(crate) fn bars_from_closes(closes: &[f64]) -> Vec<Bar> {
-    let s = crate::Symbol::new("T").unwrap();
-    closes.iter().enumerate().map(|(i, &c)| Bar::new(s, i as i64 * 60_000, c, c, c, c, 1.0)).collect()
-}

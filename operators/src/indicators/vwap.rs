@@ -60,7 +60,15 @@ impl RollingVwap {
     /// Rolling VWAP over `period ≥ 1` bars.
     pub fn new(period: usize) -> Result<RollingVwap, PeriodError> {
         let period = check_period("vwap", period, 1)?;
-        Ok(RollingVwap { period, pvs: Ring::new(period), vs: Ring::new(period), pv: 0.0, v: 0.0, nonzero: 0, since_resync: 0 })
+        Ok(RollingVwap {
+            period,
+            pvs: Ring::new(period),
+            vs: Ring::new(period),
+            pv: 0.0,
+            v: 0.0,
+            nonzero: 0,
+            since_resync: 0,
+        })
     }
 
     /// The period.

@@ -61,11 +61,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text)
             .map(HumanDuration)
-            .map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "{text:?} is not a duration ({e}); expected e.g. \"250ms\""
-                ))
-            })
+            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration ({e}); expected e.g. \"250ms\"")))
     }
 }
 
@@ -183,11 +179,7 @@ impl QuestDbConfig {
     /// Empty when the config is usable.
     pub fn validate(&self) -> Vec<String> {
         let mut errs = Vec::new();
-        let default_port = if self.transport == Transport::Tcp {
-            9009
-        } else {
-            9000
-        };
+        let default_port = if self.transport == Transport::Tcp { 9009 } else { 9000 };
         if let Some(e) = check_addr("questdb.addr", &self.addr, default_port) {
             errs.push(e);
         }
@@ -203,9 +195,7 @@ impl QuestDbConfig {
                     .into(),
             );
         }
-        if !self.table_prefix.is_empty()
-            && super::encode::Name::table(&format!("{}bars", self.table_prefix)).is_err()
-        {
+        if !self.table_prefix.is_empty() && super::encode::Name::table(&format!("{}bars", self.table_prefix)).is_err() {
             errs.push(format!(
                 "questdb.table-prefix: {:?} is not usable in a table name (only [A-Za-z0-9_], not starting with a \
                  digit); expected e.g. \"tf_\"",
@@ -214,9 +204,7 @@ impl QuestDbConfig {
         }
         let positive = |errs: &mut Vec<String>, key: &str, v: usize, example: &str| {
             if v == 0 {
-                errs.push(format!(
-                    "questdb.{key}: 0 must be at least 1; expected e.g. {example}"
-                ));
+                errs.push(format!("questdb.{key}: 0 must be at least 1; expected e.g. {example}"));
             }
         };
         positive(&mut errs, "max-rows", self.max_rows, "10000");
@@ -232,9 +220,7 @@ impl QuestDbConfig {
         }
         let nonzero = |errs: &mut Vec<String>, key: &str, v: HumanDuration, example: &str| {
             if v.0.is_zero() {
-                errs.push(format!(
-                    "questdb.{key}: \"{v}\" must be above zero; expected e.g. \"{example}\""
-                ));
+                errs.push(format!("questdb.{key}: \"{v}\" must be above zero; expected e.g. \"{example}\""));
             }
         };
         nonzero(&mut errs, "max-delay", self.max_delay, "250ms");
@@ -248,9 +234,7 @@ impl QuestDbConfig {
             ));
         }
         if self.token.is_some() && self.basic_auth.is_some() {
-            errs.push(
-                "questdb.token: set together with basic-auth; expected only one of them".into(),
-            );
+            errs.push("questdb.token: set together with basic-auth; expected only one of them".into());
         }
         if let Some(t) = &self.token
             && (t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()))
@@ -260,14 +244,10 @@ impl QuestDbConfig {
         if let Some(b) = &self.basic_auth
             && !b.contains(':')
         {
-            errs.push(
-                "questdb.basic-auth: (hidden) has no ':'; expected e.g. \"admin:quest\"".into(),
-            );
+            errs.push("questdb.basic-auth: (hidden) has no ':'; expected e.g. \"admin:quest\"".into());
         }
         if self.transport == Transport::Tcp && (self.token.is_some() || self.basic_auth.is_some()) {
-            errs.push(
-                "questdb.transport: \"tcp\" cannot authenticate with token/basic-auth; expected \"http\"".into(),
-            );
+            errs.push("questdb.transport: \"tcp\" cannot authenticate with token/basic-auth; expected \"http\"".into());
         }
         errs
     }
@@ -277,31 +257,23 @@ impl QuestDbConfig {
 fn check_addr(key: &str, addr: &str, port: u16) -> Option<String> {
     let example = format!("expected e.g. \"127.0.0.1:{port}\"");
     if addr.contains("://") || addr.contains('/') {
-        return Some(format!(
-            "{key}: {addr:?} must be host:port without scheme or path; {example}"
-        ));
+        return Some(format!("{key}: {addr:?} must be host:port without scheme or path; {example}"));
     }
     let Some((host, p)) = addr.rsplit_once(':') else {
-        return Some(
-            if addr.bytes().all(|c| c.is_ascii_digit()) && !addr.is_empty() {
-                format!("{key}: {addr:?} has no host; {example}")
-            } else {
-                format!("{key}: {addr:?} has no port; {example}")
-            },
-        );
+        return Some(if addr.bytes().all(|c| c.is_ascii_digit()) && !addr.is_empty() {
+            format!("{key}: {addr:?} has no host; {example}")
+        } else {
+            format!("{key}: {addr:?} has no port; {example}")
+        });
     };
     if host.is_empty() {
         return Some(format!("{key}: {addr:?} has no host; {example}"));
     }
     if host.chars().any(|c| c.is_whitespace()) {
-        return Some(format!(
-            "{key}: {addr:?} has whitespace in the host; {example}"
-        ));
+        return Some(format!("{key}: {addr:?} has whitespace in the host; {example}"));
     }
     match p.parse::<u16>() {
-        Ok(0) | Err(_) => Some(format!(
-            "{key}: {addr:?} has an invalid port {p:?}; {example}"
-        )),
+        Ok(0) | Err(_) => Some(format!("{key}: {addr:?} has an invalid port {p:?}; {example}")),
         Ok(_) => None,
     }
 }
@@ -324,22 +296,9 @@ mod tests {
         )
         .unwrap();
         let errs = c.validate();
-        assert!(errs.contains(
-            &"questdb.addr: \"9009\" has no host; expected e.g. \"127.0.0.1:9000\"".to_string()
-        ));
-        for key in [
-            "max-rows",
-            "queue-rows",
-            "max-delay",
-            "table-prefix",
-            "token",
-            "basic-auth",
-        ] {
-            assert!(
-                errs.iter()
-                    .any(|e| e.starts_with(&format!("questdb.{key}:"))),
-                "{key} missing in {errs:#?}"
-            );
+        assert!(errs.contains(&"questdb.addr: \"9009\" has no host; expected e.g. \"127.0.0.1:9000\"".to_string()));
+        for key in ["max-rows", "queue-rows", "max-delay", "table-prefix", "token", "basic-auth"] {
+            assert!(errs.iter().any(|e| e.starts_with(&format!("questdb.{key}:"))), "{key} missing in {errs:#?}");
         }
         assert!(errs.iter().all(|e| e.contains("expected")), "{errs:#?}");
     }
@@ -347,9 +306,7 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_durations_are_rejected() {
         assert!(toml::from_str::<QuestDbConfig>("adr = \"x:1\"").is_err());
-        let e = toml::from_str::<QuestDbConfig>("max-delay = \"soon\"")
-            .unwrap_err()
-            .to_string();
+        let e = toml::from_str::<QuestDbConfig>("max-delay = \"soon\"").unwrap_err().to_string();
         assert!(e.contains("\"soon\" is not a duration"), "{e}");
     }
 }

@@ -87,11 +87,7 @@ impl Name {
     }
 
     fn new(kind: &'static str, name: &str) -> Result<Name, EncodeError> {
-        let bad = |why| EncodeError::BadName {
-            kind,
-            name: truncate(name),
-            why,
-        };
+        let bad = |why| EncodeError::BadName { kind, name: truncate(name), why };
         let b = name.as_bytes();
         if b.is_empty() {
             return Err(bad("it is empty"));
@@ -143,11 +139,7 @@ impl RowBatch {
 
     /// An empty batch with room for `rows` rows of `bytes` bytes in total.
     pub fn with_capacity(rows: usize, bytes: usize) -> RowBatch {
-        RowBatch {
-            buf: Vec::with_capacity(bytes),
-            ends: Vec::with_capacity(rows),
-            seq: None,
-        }
+        RowBatch { buf: Vec::with_capacity(bytes), ends: Vec::with_capacity(rows), seq: None }
     }
 
     /// Starts a row for `table`. The row is appended when [`Line::at_nanos`] or
@@ -155,12 +147,7 @@ impl RowBatch {
     pub fn line<'a>(&'a mut self, table: &Name) -> Line<'a> {
         let start = self.buf.len();
         self.buf.extend_from_slice(table.0.as_bytes());
-        Line {
-            batch: self,
-            start,
-            fields: 0,
-            committed: false,
-        }
+        Line { batch: self, start, fields: 0, committed: false }
     }
 
     /// Sets the sequence number acknowledged once every row of this batch is written (e.g. the
@@ -200,11 +187,7 @@ impl RowBatch {
         if range.is_empty() {
             return &[];
         }
-        let start = if range.start == 0 {
-            0
-        } else {
-            self.ends[range.start - 1]
-        };
+        let start = if range.start == 0 { 0 } else { self.ends[range.start - 1] };
         &self.buf[start..self.ends[range.end - 1]]
     }
 
@@ -243,15 +226,9 @@ impl Line<'_> {
     /// values and control characters (ILP has no escape for them in tags).
     pub fn symbol(self, column: &Name, value: &str) -> Result<Self, EncodeError> {
         if self.fields > 0 {
-            return Err(EncodeError::SymbolAfterField {
-                column: column.0.clone(),
-            });
+            return Err(EncodeError::SymbolAfterField { column: column.0.clone() });
         }
-        let bad = |why| EncodeError::BadSymbol {
-            column: column.0.clone(),
-            value: truncate(value),
-            why,
-        };
+        let bad = |why| EncodeError::BadSymbol { column: column.0.clone(), value: truncate(value), why };
         if value.is_empty() {
             return Err(bad("it is empty"));
         }
@@ -292,9 +269,7 @@ impl Line<'_> {
         if value.is_finite() {
             self.field_key(column);
             let mut b = ryu::Buffer::new();
-            self.batch
-                .buf
-                .extend_from_slice(b.format_finite(value).as_bytes());
+            self.batch.buf.extend_from_slice(b.format_finite(value).as_bytes());
         }
         self
     }
@@ -349,13 +324,8 @@ impl Line<'_> {
     /// Ends the row with a designated timestamp in nanoseconds since the epoch.
     pub fn at_nanos(mut self, ts: i64) -> Result<(), EncodeError> {
         if self.fields == 0 {
-            let table = self.batch.buf[self.start..]
-                .split(|&c| c == b',' || c == b' ')
-                .next()
-                .unwrap_or(&[]);
-            return Err(EncodeError::NoFields {
-                table: String::from_utf8_lossy(table).into_owned(),
-            });
+            let table = self.batch.buf[self.start..].split(|&c| c == b',' || c == b' ').next().unwrap_or(&[]);
+            return Err(EncodeError::NoFields { table: String::from_utf8_lossy(table).into_owned() });
         }
         let buf = &mut self.batch.buf;
         buf.push(b' ');
@@ -369,9 +339,7 @@ impl Line<'_> {
 
     /// Ends the row with a designated timestamp in milliseconds since the epoch.
     pub fn at_millis(self, ms: i64) -> Result<(), EncodeError> {
-        let ns = ms
-            .checked_mul(1_000_000)
-            .ok_or(EncodeError::TimestampOverflow { ms })?;
+        let ns = ms.checked_mul(1_000_000).ok_or(EncodeError::TimestampOverflow { ms })?;
         self.at_nanos(ns)
     }
 }
@@ -422,10 +390,7 @@ mod tests {
             .f64(&col("f"), f64::NEG_INFINITY)
             .at_millis(1_700_000_000_000)
             .unwrap();
-        assert_eq!(
-            b.as_bytes(),
-            b"t c=1e-7,d=1e16,e=-2.0 1700000000000000000\n"
-        );
+        assert_eq!(b.as_bytes(), b"t c=1e-7,d=1e16,e=-2.0 1700000000000000000\n");
     }
 
     #[test]
@@ -434,22 +399,11 @@ mod tests {
         let t = Name::table("t").unwrap();
         b.line(&t).f64(&col("a"), 1.0).at_nanos(1).unwrap();
         let before = b.clone();
-        let err = b
-            .line(&t)
-            .symbol(&col("s"), "x")
-            .unwrap()
-            .f64(&col("a"), f64::NAN)
-            .at_nanos(2)
-            .unwrap_err();
+        let err = b.line(&t).symbol(&col("s"), "x").unwrap().f64(&col("a"), f64::NAN).at_nanos(2).unwrap_err();
         assert_eq!(err, EncodeError::NoFields { table: "t".into() });
         assert_eq!(b, before);
         // An abandoned line (error mid-way) is rolled back too.
-        assert!(
-            b.line(&t)
-                .f64(&col("a"), 1.0)
-                .symbol(&col("s"), "x")
-                .is_err()
-        );
+        assert!(b.line(&t).f64(&col("a"), 1.0).symbol(&col("s"), "x").is_err());
         assert_eq!(b, before);
     }
 
@@ -457,14 +411,8 @@ mod tests {
     fn bad_symbols_and_names_are_rejected() {
         let t = Name::table("t").unwrap();
         let mut b = RowBatch::new();
-        assert!(matches!(
-            b.line(&t).symbol(&col("s"), ""),
-            Err(EncodeError::BadSymbol { .. })
-        ));
-        assert!(matches!(
-            b.line(&t).symbol(&col("s"), "a\nb"),
-            Err(EncodeError::BadSymbol { .. })
-        ));
+        assert!(matches!(b.line(&t).symbol(&col("s"), ""), Err(EncodeError::BadSymbol { .. })));
+        assert!(matches!(b.line(&t).symbol(&col("s"), "a\nb"), Err(EncodeError::BadSymbol { .. })));
         for bad in ["", "1a", "a b", "a.b", "a-b", "é", &"x".repeat(128)] {
             assert!(Name::column(bad).is_err(), "{bad:?}");
         }
@@ -475,10 +423,7 @@ mod tests {
     #[test]
     fn millis_overflow_is_an_error() {
         let mut b = RowBatch::new();
-        let r = b
-            .line(&Name::table("t").unwrap())
-            .i64(&col("a"), 1)
-            .at_millis(i64::MAX);
+        let r = b.line(&Name::table("t").unwrap()).i64(&col("a"), 1).at_millis(i64::MAX);
         assert_eq!(r, Err(EncodeError::TimestampOverflow { ms: i64::MAX }));
     }
 
@@ -509,13 +454,7 @@ mod tests {
         for _ in 0..2 {
             b.clear();
             for i in 0..4 {
-                b.line(&t)
-                    .symbol(&s, "BTC-USD")
-                    .unwrap()
-                    .f64(&x, 1.0 / 3.0)
-                    .str(&y, "r\"s")
-                    .at_millis(i)
-                    .unwrap();
+                b.line(&t).symbol(&s, "BTC-USD").unwrap().f64(&x, 1.0 / 3.0).str(&y, "r\"s").at_millis(i).unwrap();
             }
         }
         assert_eq!((b.buf.capacity(), b.ends.capacity()), (cap_buf, cap_ends));

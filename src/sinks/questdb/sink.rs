@@ -34,20 +34,12 @@ pub struct RejectedRow {
 impl RejectedRow {
     fn new(row: &[u8], message: String) -> RejectedRow {
         let row = row.strip_suffix(b"\n").unwrap_or(row);
-        RejectedRow {
-            line: String::from_utf8_lossy(row).into_owned(),
-            message,
-        }
+        RejectedRow { line: String::from_utf8_lossy(row).into_owned(), message }
     }
 
     /// As a [`DeadLetter`] from source `questdb`, to be written to the `dead_letters` table.
     pub fn to_dead_letter(&self, ts_ms: i64) -> DeadLetter {
-        DeadLetter {
-            ts_ms,
-            source: "questdb".into(),
-            reason: self.message.clone(),
-            payload: self.line.clone(),
-        }
+        DeadLetter { ts_ms, source: "questdb".into(), reason: self.message.clone(), payload: self.line.clone() }
     }
 }
 
@@ -101,9 +93,7 @@ impl Shared {
             }
             if g.in_use == 0 || g.in_use + n <= self.cap {
                 g.in_use += n;
-                self.stats
-                    .queue_rows
-                    .store(g.in_use, std::sync::atomic::Ordering::Relaxed);
+                self.stats.queue_rows.store(g.in_use, std::sync::atomic::Ordering::Relaxed);
                 return Ok(());
             }
             if !block {
@@ -116,9 +106,7 @@ impl Shared {
     fn release(&self, n: usize) {
         let mut g = self.lock();
         g.in_use = g.in_use.saturating_sub(n);
-        self.stats
-            .queue_rows
-            .store(g.in_use, std::sync::atomic::Ordering::Relaxed);
+        self.stats.queue_rows.store(g.in_use, std::sync::atomic::Ordering::Relaxed);
         self.cond.notify_all();
     }
 
@@ -152,10 +140,7 @@ impl SinkHandle {
     pub fn send(&self, batch: RowBatch) -> Result<(), SendError> {
         let n = batch.rows();
         if let Err(e) = self.shared.acquire(n, true) {
-            return Err(SendError::Stopped(
-                batch,
-                Box::new(e.unwrap_or(SinkError::Closed)),
-            ));
+            return Err(SendError::Stopped(batch, Box::new(e.unwrap_or(SinkError::Closed))));
         }
         self.tx.send(Msg::Rows(batch)).map_err(|e| {
             self.shared.release(n);
@@ -178,9 +163,7 @@ impl SinkHandle {
             self.shared.release(n);
             match e {
                 TrySendError::Full(Msg::Rows(b)) => SendError::Full(b),
-                TrySendError::Disconnected(Msg::Rows(b)) => {
-                    SendError::Stopped(b, Box::new(self.shared.stopped()))
-                }
+                TrySendError::Disconnected(Msg::Rows(b)) => SendError::Stopped(b, Box::new(self.shared.stopped())),
                 _ => unreachable!("sent Rows"),
             }
         })
@@ -190,9 +173,7 @@ impl SinkHandle {
     /// earlier through any handle is written or was handed to the rejected-row callback.
     pub fn flush(&self) -> Result<(), SinkError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.tx
-            .send(Msg::Flush(tx))
-            .map_err(|_| self.shared.stopped())?;
+        self.tx.send(Msg::Flush(tx)).map_err(|_| self.shared.stopped())?;
         rx.recv().unwrap_or_else(|_| Err(self.shared.stopped()))
     }
 
@@ -252,10 +233,7 @@ impl SinkBuilder {
             }
         };
         let shared = Arc::new(Shared {
-            gate: Mutex::new(Gate {
-                in_use: 0,
-                stopped: None,
-            }),
+            gate: Mutex::new(Gate { in_use: 0, stopped: None }),
             cond: Condvar::new(),
             cap: c.queue_rows,
             stats,
@@ -280,14 +258,7 @@ impl SinkBuilder {
             .spawn(move || worker.run(rx))
             .map_err(|e| SinkError::Request(format!("cannot start the sink thread: {e}")))?;
         tracing::info!(addr = %c.addr, transport = ?c.transport, max_rows = c.max_rows, queue_rows = c.queue_rows, "QuestDB sink started.");
-        Ok(QuestDbSink {
-            handle: SinkHandle {
-                tx,
-                pool: pool_rx,
-                shared,
-            },
-            thread: Some(thread),
-        })
+        Ok(QuestDbSink { handle: SinkHandle { tx, pool: pool_rx, shared }, thread: Some(thread) })
     }
 }
 
@@ -308,12 +279,7 @@ pub struct QuestDbSink {
 impl QuestDbSink {
     /// A builder for a sink writing the `tables`.
     pub fn builder(config: QuestDbConfig, tables: &Tables) -> SinkBuilder {
-        SinkBuilder {
-            config,
-            ddl: tables.ddl(),
-            on_ack: None,
-            on_rejected: None,
-        }
+        SinkBuilder { config, ddl: tables.ddl(), on_ack: None, on_rejected: None }
     }
 
     /// A producer handle (clone it per worker).
@@ -346,9 +312,7 @@ impl QuestDbSink {
         if let Some(t) = self.thread.take() {
             let _ = self.handle.tx.send(Msg::Close);
             if t.join().is_err() {
-                self.handle
-                    .shared
-                    .stop(SinkError::Request("the sink thread panicked".into()));
+                self.handle.shared.stop(SinkError::Request("the sink thread panicked".into()));
             }
         }
     }
@@ -385,9 +349,7 @@ struct StopOnExit(Arc<Shared>);
 impl Drop for StopOnExit {
     fn drop(&mut self) {
         // Keeps an earlier, more precise error if there is one.
-        self.0.stop(SinkError::Request(
-            "the sink thread ended by a panic".into(),
-        ));
+        self.0.stop(SinkError::Request("the sink thread ended by a panic".into()));
     }
 }
 
@@ -423,9 +385,7 @@ impl Worker {
             match msg {
                 None => self.flush()?,
                 Some(Msg::Rows(mut b)) => {
-                    if !self.pending.is_empty()
-                        && self.pending.len_bytes() + b.len_bytes() > self.max_bytes
-                    {
+                    if !self.pending.is_empty() && self.pending.len_bytes() + b.len_bytes() > self.max_bytes {
                         self.flush()?;
                     }
                     self.pending.append(&b);
@@ -460,12 +420,7 @@ impl Worker {
         let mut rejected = Vec::new();
         if rows > 0 {
             if self.transport.reports_rejections() {
-                write_isolating(
-                    self.transport.as_mut(),
-                    &self.pending,
-                    0..rows,
-                    &mut rejected,
-                )?;
+                write_isolating(self.transport.as_mut(), &self.pending, 0..rows, &mut rejected)?;
             } else {
                 self.transport.write(self.pending.as_bytes())?;
             }
@@ -483,12 +438,7 @@ impl Worker {
                 }
             }
         }
-        self.shared.stats.flushed(
-            rows,
-            n_rejected,
-            self.pending.len_bytes(),
-            started.elapsed(),
-        );
+        self.shared.stats.flushed(rows, n_rejected, self.pending.len_bytes(), started.elapsed());
         let mut released = 0;
         for (seq, n) in self.marks.drain(..) {
             released += n;
@@ -521,23 +471,14 @@ fn write_isolating(
     let (message, line) = match t.write(batch.rows_bytes(range.clone()))? {
         WriteOutcome::Written => return Ok(()),
         WriteOutcome::Rejected { line, message } => (message, line),
-        WriteOutcome::TooLarge { message } => {
-            (format!("request too large (HTTP 413): {message}"), None)
-        }
+        WriteOutcome::TooLarge { message } => (format!("request too large (HTTP 413): {message}"), None),
     };
     if range.len() == 1 {
         out.push(RejectedRow::new(batch.row(range.start), message));
         return Ok(());
     }
-    tracing::debug!(
-        rows = range.len(),
-        line,
-        "QuestDB rejected a request; isolating the bad rows."
-    );
-    match line
-        .and_then(|l| l.checked_sub(1))
-        .filter(|&i| i < range.len())
-    {
+    tracing::debug!(rows = range.len(), line, "QuestDB rejected a request; isolating the bad rows.");
+    match line.and_then(|l| l.checked_sub(1)).filter(|&i| i < range.len()) {
         Some(i) => {
             let bad = range.start + i;
             write_isolating(t, batch, range.start..bad, out)?;
@@ -600,11 +541,7 @@ mod tests {
         let input = ["a", "BAD1", "b", "c", "BAD2", "d", "e"];
         for lie in [false, true] {
             let b = batch(&input);
-            let mut t = Picky {
-                lie,
-                written: vec![],
-                requests: 0,
-            };
+            let mut t = Picky { lie, written: vec![], requests: 0 };
             let mut out = vec![];
             write_isolating(&mut t, &b, 0..b.rows(), &mut out).unwrap();
             let good: Vec<String> = (0..b.rows())
@@ -612,13 +549,7 @@ mod tests {
                 .map(|i| RejectedRow::new(b.row(i), String::new()).line)
                 .collect();
             assert_eq!(t.written, good, "lie={lie}");
-            assert_eq!(
-                out.iter()
-                    .map(|r| r.line.contains("BAD"))
-                    .filter(|x| *x)
-                    .count(),
-                2
-            );
+            assert_eq!(out.iter().map(|r| r.line.contains("BAD")).filter(|x| *x).count(), 2);
             assert_eq!(out.len(), 2);
         }
     }

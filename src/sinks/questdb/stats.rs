@@ -49,9 +49,7 @@ pub struct StatsSnapshot {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -83,8 +81,7 @@ impl SinkStats {
     }
 
     pub(crate) fn ack(&self, seq: u64) {
-        self.acked_seq_plus_one
-            .fetch_max(seq.saturating_add(1), Relaxed);
+        self.acked_seq_plus_one.fetch_max(seq.saturating_add(1), Relaxed);
     }
 
     /// Event: a flush completed.
@@ -94,13 +91,7 @@ impl SinkStats {
         self.batches.fetch_add(1, Relaxed);
         self.bytes.fetch_add(bytes as u64, Relaxed);
         self.last_flush_ms.store(now_ms(), Relaxed);
-        tracing::debug!(
-            rows = written,
-            rejected,
-            bytes,
-            took_ms = took.as_millis() as u64,
-            "QuestDB flush completed."
-        );
+        tracing::debug!(rows = written, rejected, bytes, took_ms = took.as_millis() as u64, "QuestDB flush completed.");
     }
 
     /// Event: rows were rejected by QuestDB (counted per flush).
@@ -112,22 +103,13 @@ impl SinkStats {
     pub(crate) fn retry(&self, what: &str, error: &str, attempt: u32, delay: Duration) {
         self.retries.fetch_add(1, Relaxed);
         *lock(&self.last_error) = Some(error.to_string());
-        tracing::warn!(
-            what,
-            error,
-            attempt,
-            delay_ms = delay.as_millis() as u64,
-            "QuestDB request failed; retrying."
-        );
+        tracing::warn!(what, error, attempt, delay_ms = delay.as_millis() as u64, "QuestDB request failed; retrying.");
     }
 
     /// Event: the sink stopped on an unrecoverable error.
     pub(crate) fn failed(&self, error: &str) {
         *lock(&self.last_error) = Some(error.to_string());
         *lock(&self.failed) = Some(error.to_string());
-        tracing::error!(
-            error,
-            "QuestDB sink stopped; nothing further is acknowledged."
-        );
+        tracing::error!(error, "QuestDB sink stopped; nothing further is acknowledged.");
     }
 }

@@ -123,16 +123,7 @@ pub struct Tables {
 
 /// Replaces characters QuestDB does not accept in column names by `_`.
 fn column_name(raw: &str) -> Result<Name, EncodeError> {
-    let cleaned: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let cleaned: String = raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
     Name::column(&cleaned)
 }
 
@@ -174,12 +165,7 @@ impl Tables {
             }
             indicators.push(name);
         }
-        Ok(Tables {
-            names,
-            indicators,
-            rule_names: set.rules().map(|r| r.name()).collect(),
-            c,
-        })
+        Ok(Tables { names, indicators, rule_names: set.rules().map(|r| r.name()).collect(), c })
     }
 
     /// The table names.
@@ -189,14 +175,9 @@ impl Tables {
 
     /// `CREATE TABLE IF NOT EXISTS` statements for every table, in creation order.
     pub fn ddl(&self) -> Vec<String> {
-        let ind: String = self
-            .indicators
-            .iter()
-            .map(|n| format!(", {n} DOUBLE"))
-            .collect();
+        let ind: String = self.indicators.iter().map(|n| format!(", {n} DOUBLE")).collect();
         let ohlcv = "open DOUBLE, high DOUBLE, low DOUBLE, close DOUBLE, volume DOUBLE";
-        let tail =
-            |keys: &str| format!("TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS({keys})");
+        let tail = |keys: &str| format!("TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS({keys})");
         let n = &self.names;
         vec![
             format!(
@@ -234,9 +215,7 @@ impl Tables {
     }
 
     fn rule_name(&self, d: &Decision) -> Option<&str> {
-        d.rule
-            .and_then(|i| self.rule_names.get(i as usize))
-            .map(String::as_str)
+        d.rule.and_then(|i| self.rule_names.get(i as usize)).map(String::as_str)
     }
 
     fn indicators<'a>(&self, mut line: Line<'a>, values: &tickflow_operators::Values) -> Line<'a> {
@@ -250,9 +229,7 @@ impl Tables {
     pub fn bar(&self, batch: &mut RowBatch, row: &BarOut) -> Result<(), EncodeError> {
         let c = &self.c;
         let b = &row.bar;
-        let line = batch
-            .line(&self.names.bars)
-            .symbol(&c.symbol, b.symbol.as_str())?;
+        let line = batch.line(&self.names.bars).symbol(&c.symbol, b.symbol.as_str())?;
         let line = line
             .symbol(&c.signal, row.decision.action.as_str())?
             .symbol_opt(&c.signal_rule, self.rule_name(&row.decision))?
@@ -271,10 +248,7 @@ impl Tables {
         let line = batch
             .line(&self.names.candles)
             .symbol(&c.symbol, row.symbol.as_str())?
-            .symbol(
-                &c.timeframe,
-                timeframe_label_into(row.timeframe, &mut label),
-            )?
+            .symbol(&c.timeframe, timeframe_label_into(row.timeframe, &mut label))?
             .symbol(&c.signal, row.decision.action.as_str())?
             .symbol_opt(&c.signal_rule, self.rule_name(&row.decision))?
             .f64(&c.open, row.open)
@@ -294,10 +268,7 @@ impl Tables {
         batch
             .line(&self.names.aggregates)
             .symbol(&c.symbol, row.symbol.as_str())?
-            .symbol(
-                &c.timeframe,
-                timeframe_label_into(row.timeframe, &mut label),
-            )?
+            .symbol(&c.timeframe, timeframe_label_into(row.timeframe, &mut label))?
             .i64(&c.count, i64::try_from(row.count).unwrap_or(i64::MAX))
             .f64(&c.volume_total, row.volume)
             .f64(&c.volume_avg, row.avg_volume())
@@ -311,20 +282,13 @@ impl Tables {
 
     /// Appends one `signal_changes` row. Every other column is a symbol (tag), and an ILP line
     /// needs at least one field, so the timeframe is also written in ms as `timeframe_ms`.
-    pub fn signal_change(
-        &self,
-        batch: &mut RowBatch,
-        row: &SignalChange,
-    ) -> Result<(), EncodeError> {
+    pub fn signal_change(&self, batch: &mut RowBatch, row: &SignalChange) -> Result<(), EncodeError> {
         let c = &self.c;
         let mut label = [0u8; 32];
         batch
             .line(&self.names.signal_changes)
             .symbol(&c.symbol, row.symbol.as_str())?
-            .symbol(
-                &c.timeframe,
-                timeframe_label_into(row.timeframe, &mut label),
-            )?
+            .symbol(&c.timeframe, timeframe_label_into(row.timeframe, &mut label))?
             .symbol(&c.from_signal, row.from.as_str())?
             .symbol(&c.to_signal, row.to.action.as_str())?
             .symbol_opt(&c.rule, self.rule_name(&row.to))?
@@ -387,26 +351,9 @@ mod tests {
     #[test]
     fn label_matches_the_operators_label() {
         let mut buf = [0u8; 32];
-        for ms in [
-            0,
-            1,
-            250,
-            1000,
-            30_000,
-            60_000,
-            90_000,
-            300_000,
-            3_600_000,
-            86_400_000,
-            -60_000,
-            i64::MAX,
-            i64::MIN,
-        ] {
-            assert_eq!(
-                timeframe_label_into(ms, &mut buf),
-                timeframe_label(ms),
-                "{ms}"
-            );
+        for ms in [0, 1, 250, 1000, 30_000, 60_000, 90_000, 300_000, 3_600_000, 86_400_000, -60_000, i64::MAX, i64::MIN]
+        {
+            assert_eq!(timeframe_label_into(ms, &mut buf), timeframe_label(ms), "{ms}");
         }
     }
 
@@ -427,11 +374,7 @@ mod tests {
         .unwrap();
         let t = Tables::new(&set, "tf_").unwrap();
         assert_eq!(t.names().bars.as_str(), "tf_bars");
-        assert!(
-            t.ddl()[0].contains(", bb_upper_10_2_5 DOUBLE,"),
-            "{}",
-            t.ddl()[0]
-        );
+        assert!(t.ddl()[0].contains(", bb_upper_10_2_5 DOUBLE,"), "{}", t.ddl()[0]);
         assert!(Tables::new(&set, "tf-").is_err());
     }
 }

@@ -73,10 +73,7 @@ pub(crate) enum WriteOutcome {
     /// Everything was accepted.
     Written,
     /// The whole request was rejected (HTTP 400); `line` is QuestDB's 1-based line number.
-    Rejected {
-        line: Option<usize>,
-        message: String,
-    },
+    Rejected { line: Option<usize>, message: String },
     /// The request was too large (HTTP 413).
     TooLarge { message: String },
 }
@@ -105,11 +102,7 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub(crate) fn from_config(c: &QuestDbConfig) -> Backoff {
-        Backoff {
-            initial: c.retry_initial.get(),
-            max: c.retry_max.get(),
-            max_elapsed: c.retry_max_elapsed.get(),
-        }
+        Backoff { initial: c.retry_initial.get(), max: c.retry_max.get(), max_elapsed: c.retry_max_elapsed.get() }
     }
 
     /// Runs `attempt` until it is done, fails permanently, or the time budget is spent.
@@ -129,11 +122,7 @@ impl Backoff {
                     n += 1;
                     let elapsed = start.elapsed();
                     if elapsed + delay > self.max_elapsed {
-                        return Err(SinkError::RetriesExhausted {
-                            what,
-                            elapsed,
-                            last: error,
-                        });
+                        return Err(SinkError::RetriesExhausted { what, elapsed, last: error });
                     }
                     stats.retry(what, &error, n, delay);
                     std::thread::sleep(delay);
@@ -198,10 +187,7 @@ impl Http {
                         .ok()
                         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
                         .unwrap_or(body);
-                    Err(SinkError::Ddl {
-                        statement: sql.to_string(),
-                        message,
-                    })
+                    Err(SinkError::Ddl { statement: sql.to_string(), message })
                 }
                 s => classify_status(s, "exec", body),
             }
@@ -213,9 +199,7 @@ impl Transport for Http {
     fn write(&mut self, body: &[u8]) -> Result<WriteOutcome, SinkError> {
         let (agent, auth, url) = (&self.agent, &self.auth, &self.write_url);
         self.backoff.run("write", &self.stats, || {
-            let mut req = agent
-                .post(url)
-                .header("Content-Type", "text/plain; charset=utf-8");
+            let mut req = agent.post(url).header("Content-Type", "text/plain; charset=utf-8");
             if let Some(a) = auth {
                 req = req.header("Authorization", a);
             }
@@ -227,14 +211,9 @@ impl Transport for Http {
                 200..=299 => Ok(Attempt::Done(WriteOutcome::Written)),
                 400 => {
                     let json = serde_json::from_str::<serde_json::Value>(&text).ok();
-                    let line = json
-                        .as_ref()
-                        .and_then(|v| v.get("line")?.as_u64())
-                        .map(|l| l as usize);
-                    let message = json
-                        .as_ref()
-                        .and_then(|v| v.get("message")?.as_str().map(str::to_string))
-                        .unwrap_or(text);
+                    let line = json.as_ref().and_then(|v| v.get("line")?.as_u64()).map(|l| l as usize);
+                    let message =
+                        json.as_ref().and_then(|v| v.get("message")?.as_str().map(str::to_string)).unwrap_or(text);
                     Ok(Attempt::Done(WriteOutcome::Rejected { line, message }))
                 }
                 413 => Ok(Attempt::Done(WriteOutcome::TooLarge { message: text })),
@@ -250,30 +229,14 @@ impl Transport for Http {
 
 /// Reads at most 64 KiB of a response body; errors become part of the text.
 fn read_body(body: &mut ureq::Body) -> String {
-    body.with_config()
-        .limit(64 * 1024)
-        .lossy_utf8(true)
-        .read_to_string()
-        .unwrap_or_else(|e| format!("<{e}>"))
+    body.with_config().limit(64 * 1024).lossy_utf8(true).read_to_string().unwrap_or_else(|e| format!("<{e}>"))
 }
 
-fn classify_status<T>(
-    status: u16,
-    what: &'static str,
-    message: String,
-) -> Result<Attempt<T>, SinkError> {
+fn classify_status<T>(status: u16, what: &'static str, message: String) -> Result<Attempt<T>, SinkError> {
     match status {
-        401 | 403 => Err(SinkError::Auth {
-            status,
-            what,
-            message,
-        }),
+        401 | 403 => Err(SinkError::Auth { status, what, message }),
         408 | 429 | 500..=599 => Ok(Attempt::Transient(format!("HTTP {status}: {message}"))),
-        _ => Err(SinkError::Unexpected {
-            status,
-            what,
-            message,
-        }),
+        _ => Err(SinkError::Unexpected { status, what, message }),
     }
 }
 
@@ -388,11 +351,7 @@ fn base64(input: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -430,21 +389,9 @@ mod tests {
 
     #[test]
     fn statuses_are_classified() {
-        assert!(matches!(
-            classify_status::<()>(503, "write", String::new()),
-            Ok(Attempt::Transient(_))
-        ));
-        assert!(matches!(
-            classify_status::<()>(429, "write", String::new()),
-            Ok(Attempt::Transient(_))
-        ));
-        assert!(matches!(
-            classify_status::<()>(401, "write", String::new()),
-            Err(SinkError::Auth { status: 401, .. })
-        ));
-        assert!(matches!(
-            classify_status::<()>(404, "write", String::new()),
-            Err(SinkError::Unexpected { .. })
-        ));
+        assert!(matches!(classify_status::<()>(503, "write", String::new()), Ok(Attempt::Transient(_))));
+        assert!(matches!(classify_status::<()>(429, "write", String::new()), Ok(Attempt::Transient(_))));
+        assert!(matches!(classify_status::<()>(401, "write", String::new()), Err(SinkError::Auth { status: 401, .. })));
+        assert!(matches!(classify_status::<()>(404, "write", String::new()), Err(SinkError::Unexpected { .. })));
     }
 }
