@@ -11,7 +11,6 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -26,33 +25,28 @@ use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 use crate::config::{Built, FileFormat, SourceSpec};
 use crate::decode::TsUnit;
 use crate::sinks::file::{FileSink, concat_parts};
+use crate::sinks::questdb::{QuestDbSink, Tables};
+use crate::sinks::worker::{QuestDbOut, WorkerOutputs};
 use crate::sources::file::{FileRecord, FileSource, streams_for_worker};
 use crate::sources::generator::{GeneratorConfig, MarketGenerator};
+use crate::status::{ProcessMetrics, StatusServer, register_timely_logging};
+
+/// Set to stop every source of this process: the dataflow then drains, the sinks flush, and
+/// `run` returns (Ctrl-C / SIGTERM do this in the binary).
+pub static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Records emitted per source activation.
 const BATCH: usize = 4096;
 /// Records a source may emit while the outputs lag behind its watermark.
 const MAX_IN_FLIGHT: u64 = 64 * 1024;
 
-/// Counters of one run, summed over this process's workers.
-#[derive(Debug, Default)]
-pub struct Totals {
-    /// Valid bars read.
-    pub bars_in: AtomicU64,
-    /// Enriched bars written.
-    pub bars_out: AtomicU64,
-    /// Candle rows written (including corrections).
-    pub candles_out: AtomicU64,
-    /// Bars too late for per-bar indicators or for a window.
-    pub late: AtomicU64,
-    /// Invalid records (dead-lettered).
-    pub invalid: AtomicU64,
-}
+/// Counters of one run, summed over this process's workers (read from its metrics).
+pub type Totals = crate::status::CounterValues;
 
 /// What a run writes where.
 #[derive(Clone, Debug)]
 pub enum Output {
-    /// The configured sinks (`[sinks]`).
+    /// The configured sinks (`[sinks]`), and the status server.
     Configured,
     /// One-shot replay: enriched bars to one file (CSV or NDJSON by extension), the other
     /// outputs beside it in `<FILE>.d/`.
@@ -60,7 +54,7 @@ pub enum Output {
 }
 
 /// Runs process `process` of the cluster until its sources are exhausted (or forever).
-pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Arc<Totals>> {
+pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Totals> {
     let communication = if built.processes.len() > 1 {
         CommunicationConfig::Cluster {
             threads: built.workers,
@@ -73,8 +67,8 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Arc<T
         CommunicationConfig::Process(built.workers)
     };
     let config = timely::Config { communication, worker: Default::default() };
-    let totals = Arc::new(Totals::default());
-    let t = totals.clone();
+    let first = process * built.workers;
+    let metrics = Arc::new(ProcessMetrics::with_system_clock(process, first..first + built.workers));
     let (sink_dir, format) = match &output {
         Output::Configured => match &built.file_sink {
             Some((dir, f)) => (Some(dir.clone()), *f),
@@ -85,94 +79,112 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Arc<T
             (Some(part_dir(file)), if ndjson { FileFormat::Ndjson } else { FileFormat::Csv })
         }
     };
+    let questdb = match (&output, &built.questdb) {
+        (Output::Configured, Some(cfg)) => {
+            let tables = Tables::new(&built.set, &cfg.table_prefix).context("QuestDB table layout")?;
+            let m = metrics.clone();
+            let sink = QuestDbSink::builder(cfg.clone(), &tables)
+                .on_ack(move |_| m.mark_sink_flush())
+                .on_rejected(|row| tracing::error!(line = %row.line, message = %row.message, "QuestDB rejected a row"))
+                .start()
+                .with_context(|| format!("starting the QuestDB sink at {}", cfg.addr))?;
+            metrics.set_sink_reachable(true);
+            Some((sink, Arc::new(tables)))
+        }
+        _ => {
+            metrics.set_sink_reachable(true);
+            None
+        }
+    };
+    let server = match &output {
+        Output::Configured => {
+            let addr = built.status_addr(process);
+            let server = StatusServer::start(addr, metrics.clone(), None)
+                .with_context(|| format!("starting the status server on {addr}"))?;
+            tracing::info!(addr = %server.local_addr(), "status server listening");
+            Some(server)
+        }
+        Output::Replay(_) => None,
+    };
+    // Generator and file sources are connected as soon as the workers run.
+    metrics.set_source_connected(true);
     let unit = match &built.source {
         SourceSpec::File { paths, symbol } => detect_ts_unit(paths, *symbol, built.bounds),
         SourceSpec::Generator { .. } => TsUnit::Millis,
     };
     let b = built.clone();
+    let m = metrics.clone();
+    let qdb = questdb.as_ref().map(|(s, t)| (s.handle(), t.clone()));
     let guards = timely::execute(config, move |worker| {
         let index = worker.index();
-        let peers = worker.peers();
+        let wm = m.worker(index).expect("worker ranges match the config").clone();
+        let _running = wm.running_guard();
+        let _ = register_timely_logging(worker, &m);
         let set = Rc::new(b.set.clone());
         let probe = ProbeHandle::<Time>::new();
-        let sink: Rc<RefCell<Option<FileSink>>> = Rc::new(RefCell::new(match &sink_dir {
-            Some(dir) => {
-                Some(FileSink::create(dir, index, format, &b.set, unit).expect("creating result files failed"))
-            }
-            None => None,
-        }));
-        let totals = t.clone();
+        let file = sink_dir
+            .as_ref()
+            .map(|dir| FileSink::create(dir, index, format, &b.set, unit).expect("creating result files failed"));
+        let qdb = qdb.as_ref().map(|(h, t)| QuestDbOut::new(h.clone(), t.clone()));
+        let outputs = Rc::new(RefCell::new(WorkerOutputs::new(file, qdb, Some(wm.clone()))));
         worker.dataflow::<Time, _, _>(|scope| {
-            let bars = bar_source(scope, &b, probe.clone(), sink.clone(), totals.clone());
+            let bars = bar_source(scope, &b, probe.clone(), outputs.clone());
             let bars = bars.exchange(route);
-            let s1 = sink.clone();
-            let t1 = totals.clone();
+            let o1 = outputs.clone();
             bars.clone().enrich(set.clone()).probe_with(&probe).sink(Pipeline, "BarSink", move |(input, _)| {
-                let mut sink = s1.borrow_mut();
-                let (mut out, mut late) = (0, 0);
+                let mut out = o1.borrow_mut();
+                let mut any = false;
                 input.for_each(|_, data| {
+                    any = true;
                     for r in data.drain(..) {
-                        match r {
-                            Ok(row) => {
-                                out += 1;
-                                if let Some(s) = sink.as_mut() {
-                                    s.bar(&row).expect("writing results failed");
-                                }
-                            }
-                            Err(bar) => {
-                                late += 1;
-                                if let Some(s) = sink.as_mut() {
-                                    s.late(&bar, 0).expect("writing results failed");
-                                }
-                            }
-                        }
+                        let res = match r {
+                            Ok(row) => out.bar(&row),
+                            Err(bar) => out.late(&bar, 0),
+                        };
+                        res.expect("writing results failed");
                     }
                 });
-                t1.bars_out.fetch_add(out, Ordering::Relaxed);
-                t1.late.fetch_add(late, Ordering::Relaxed);
+                if any {
+                    out.end_batch().expect("writing results failed");
+                }
             });
             if !b.windows.timeframes.is_empty() {
-                let s2 = sink.clone();
-                let t2 = totals.clone();
+                let o2 = outputs.clone();
                 bars.candles(set.clone(), b.windows.clone()).probe_with(&probe).sink(
                     Pipeline,
                     "CandleSink",
                     move |(input, _)| {
-                        let mut sink = s2.borrow_mut();
-                        let (mut out, mut late) = (0, 0);
+                        let mut out = o2.borrow_mut();
+                        let mut any = false;
                         input.for_each(|_, data| {
+                            any = true;
                             for r in data.drain(..) {
-                                match r {
-                                    Ok(c) => {
-                                        out += 1;
-                                        if let Some(s) = sink.as_mut() {
-                                            s.candle(&c).expect("writing results failed");
-                                        }
-                                    }
-                                    Err((bar, tf)) => {
-                                        late += 1;
-                                        if let Some(s) = sink.as_mut() {
-                                            s.late(&bar, tf).expect("writing results failed");
-                                        }
-                                    }
-                                }
+                                let res = match r {
+                                    Ok(c) => out.candle(&c),
+                                    Err((bar, tf)) => out.late(&bar, tf),
+                                };
+                                res.expect("writing results failed");
                             }
                         });
-                        t2.candles_out.fetch_add(out, Ordering::Relaxed);
-                        t2.late.fetch_add(late, Ordering::Relaxed);
+                        if any {
+                            out.end_batch().expect("writing results failed");
+                        }
                     },
                 );
             }
         });
         while worker.step_or_park(Some(Duration::from_millis(100))) {}
-        if let Some(s) = sink.borrow_mut().as_mut() {
-            s.flush().expect("flushing results failed");
-        }
-        let _ = (index, peers);
+        outputs.borrow_mut().finish().expect("flushing results failed");
     })
     .map_err(|e| anyhow::anyhow!("starting the timely workers failed: {e}"))?;
     for (i, r) in guards.join().into_iter().enumerate() {
         r.map_err(|e| anyhow::anyhow!("worker {i} failed: {e}"))?;
+    }
+    if let Some((sink, _)) = questdb {
+        sink.close().context("closing the QuestDB sink")?;
+    }
+    if let Some(s) = server {
+        s.shutdown();
     }
     if let Output::Replay(file) = &output {
         let dir = part_dir(file);
@@ -180,7 +192,7 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Arc<T
         let parts: Vec<PathBuf> = (0..built.workers).map(|w| dir.join(format!("bars-w{w}.{ext}"))).collect();
         concat_parts(&parts, file, format == FileFormat::Csv).with_context(|| format!("writing {}", file.display()))?;
     }
-    Ok(totals)
+    Ok(metrics.totals())
 }
 
 /// The unit of the first valid timestamp in the inputs (the unit results are written in).
@@ -220,8 +232,7 @@ fn bar_source<'s>(
     scope: Scope<'s, Time>,
     built: &Built,
     probe: ProbeHandle<Time>,
-    sink: Rc<RefCell<Option<FileSink>>>,
-    totals: Arc<Totals>,
+    outputs: Rc<RefCell<WorkerOutputs>>,
 ) -> StreamVec<'s, Time, Bar> {
     let index = scope.index();
     let peers = scope.peers();
@@ -268,6 +279,9 @@ fn bar_source<'s>(
             }
         }
         move |output| {
+            if STOP.load(std::sync::atomic::Ordering::Relaxed) {
+                cap = None;
+            }
             let Some(c) = cap.as_mut() else { return };
             // Backpressure: wait while the outputs lag and we already have much in flight.
             if probe.less_than(c.time()) {
@@ -290,10 +304,10 @@ fn bar_source<'s>(
             }
             batch.clear();
             let mut exhausted = false;
-            let mut invalid = 0u64;
+            let mut out = outputs.borrow_mut();
             if let Some(g) = generator.as_mut() {
                 let n = g.fill(&mut batch, budget);
-                exhausted = n < budget;
+                exhausted |= n < budget;
             }
             if let Some(f) = files.as_mut() {
                 while batch.len() < budget {
@@ -304,12 +318,9 @@ fn bar_source<'s>(
                         }
                         Some(FileRecord::Bar(b)) => batch.push(b),
                         Some(FileRecord::Invalid { location, error, payload }) => {
-                            invalid += 1;
                             tracing::debug!(%location, %error, "invalid record dead-lettered");
-                            if let Some(s) = sink.borrow_mut().as_mut() {
-                                s.dead_letter(&location, &error.to_string(), &payload)
-                                    .expect("writing dead letters failed");
-                            }
+                            out.dead_letter(&location, &error.to_string(), &payload)
+                                .expect("writing dead letters failed");
                         }
                     }
                 }
@@ -322,10 +333,11 @@ fn bar_source<'s>(
                     session.give(b);
                 }
             }
-            totals.invalid.fetch_add(invalid, Ordering::Relaxed);
-            totals.bars_in.fetch_add(n, Ordering::Relaxed);
+            out.counters.bars_in += n;
+            out.counters.batches += 1;
             emitted_since_caught_up += n;
             if exhausted {
+                out.end_batch().expect("writing results failed");
                 cap = None;
                 return;
             }
@@ -343,6 +355,9 @@ fn bar_source<'s>(
             if wm > *c.time() {
                 c.downgrade(&wm);
             }
+            out.counters.watermark_ms = Some(wm as i64);
+            out.end_batch().expect("writing results failed");
+            drop(out);
             activator.activate();
         }
     })

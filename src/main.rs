@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
@@ -79,7 +78,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// Ctrl-C or SIGTERM: stop the sources; the dataflow drains and the sinks flush.
+fn stop_on_signal() {
+    std::thread::spawn(|| {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                let Ok(mut term) = signal(SignalKind::terminate()) else { return };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = tokio::signal::ctrl_c().await;
+        });
+        tracing::info!("stopping: sources stop, the dataflow drains, sinks flush");
+        cluster::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
 fn real_main() -> anyhow::Result<()> {
+    stop_on_signal();
     match Cli::parse().command {
         Command::Check { config } => {
             load(Some(&config))?.build()?;
@@ -119,13 +141,14 @@ fn real_main() -> anyhow::Result<()> {
 
 fn report(t: &cluster::Totals, started: Instant) {
     let secs = started.elapsed().as_secs_f64();
-    let bars = t.bars_in.load(Ordering::Relaxed);
     eprintln!(
-        "bars in {bars}, bars out {}, candles {}, late {}, invalid {}; {secs:.3} s, {:.0} bars/s",
-        t.bars_out.load(Ordering::Relaxed),
-        t.candles_out.load(Ordering::Relaxed),
-        t.late.load(Ordering::Relaxed),
-        t.invalid.load(Ordering::Relaxed),
-        bars as f64 / secs.max(1e-9)
+        "bars in {}, bars out {}, candles {}, signal changes {}, late {}, invalid {}; {secs:.3} s, {:.0} bars/s",
+        t.bars_in,
+        t.bars_out,
+        t.candles_out,
+        t.signal_changes,
+        t.bars_late,
+        t.bars_invalid,
+        t.bars_in as f64 / secs.max(1e-9)
     );
 }

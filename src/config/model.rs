@@ -120,7 +120,8 @@ pub struct GeneratorSection {
     /// Seed: the same seed gives the same market.
     #[serde(default = "default_gen_seed")]
     pub seed: u64,
-    /// Event-time step between two bars of one symbol, e.g. "1s", "1m".
+    /// Event-time step between two bars of one symbol, e.g. "1s", "1m"; "auto" (default) makes
+    /// event time advance with the wall clock (symbols / rate seconds per round).
     #[serde(default = "default_gen_interval")]
     pub interval: String,
     /// Stop after this many bars in total; 0 = run until stopped.
@@ -138,7 +139,7 @@ fn default_gen_seed() -> u64 {
     42
 }
 fn default_gen_interval() -> String {
-    "1s".into()
+    "auto".into()
 }
 
 impl Default for GeneratorSection {
@@ -315,6 +316,8 @@ impl Default for WindowsConfig {
 pub struct SinksConfig {
     /// `[sinks.file]`: results to files.
     pub file: Option<FileSinkSection>,
+    /// `[sinks.questdb]`: results to QuestDB over ILP.
+    pub questdb: Option<crate::sinks::questdb::QuestDbConfig>,
 }
 
 /// `[sinks.file]`

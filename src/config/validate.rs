@@ -82,6 +82,8 @@ pub struct Built {
     pub set: IndicatorSet,
     /// File sink: directory and format.
     pub file_sink: Option<(PathBuf, FileFormat)>,
+    /// QuestDB sink.
+    pub questdb: Option<crate::sinks::questdb::QuestDbConfig>,
 }
 
 impl Built {
@@ -171,7 +173,13 @@ impl Config {
                         g.symbols
                     ));
                 }
-                let interval = duration_ms(&mut errs, "source.generator.interval", &g.interval);
+                let interval = if g.interval.trim() == "auto" {
+                    // Event time advances with the wall clock: one round of all symbols per
+                    // symbols/rate seconds.
+                    if g.rate > 0 { (g.symbols as i64 * 1000 / g.rate as i64).max(1) } else { 1000 }
+                } else {
+                    duration_ms(&mut errs, "source.generator.interval", &g.interval)
+                };
                 if interval <= 0 && !g.interval.is_empty() {
                     errs.push(format!(
                         "source.generator.interval: {:?} must be at least 1ms; expected e.g. \"1s\"",
@@ -295,6 +303,14 @@ impl Config {
             (PathBuf::from(&f.dir), format)
         });
 
+        if let Some(q) = &self.sinks.questdb {
+            errs.extend(
+                q.validate().into_iter().map(|e| {
+                    if e.starts_with("questdb.") { format!("sinks.{e}") } else { format!("sinks.questdb: {e}") }
+                }),
+            );
+        }
+
         if !errs.is_empty() {
             return Err(ConfigErrors(errs));
         }
@@ -308,6 +324,7 @@ impl Config {
             windows,
             set,
             file_sink,
+            questdb: self.sinks.questdb.clone(),
         })
     }
 }

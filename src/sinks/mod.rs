@@ -1,3 +1,4 @@
 //! Where results go.
 pub mod file;
 pub mod questdb;
+pub mod worker;
