@@ -15,3 +15,4 @@ pub mod decode;
 pub mod sinks;
 pub mod sources;
 pub mod status;
+pub mod status_cli;

@@ -51,6 +51,15 @@ enum Command {
         /// The cluster config.
         #[arg(long, default_value = "cluster.toml")]
         config: PathBuf,
+        /// Print only the number of processes (for scripts).
+        #[arg(long)]
+        processes: bool,
+    },
+    /// Print the status of every process of the cluster (from their /status endpoints).
+    Status {
+        /// The cluster config.
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
     },
 }
 
@@ -103,9 +112,27 @@ fn stop_on_signal() {
 fn real_main() -> anyhow::Result<()> {
     stop_on_signal();
     match Cli::parse().command {
-        Command::Check { config } => {
-            load(Some(&config))?.build()?;
-            println!("{}: ok", config.display());
+        Command::Check { config, processes } => {
+            let built = load(Some(&config))?.build()?;
+            if processes {
+                println!("{}", built.processes.len());
+            } else {
+                println!(
+                    "{}: ok ({} process(es) x {} worker(s); status on {} ..)",
+                    config.display(),
+                    built.processes.len(),
+                    built.workers,
+                    built.status_addr(0)
+                );
+            }
+            Ok(())
+        }
+        Command::Status { config } => {
+            let built = load(Some(&config))?.build()?;
+            let bad = tickflow::status_cli::print_status(&built);
+            if bad > 0 {
+                anyhow::bail!("{bad} process(es) down or not ready");
+            }
             Ok(())
         }
         Command::Run { config, process } => {
