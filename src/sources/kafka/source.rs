@@ -205,11 +205,13 @@ struct PartitionPos {
     partition: i32,
     /// Next offset to read.
     next: i64,
-    /// High watermark when the source started (`stop-at-end` target).
-    start_high: i64,
-    /// Latest known high watermark (statistics, end-of-partition, or what we read).
+    /// Latest known high watermark (at start, statistics, end-of-partition, what we read).
     high: i64,
-    /// Reached `start_high` (or end-of-partition) at least once.
+    /// Caught up at least once: librdkafka reported end-of-partition, or the partition was
+    /// empty at start. For `stop-at-end` this is the signal, not `next >= high at start`:
+    /// Tansu 0.6.0 under-reports the high watermark in ListOffsets (it returns the last
+    /// batch's base offset + 1), so that target would drop the rest of the last batch.
+    /// End-of-partition means "at the current end", which is at or past the end at start.
     reached_end: bool,
 }
 
@@ -413,9 +415,6 @@ pub fn kafka_source<'s>(
                     watermarks.on_messages(i, max_ts, now);
                     shared.borrow_mut().tracker.emitted(pos.partition, time, pos.next);
                     pos.high = pos.high.max(pos.next);
-                    if pos.next >= pos.start_high {
-                        pos.reached_end = true;
-                    }
                 }
                 more |= read == share;
             }
@@ -575,8 +574,10 @@ fn connect(
         let start = match cfg.start_position() {
             StartPosition::Earliest => low,
             StartPosition::Latest => high,
-            // A committed offset below the retained range resumes at the oldest message.
-            StartPosition::Committed => committed.map_or(low, |c| c.clamp(low, high.max(low))),
+            // A committed offset below the retained range resumes at the oldest message. No
+            // upper clamp: Tansu under-reports the high watermark (see `reached_end`); past the
+            // real end, librdkafka's `auto.offset.reset = earliest` applies.
+            StartPosition::Committed => committed.map_or(low, |c| c.max(low)),
         };
         let assign = |tpl: &mut TopicPartitionList| tpl.add_partition_offset(topic, p, Offset::Offset(start));
         assign(&mut tpl).map_err(|source| KafkaSourceError::Assign {
@@ -584,7 +585,7 @@ fn connect(
             partitions: owned.clone(),
             source,
         })?;
-        positions.push(PartitionPos { partition: p, next: start, start_high: high, high, reached_end: start >= high });
+        positions.push(PartitionPos { partition: p, next: start, high, reached_end: high <= low });
     }
     consumer.assign(&tpl).map_err(|source| KafkaSourceError::Assign {
         topic: topic.to_owned(),
