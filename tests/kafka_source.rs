@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::client::ClientContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tickflow::sources::generator::write_w1_line;
@@ -359,8 +359,7 @@ fn every_valid_bar_arrives_once_invalid_payloads_are_reported_and_offsets_commit
     assert_eq!(got, want);
     // Each partition read by exactly one worker, partition p by worker p % 2.
     assert_eq!(out.owned, BTreeMap::from([(0, vec![0, 2]), (1, vec![1])]));
-    let partition_of: BTreeMap<String, i32> =
-        valid.iter().map(|(p, b)| (b.symbol.as_str().to_owned(), *p)).collect();
+    let partition_of: BTreeMap<String, i32> = valid.iter().map(|(p, b)| (b.symbol.as_str().to_owned(), *p)).collect();
     for (w, _, b) in &out.bars {
         assert_eq!(*w as i32, partition_of[b.symbol.as_str()] % 2, "{} read by worker {w}", b.symbol.as_str());
     }
@@ -393,10 +392,7 @@ fn every_valid_bar_arrives_once_invalid_payloads_are_reported_and_offsets_commit
         .collect();
     produce(&broker.brokers(), "bars", &msgs);
     let third = run(resume, 2, None);
-    assert_eq!(
-        sorted(third.bars.iter().map(|(_, _, b)| *b).collect()),
-        sorted(more.iter().map(|(_, b)| *b).collect())
-    );
+    assert_eq!(sorted(third.bars.iter().map(|(_, _, b)| *b).collect()), sorted(more.iter().map(|(_, b)| *b).collect()));
 }
 
 #[test]

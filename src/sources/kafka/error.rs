@@ -15,7 +15,7 @@ pub enum KafkaSourceError {
         /// `bootstrap.servers`.
         brokers: String,
         /// librdkafka's error.
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
     /// The topic's metadata could not be read within `connect-timeout`.
     #[error("kafka: reading metadata of topic {topic:?} from {brokers} failed: {source}")]
@@ -25,7 +25,7 @@ pub enum KafkaSourceError {
         /// `bootstrap.servers`.
         brokers: String,
         /// The last error seen.
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
     /// The topic does not exist (or has no partitions).
     #[error(
@@ -46,7 +46,7 @@ pub enum KafkaSourceError {
         /// The partition.
         partition: i32,
         /// librdkafka's error.
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
     /// The group's committed offsets could not be read (`start = "committed"`).
     #[error("kafka: reading the committed offsets of group {group:?} on {topic:?} failed: {source}")]
@@ -56,7 +56,7 @@ pub enum KafkaSourceError {
         /// The topic.
         topic: String,
         /// librdkafka's error.
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
     /// Assigning the owned partitions failed.
     #[error("kafka: assigning partitions {partitions:?} of {topic:?} failed: {source}")]
@@ -66,7 +66,7 @@ pub enum KafkaSourceError {
         /// The partitions.
         partitions: Vec<i32>,
         /// librdkafka's error.
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
     /// Committing offsets failed.
     #[error("kafka: committing offsets of {topic:?} to group {group:?} failed: {source}")]
@@ -76,7 +76,7 @@ pub enum KafkaSourceError {
         /// `group-id`.
         group: String,
         /// librdkafka's error.
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
 }
 
@@ -131,7 +131,7 @@ mod tests {
     #[test]
     fn transport_failures_are_retryable_config_problems_are_not() {
         let down = KafkaError::MetadataFetch(RDKafkaErrorCode::AllBrokersDown);
-        let e = KafkaSourceError::Metadata { topic: "bars".into(), brokers: "h:1".into(), source: down };
+        let e = KafkaSourceError::Metadata { topic: "bars".into(), brokers: "h:1".into(), source: Box::new(down) };
         assert!(e.is_retryable());
         let e = KafkaSourceError::TopicNotFound { topic: "bars".into(), brokers: "h:1".into() };
         assert!(!e.is_retryable());

@@ -27,7 +27,5 @@ pub mod watermark;
 pub use config::{KafkaSourceConfig, StartPosition};
 pub use error::KafkaSourceError;
 pub use offsets::OffsetTracker;
-pub use source::{
-    KafkaSourceHandle, KafkaSourceStats, KafkaStopper, MAX_IN_FLIGHT, kafka_source, owned_partitions,
-};
+pub use source::{KafkaSourceHandle, KafkaSourceStats, KafkaStopper, MAX_IN_FLIGHT, kafka_source, owned_partitions};
 pub use watermark::{PartitionClock, Watermarks};

@@ -186,14 +186,18 @@ fn commit(
     let mut tpl = TopicPartitionList::with_capacity(commits.len());
     for &(partition, offset) in &commits {
         tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).map_err(|source| {
-            KafkaSourceError::Commit { topic: topic.to_owned(), group: group.to_owned(), source }
+            KafkaSourceError::Commit { topic: topic.to_owned(), group: group.to_owned(), source: Box::new(source) }
         })?;
     }
     stats.commits.fetch_add(1, Ordering::Relaxed);
     if let Err(source) = consumer.commit(&tpl, mode) {
         // Hand the offsets out again so the next commit retries them.
         tracker.reset_committed();
-        return Err(KafkaSourceError::Commit { topic: topic.to_owned(), group: group.to_owned(), source });
+        return Err(KafkaSourceError::Commit {
+            topic: topic.to_owned(),
+            group: group.to_owned(),
+            source: Box::new(source),
+        });
     }
     tracing::debug!(topic, partitions = commits.len(), ?mode, "committing completed offsets");
     Ok(commits.len())
@@ -297,7 +301,8 @@ pub fn kafka_source<'s>(
         }
         let mut positions = setup.positions;
         let now = clock.now_ms();
-        let mut watermarks = Watermarks::new(&partitions, watermark_delay_ms, cfg.idle_timeout().as_millis() as i64, now);
+        let mut watermarks =
+            Watermarks::new(&partitions, watermark_delay_ms, cfg.idle_timeout().as_millis() as i64, now);
         for (i, pos) in positions.iter().enumerate() {
             if pos.reached_end {
                 watermarks.on_end(i);
@@ -328,7 +333,12 @@ pub fn kafka_source<'s>(
             for _ in 0..MAX_EVENTS {
                 match consumer.poll(Duration::ZERO) {
                     None => break,
-                    Some(Ok(m)) => tracing::warn!(worker = index, partition = m.partition(), offset = m.offset(), "unexpected message on the main queue; skipped"),
+                    Some(Ok(m)) => tracing::warn!(
+                        worker = index,
+                        partition = m.partition(),
+                        offset = m.offset(),
+                        "unexpected message on the main queue; skipped"
+                    ),
                     Some(Err(error)) => {
                         stats.errors.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(worker = index, topic = %topic, %error, "Kafka consumer event");
@@ -511,13 +521,17 @@ fn connect(
         .set("auto.offset.reset", "earliest");
     let consumer: KafkaConsumer = cc
         .create_with_context(SourceContext::new(topic, index, metrics))
-        .map_err(|source| KafkaSourceError::Client { brokers: brokers.to_owned(), source })?;
+        .map_err(|source| KafkaSourceError::Client { brokers: brokers.to_owned(), source: Box::new(source) })?;
 
     let deadline = Instant::now() + cfg.connect_timeout();
     let remaining = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
     let count = retry(deadline, |last| {
         let md = consumer.fetch_metadata(Some(topic), remaining().min(Duration::from_secs(5))).map_err(|source| {
-            KafkaSourceError::Metadata { topic: topic.to_owned(), brokers: brokers.to_owned(), source }
+            KafkaSourceError::Metadata {
+                topic: topic.to_owned(),
+                brokers: brokers.to_owned(),
+                source: Box::new(source),
+            }
         })?;
         let t = md.topics().iter().find(|t| t.name() == topic);
         match t {
@@ -527,7 +541,9 @@ fn connect(
                 Err(KafkaSourceError::Metadata {
                     topic: topic.to_owned(),
                     brokers: brokers.to_owned(),
-                    source: KafkaError::MetadataFetch(t.error().map(Into::into).unwrap_or(RDKafkaErrorCode::Fail)),
+                    source: Box::new(KafkaError::MetadataFetch(
+                        t.error().map(Into::into).unwrap_or(RDKafkaErrorCode::Fail),
+                    )),
                 })
             }
             _ => Err(KafkaSourceError::TopicNotFound { topic: topic.to_owned(), brokers: brokers.to_owned() }),
@@ -542,7 +558,7 @@ fn connect(
     for &p in &owned {
         let (low, high) = retry(deadline, |_| {
             consumer.fetch_watermarks(topic, p, remaining().min(Duration::from_secs(5))).map_err(|source| {
-                KafkaSourceError::Watermarks { topic: topic.to_owned(), partition: p, source }
+                KafkaSourceError::Watermarks { topic: topic.to_owned(), partition: p, source: Box::new(source) }
             })
         })?;
         ranges.push((p, low.max(0), high.max(0)));
@@ -555,7 +571,11 @@ fn connect(
             }
             let got = retry(deadline, |_| {
                 consumer.committed_offsets(tpl.clone(), Timeout::After(remaining())).map_err(|source| {
-                    KafkaSourceError::Committed { group: cfg.group_id.clone(), topic: topic.to_owned(), source }
+                    KafkaSourceError::Committed {
+                        group: cfg.group_id.clone(),
+                        topic: topic.to_owned(),
+                        source: Box::new(source),
+                    }
                 })
             })?;
             owned
@@ -583,24 +603,21 @@ fn connect(
         assign(&mut tpl).map_err(|source| KafkaSourceError::Assign {
             topic: topic.to_owned(),
             partitions: owned.clone(),
-            source,
+            source: Box::new(source),
         })?;
         positions.push(PartitionPos { partition: p, next: start, high, reached_end: high <= low });
     }
     consumer.assign(&tpl).map_err(|source| KafkaSourceError::Assign {
         topic: topic.to_owned(),
         partitions: owned.clone(),
-        source,
+        source: Box::new(source),
     })?;
     Ok(Setup { consumer: Some(Arc::new(consumer)), positions })
 }
 
 /// Runs `f` until it succeeds, fails with a non-retryable error, or `deadline` passes
 /// (backoff 100 ms doubling to 2 s). `f` is told whether this is the last attempt.
-fn retry<T>(
-    deadline: Instant,
-    mut f: impl FnMut(bool) -> Result<T, KafkaSourceError>,
-) -> Result<T, KafkaSourceError> {
+fn retry<T>(deadline: Instant, mut f: impl FnMut(bool) -> Result<T, KafkaSourceError>) -> Result<T, KafkaSourceError> {
     let mut backoff = Duration::from_millis(100);
     loop {
         let last = Instant::now() + backoff >= deadline;
