@@ -1,3 +1,4 @@
 //! Where bars come from.
 pub mod file;
 pub mod generator;
+pub mod kafka;

@@ -1,0 +1,89 @@
+//! librdkafka callbacks: logs and errors to `tracing` (and the status endpoint), partition high
+//! watermarks from librdkafka's statistics, commit results.
+//!
+//! librdkafka calls these from its own threads (logs) or from the worker's poll of the main
+//! queue (statistics, errors, commit results); everything here is cheap and lock-light.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::TopicPartitionList;
+
+use crate::status::ProcessMetrics;
+
+/// The consumer context of one worker's Kafka source.
+pub struct SourceContext {
+    topic: String,
+    worker: usize,
+    metrics: Option<Arc<ProcessMetrics>>,
+    /// Partition → high watermark, from the latest statistics event.
+    high: Mutex<HashMap<i32, i64>>,
+}
+
+impl SourceContext {
+    /// A context for `worker` reading `topic`, reporting to `metrics` if given.
+    pub fn new(topic: &str, worker: usize, metrics: Option<Arc<ProcessMetrics>>) -> SourceContext {
+        SourceContext { topic: topic.to_owned(), worker, metrics, high: Mutex::new(HashMap::new()) }
+    }
+
+    /// The high watermark of `partition` from the latest statistics, if any arrived.
+    pub fn high_watermark(&self, partition: i32) -> Option<i64> {
+        self.high.lock().unwrap_or_else(PoisonError::into_inner).get(&partition).copied()
+    }
+}
+
+impl ClientContext for SourceContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let worker = self.worker;
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", worker, facility = fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", worker, facility = fac, "{log_message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", worker, facility = fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", worker, facility = fac, "{log_message}"),
+        }
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else { return };
+        let mut high = self.high.lock().unwrap_or_else(PoisonError::into_inner);
+        for (&partition, p) in &topic.partitions {
+            // Partition -1 is librdkafka's internal "unassigned" partition.
+            if partition >= 0 && p.hi_offset >= 0 {
+                high.insert(partition, p.hi_offset);
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(worker = self.worker, topic = %self.topic, %error, reason, "Kafka client error; librdkafka retries");
+        if let Some(m) = &self.metrics {
+            m.record_error(format!("kafka (worker {}): {error}: {reason}", self.worker));
+            if matches!(error, KafkaError::Global(RDKafkaErrorCode::AllBrokersDown)) {
+                m.set_source_connected(false);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => tracing::debug!(worker = self.worker, partitions = offsets.count(), "offsets committed"),
+            Err(error) => {
+                tracing::warn!(worker = self.worker, topic = %self.topic, %error, "committing offsets failed; the next commit retries");
+                if let Some(m) = &self.metrics {
+                    m.record_error(format!("kafka (worker {}): committing offsets failed: {error}", self.worker));
+                }
+            }
+        }
+    }
+}

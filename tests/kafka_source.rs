@@ -1,0 +1,437 @@
+//! The Kafka source against a real Kafka-protocol broker (Tansu), which each test starts on a
+//! free loopback port with in-memory storage and kills when done.
+//!
+//! Needs `tansu` on PATH (or `TANSU_BIN=/path/to/tansu`): `scripts/install-tansu.sh`.
+//! Bars are produced with an rdkafka `BaseProducer` (Debian's kcat does not work with Tansu),
+//! keyed by symbol, as W1 JSON lines, with a few invalid payloads in between; a 2- or 3-worker
+//! timely dataflow reads them with `stop-at-end = true` (or a stop switch) and the tests check
+//! what arrived where, what was reported invalid, the watermark, and the committed offsets.
+//! No assertion depends on timing; every wait has a deadline.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use tickflow::sources::generator::write_w1_line;
+use tickflow::sources::kafka::{KafkaSourceConfig, kafka_source};
+use tickflow_operators::dataflow::Time;
+use tickflow_operators::{Bar, Symbol, TimeBounds};
+use timely::dataflow::ProbeHandle;
+use timely::dataflow::operators::{Inspect, Probe};
+
+/// A bar whose symbol is not UTF-8.
+const NOT_UTF8: &[u8] = b"{\"stock_symbol\": \"SYM\xff\xfe\", \"timestamp\": 1700000000.0, \"open\": 1, \"high\": 1, \"low\": 1, \"close\": 1, \"volume\": 1}";
+
+/// 2023-11-14T22:13:20Z: event times well before the wall clock.
+const T0: i64 = 1_700_000_000_000;
+
+// ---------------------------------------------------------------------------------------
+// The broker.
+
+/// A Tansu broker on `127.0.0.1:<free port>`, killed on drop.
+struct Broker {
+    child: Child,
+    port: u16,
+    bin: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    fn start() -> Broker {
+        let bin = std::env::var("TANSU_BIN").unwrap_or_else(|_| "tansu".to_owned());
+        if let Err(e) = Command::new(&bin).arg("--version").output() {
+            panic!(
+                "the Kafka source tests need the Tansu broker, but `{bin} --version` failed: {e}. \
+                 Install it with scripts/install-tansu.sh (or set TANSU_BIN to its path)."
+            );
+        }
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("binding port 0").port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("tansu.log");
+        let out = std::fs::File::create(&log).expect("log file");
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(&bin)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting `{bin} broker` failed: {e}"));
+        let mut broker = Broker { child, port, bin, log, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = broker.child.try_wait() {
+                panic!("tansu exited ({status}) before listening:\n{}", broker.log_text());
+            }
+            assert!(Instant::now() < deadline, "tansu did not listen on {url} within 30 s:\n{}", broker.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        broker
+    }
+
+    fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn log_text(&self) -> String {
+        let mut s = String::new();
+        let _ = std::fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut s));
+        s
+    }
+
+    fn create_topic(&self, name: &str, partitions: i32) {
+        let out = Command::new(&self.bin)
+            .args(["topic", "create", name, "--partitions", &partitions.to_string()])
+            .args(["--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .output()
+            .expect("running tansu topic create");
+        assert!(
+            out.status.success(),
+            "tansu topic create {name} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Producing.
+
+/// One message to produce: partition, key, payload (`None` = tombstone).
+struct Msg {
+    partition: i32,
+    key: String,
+    payload: Option<Vec<u8>>,
+}
+
+fn bar(symbol: &str, ts: i64, price: f64) -> Bar {
+    Bar::new(Symbol::new(symbol).unwrap(), ts, price, price + 1.0, price - 1.0, price + 0.5, 100.0)
+}
+
+fn w1(bar: &Bar) -> Vec<u8> {
+    let mut s = String::new();
+    write_w1_line(&mut s, bar);
+    s.into_bytes()
+}
+
+/// Produces `msgs` in order (one producer, one request in flight: offsets follow the order)
+/// and returns the number of messages per partition.
+fn produce(brokers: &str, topic: &str, msgs: &[Msg]) -> BTreeMap<i32, i64> {
+    let producer: BaseProducer<Deliveries> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("max.in.flight.requests.per.connection", "1")
+        .set("linger.ms", "5")
+        .create_with_context(Deliveries::default())
+        .expect("creating the producer");
+    let mut counts = BTreeMap::new();
+    for m in msgs {
+        let mut record = BaseRecord::<str, [u8]>::to(topic).partition(m.partition).key(m.key.as_str());
+        if let Some(p) = &m.payload {
+            record = record.payload(p.as_slice());
+        }
+        let mut record = Some(record);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Some(r) = record.take() {
+            if let Err((e, r)) = producer.send(r) {
+                assert!(Instant::now() < deadline, "producing to {topic}/{} failed: {e}", m.partition);
+                producer.poll(Duration::from_millis(10)); // queue full: serve deliveries
+                record = Some(r);
+            }
+        }
+        *counts.entry(m.partition).or_insert(0) += 1;
+    }
+    producer.flush(Duration::from_secs(30)).expect("flushing the producer");
+    // Not `fetch_watermarks`: Tansu 0.6.0 reports the last batch's base offset + 1 as the high
+    // watermark. Delivery reports are exact.
+    let failed = producer.context().failed.load(Ordering::Relaxed);
+    let delivered = producer.context().delivered.load(Ordering::Relaxed);
+    assert_eq!((failed, delivered), (0, msgs.len()), "delivery reports (failed, delivered) for {topic}");
+    counts
+}
+
+/// Counts delivery reports.
+#[derive(Default)]
+struct Deliveries {
+    delivered: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.delivered.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, Option<i64>> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(10)).expect("reading committed offsets");
+    (0..partitions)
+        .map(|p| {
+            let off = match got.find_partition(topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => Some(o),
+                _ => None,
+            };
+            (p, off)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Running the source.
+
+#[derive(Default)]
+struct Outcome {
+    /// (worker, emitted at time, bar)
+    bars: Vec<(usize, Time, Bar)>,
+    /// (worker, location, error text, payload)
+    invalid: Vec<(usize, String, String, Vec<u8>)>,
+    /// worker → owned partitions
+    owned: BTreeMap<usize, Vec<i32>>,
+    /// Highest probe frontier a worker saw.
+    max_frontier: Time,
+}
+
+/// Runs the source on `workers` threads until the dataflow completes. With `stop_after`, each
+/// worker stops its source once the output frontier reached that time (deadline 60 s).
+fn run(cfg: KafkaSourceConfig, workers: usize, stop_after: Option<Time>) -> Outcome {
+    let outcome = Arc::new(Mutex::new(Outcome::default()));
+    let out = Arc::clone(&outcome);
+    timely::execute(timely::Config::process(workers), move |worker| {
+        let index = worker.index();
+        let probe = ProbeHandle::<Time>::new();
+        let (o1, o2) = (Arc::clone(&out), Arc::clone(&out));
+        let handle = worker.dataflow::<Time, _, _>(|scope| {
+            let on_invalid = move |loc: &str, err: &tickflow::decode::DecodeError, payload: &[u8]| {
+                o1.lock().unwrap().invalid.push((index, loc.to_owned(), err.to_string(), payload.to_vec()));
+            };
+            let (bars, handle) = kafka_source(scope, &cfg, TimeBounds::default(), 0, probe.clone(), on_invalid, None)
+                .expect("building the Kafka source");
+            bars.inspect_core(move |event| {
+                if let Ok((stamp, data)) = event {
+                    let time = *stamp.least().expect("a source stamps its messages with its capability");
+                    let mut o = o2.lock().unwrap();
+                    o.bars.extend(data.iter().map(|b| (index, time, *b)));
+                }
+            })
+            .probe_with(&probe);
+            handle
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut max_frontier = 0;
+        while worker.step_or_park(Some(Duration::from_millis(20))) {
+            let f = probe.with_frontier(|f| f.first().copied());
+            if let Some(f) = f {
+                max_frontier = max_frontier.max(f);
+            }
+            if let Some(target) = stop_after {
+                if f.is_none_or(|f| f >= target) {
+                    handle.stopper().stop();
+                }
+                assert!(
+                    Instant::now() < deadline || handle.stopper().is_stopped(),
+                    "worker {index}: the output frontier stalled at {max_frontier}, below {target}"
+                );
+            } else {
+                assert!(Instant::now() < deadline, "worker {index}: the dataflow did not complete within 60 s");
+            }
+        }
+        handle.finish().expect("the final offset commit");
+        let mut o = out.lock().unwrap();
+        o.owned.insert(index, handle.partitions().to_vec());
+        o.max_frontier = o.max_frontier.max(max_frontier);
+    })
+    .expect("starting timely")
+    .join()
+    .into_iter()
+    .for_each(|r| r.expect("a worker panicked"));
+    Arc::try_unwrap(outcome).ok().expect("workers are done").into_inner().unwrap()
+}
+
+fn config(broker: &Broker, topic: &str) -> KafkaSourceConfig {
+    KafkaSourceConfig {
+        brokers: broker.brokers(),
+        topic: topic.to_owned(),
+        group_id: format!("test-{topic}"),
+        stop_at_end: true,
+        max_batch: 16, // several activations per partition
+        connect_timeout: "20s".into(),
+        ..Default::default()
+    }
+}
+
+/// `count` bars per symbol, symbol `i` on partition `i % partitions`, event time increasing.
+fn bars_for(symbols: usize, count: usize, partitions: i32, t0: i64) -> Vec<(i32, Bar)> {
+    let mut out = Vec::new();
+    for k in 0..count {
+        for s in 0..symbols {
+            let b = bar(&format!("SYM{s:04}"), t0 + k as i64 * 1_000, 100.0 + (k + s) as f64);
+            out.push(((s as i32) % partitions, b));
+        }
+    }
+    out
+}
+
+fn sorted(mut bars: Vec<Bar>) -> Vec<Bar> {
+    bars.sort_by(|a, b| (a.symbol.as_str(), a.ts).cmp(&(b.symbol.as_str(), b.ts)));
+    bars
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests.
+
+#[test]
+fn every_valid_bar_arrives_once_invalid_payloads_are_reported_and_offsets_committed() {
+    let broker = Broker::start();
+    broker.create_topic("bars", 3);
+    let valid = bars_for(6, 30, 3, T0);
+    let mut msgs: Vec<Msg> = valid
+        .iter()
+        .map(|(p, b)| Msg { partition: *p, key: b.symbol.as_str().to_owned(), payload: Some(w1(b)) })
+        .collect();
+    // Invalid payloads at known positions (offsets are per-partition positions).
+    let bad: Vec<(usize, i32, Option<Vec<u8>>, &str)> = vec![
+        (5, 0, Some(b"not json".to_vec()), "invalid JSON"),
+        (20, 1, Some(Vec::new()), "empty payload"),
+        (40, 1, None, "tombstone"),
+        (60, 2, Some(NOT_UTF8.to_vec()), "invalid UTF-8"),
+        (
+            80,
+            2,
+            Some(br#"{"stock_symbol": "SYM0002", "timestamp": 1700000000.0, "open": 10, "high": 9, "low": 11, "close": 10, "volume": 1}"#.to_vec()),
+            "rule: low <= min(open, close)",
+        ),
+    ];
+    for (at, p, payload, _) in &bad {
+        msgs.insert(*at, Msg { partition: *p, key: "BAD".into(), payload: payload.clone() });
+    }
+    let mut next = BTreeMap::<i32, i64>::new();
+    let mut expected_invalid = BTreeMap::new();
+    for (i, m) in msgs.iter().enumerate() {
+        let off = next.entry(m.partition).or_insert(0);
+        if let Some((_, _, _, what)) = bad.iter().find(|(at, ..)| *at == i) {
+            expected_invalid.insert(format!("bars/{}@{off}", m.partition), *what);
+        }
+        *off += 1;
+    }
+    let counts = produce(&broker.brokers(), "bars", &msgs);
+
+    let cfg = config(&broker, "bars");
+    let out = run(cfg.clone(), 2, None);
+
+    // Every valid bar exactly once.
+    let got = sorted(out.bars.iter().map(|(_, _, b)| *b).collect());
+    let want = sorted(valid.iter().map(|(_, b)| *b).collect());
+    assert_eq!(got.len(), want.len(), "bar count");
+    assert_eq!(got, want);
+    // Each partition read by exactly one worker, partition p by worker p % 2.
+    assert_eq!(out.owned, BTreeMap::from([(0, vec![0, 2]), (1, vec![1])]));
+    let partition_of: BTreeMap<String, i32> = valid.iter().map(|(p, b)| (b.symbol.as_str().to_owned(), *p)).collect();
+    for (w, _, b) in &out.bars {
+        assert_eq!(*w as i32, partition_of[b.symbol.as_str()] % 2, "{} read by worker {w}", b.symbol.as_str());
+    }
+    // Per-partition event times are ordered and the delay is 0: every bar is on time.
+    for (w, time, b) in &out.bars {
+        assert!(b.ts as Time >= *time, "worker {w}: bar at {} emitted at time {time}", b.ts);
+    }
+    // Invalid payloads: reported with their location, a reason, and the raw bytes.
+    let got_invalid: BTreeMap<String, String> =
+        out.invalid.iter().map(|(_, loc, err, _)| (loc.clone(), err.clone())).collect();
+    assert_eq!(got_invalid.keys().collect::<Vec<_>>(), expected_invalid.keys().collect::<Vec<_>>());
+    for (loc, what) in &expected_invalid {
+        assert!(got_invalid[loc].contains(what), "{loc}: {:?} should mention {what:?}", got_invalid[loc]);
+    }
+    let not_utf8 = out.invalid.iter().find(|(_, _, e, _)| e.contains("UTF-8")).expect("the non-UTF-8 payload");
+    assert_eq!(not_utf8.3, NOT_UTF8, "the raw payload is handed over");
+    // Offsets committed for everything, after completion.
+    let committed = committed(&broker.brokers(), &cfg.group_id, "bars", 3);
+    let want_committed: BTreeMap<i32, Option<i64>> = counts.iter().map(|(&p, &n)| (p, Some(n))).collect();
+    assert_eq!(committed, want_committed);
+
+    // start = "committed" resumes after them: nothing again, then exactly the new bars.
+    let resume = KafkaSourceConfig { start: "committed".into(), ..cfg.clone() };
+    let again = run(resume.clone(), 2, None);
+    assert_eq!((again.bars.len(), again.invalid.len()), (0, 0));
+    let more = bars_for(3, 4, 3, T0 + 1_000_000);
+    let msgs: Vec<Msg> = more
+        .iter()
+        .map(|(p, b)| Msg { partition: *p, key: b.symbol.as_str().to_owned(), payload: Some(w1(b)) })
+        .collect();
+    produce(&broker.brokers(), "bars", &msgs);
+    let third = run(resume, 2, None);
+    assert_eq!(sorted(third.bars.iter().map(|(_, _, b)| *b).collect()), sorted(more.iter().map(|(_, b)| *b).collect()));
+}
+
+#[test]
+fn more_workers_than_partitions_still_complete() {
+    let broker = Broker::start();
+    broker.create_topic("few", 2);
+    let valid = bars_for(4, 10, 2, T0);
+    let msgs: Vec<Msg> = valid
+        .iter()
+        .map(|(p, b)| Msg { partition: *p, key: b.symbol.as_str().to_owned(), payload: Some(w1(b)) })
+        .collect();
+    let counts = produce(&broker.brokers(), "few", &msgs);
+    let cfg = config(&broker, "few");
+    let out = run(cfg.clone(), 3, None);
+    assert_eq!(out.owned, BTreeMap::from([(0, vec![0]), (1, vec![1]), (2, vec![])]));
+    assert!(out.bars.iter().all(|(w, _, _)| *w < 2), "worker 2 owns nothing and emits nothing");
+    assert_eq!(sorted(out.bars.iter().map(|(_, _, b)| *b).collect()), sorted(valid.iter().map(|(_, b)| *b).collect()));
+    let want: BTreeMap<i32, Option<i64>> = counts.iter().map(|(&p, &n)| (p, Some(n))).collect();
+    assert_eq!(committed(&broker.brokers(), &cfg.group_id, "few", 2), want);
+}
+
+#[test]
+fn an_empty_partition_does_not_stall_the_watermark() {
+    let broker = Broker::start();
+    broker.create_topic("quiet", 2);
+    // Everything on partition 0 (worker 0); partition 1 (worker 1's only one) stays empty.
+    let valid = bars_for(3, 20, 1, T0);
+    let newest = valid.iter().map(|(_, b)| b.ts).max().unwrap() as Time;
+    let msgs: Vec<Msg> = valid
+        .iter()
+        .map(|(_, b)| Msg { partition: 0, key: b.symbol.as_str().to_owned(), payload: Some(w1(b)) })
+        .collect();
+    produce(&broker.brokers(), "quiet", &msgs);
+    // Not stop-at-end: the source would run forever; each worker stops it once the output
+    // frontier reached the newest event time. Without the idle rule worker 1, which never
+    // sees data, would hold the frontier at 0 and the run would hit its deadline.
+    let cfg = KafkaSourceConfig { stop_at_end: false, idle_timeout: "300ms".into(), ..config(&broker, "quiet") };
+    let out = run(cfg, 2, Some(newest));
+    assert!(out.max_frontier >= newest, "frontier {} < newest event time {newest}", out.max_frontier);
+    assert_eq!(out.bars.len(), valid.len());
+    assert_eq!(out.owned, BTreeMap::from([(0, vec![0]), (1, vec![1])]));
+}
