@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, every unit/integration/doc test,
 # and the reference-vector check of the `tickflow replay` CLI with TA-Lib's values.
-# Needs: a Rust toolchain (cargo) and python3 (stdlib only). Installs nothing else yet.
+# Needs: a Rust toolchain (cargo) and python3 (stdlib only). Installs the Tansu broker (a
+# Kafka-protocol broker, for the Kafka tests) when it is missing: ~20 minutes, once per machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "test.sh: '$1' is required but not installed" >&2; exit 2; }; }
 need cargo
 need python3
+echo "== Tansu (Kafka-protocol broker for the Kafka tests)"
+scripts/install-tansu.sh
 
 echo "== rustfmt"
 cargo fmt --all -- --check

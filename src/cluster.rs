@@ -17,18 +17,21 @@ use anyhow::Context as _;
 use tickflow_operators::Bar;
 use tickflow_operators::dataflow::{Candles, Enrich, Time, route};
 use timely::CommunicationConfig;
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::operator::source;
-use timely::dataflow::operators::{Exchange, Operator, Probe};
+use timely::dataflow::operators::{Capability, Exchange, Operator, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 use crate::config::{Built, FileFormat, SourceSpec};
+use crate::decode::DecodeError;
 use crate::decode::TsUnit;
 use crate::sinks::file::{FileSink, concat_parts};
 use crate::sinks::questdb::{QuestDbSink, Tables};
-use crate::sinks::worker::{QuestDbOut, WorkerOutputs};
+use crate::sinks::worker::{AckTable, OutputError, QuestDbOut, WorkerOutputs, record_ack};
 use crate::sources::file::{FileRecord, FileSource, streams_for_worker};
 use crate::sources::generator::{GeneratorConfig, MarketGenerator};
+use crate::sources::kafka::{KafkaSourceHandle, kafka_source};
 use crate::status::{ProcessMetrics, StatusServer, register_timely_logging};
 
 /// Set to stop every source of this process: the dataflow then drains, the sinks flush, and
@@ -79,12 +82,17 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Total
             (Some(part_dir(file)), if ndjson { FileFormat::Ndjson } else { FileFormat::Csv })
         }
     };
+    let acks: AckTable = Arc::new((0..built.workers * built.processes.len()).map(|_| Default::default()).collect());
     let questdb = match (&output, &built.questdb) {
         (Output::Configured, Some(cfg)) => {
             let tables = Tables::new(&built.set, &cfg.table_prefix).context("QuestDB table layout")?;
             let m = metrics.clone();
+            let a = acks.clone();
             let sink = QuestDbSink::builder(cfg.clone(), &tables)
-                .on_ack(move |_| m.mark_sink_flush())
+                .on_ack(move |seq| {
+                    record_ack(&a, seq);
+                    m.mark_sink_flush();
+                })
                 .on_rejected(|row| tracing::error!(line = %row.line, message = %row.message, "QuestDB rejected a row"))
                 .start()
                 .with_context(|| format!("starting the QuestDB sink at {}", cfg.addr))?;
@@ -106,15 +114,18 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Total
         }
         Output::Replay(_) => None,
     };
-    // Generator and file sources are connected as soon as the workers run.
-    metrics.set_source_connected(true);
+    // Generator and file sources are connected as soon as the workers run; the Kafka source
+    // says so itself once it has reached the brokers.
+    if !matches!(built.source, SourceSpec::Kafka(_)) {
+        metrics.set_source_connected(true);
+    }
     let unit = match &built.source {
         SourceSpec::File { paths, symbol } => detect_ts_unit(paths, *symbol, built.bounds),
-        SourceSpec::Generator { .. } => TsUnit::Millis,
+        SourceSpec::Generator { .. } | SourceSpec::Kafka(_) => TsUnit::Millis,
     };
     let b = built.clone();
     let m = metrics.clone();
-    let qdb = questdb.as_ref().map(|(s, t)| (s.handle(), t.clone()));
+    let qdb = questdb.as_ref().map(|(s, t)| (s.handle(), t.clone(), acks.clone()));
     let guards = timely::execute(config, move |worker| {
         let index = worker.index();
         let wm = m.worker(index).expect("worker ranges match the config").clone();
@@ -125,56 +136,65 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Total
         let file = sink_dir
             .as_ref()
             .map(|dir| FileSink::create(dir, index, format, &b.set, unit).expect("creating result files failed"));
-        let qdb = qdb.as_ref().map(|(h, t)| QuestDbOut::new(h.clone(), t.clone()));
-        let outputs = Rc::new(RefCell::new(WorkerOutputs::new(file, qdb, Some(wm.clone()))));
+        let qdb = qdb.as_ref().map(|(h, t, a)| QuestDbOut::new(h.clone(), t.clone(), a.clone()));
+        let outputs = Rc::new(RefCell::new(WorkerOutputs::new(index, file, qdb, Some(wm.clone()))));
+        let mut kafka: Option<KafkaSourceHandle> = None;
         worker.dataflow::<Time, _, _>(|scope| {
-            let bars = bar_source(scope, &b, probe.clone(), outputs.clone());
-            let bars = bars.exchange(route);
-            let o1 = outputs.clone();
-            bars.clone().enrich(set.clone()).probe_with(&probe).sink(Pipeline, "BarSink", move |(input, _)| {
-                let mut out = o1.borrow_mut();
-                let mut any = false;
-                input.for_each(|_, data| {
-                    any = true;
-                    for r in data.drain(..) {
-                        let res = match r {
-                            Ok(row) => out.bar(&row),
-                            Err(bar) => out.late(&bar, 0),
-                        };
-                        res.expect("writing results failed");
-                    }
-                });
-                if any {
-                    out.end_batch().expect("writing results failed");
+            let bars = match &b.source {
+                SourceSpec::Kafka(cfg) => {
+                    let o = outputs.clone();
+                    let on_invalid = move |location: &str, error: &DecodeError, payload: &[u8]| {
+                        let mut out = o.borrow_mut();
+                        out.dead_letter(location, &error.to_string(), payload).expect("writing dead letters failed");
+                    };
+                    let (bars, handle) = kafka_source(
+                        scope,
+                        cfg,
+                        b.bounds,
+                        b.watermark_delay,
+                        probe.clone(),
+                        on_invalid,
+                        Some(m.clone()),
+                    )
+                    .unwrap_or_else(|e| panic!("worker {index}: Kafka source: {e}"));
+                    kafka = Some(handle);
+                    bars
                 }
-            });
+                _ => bar_source(scope, &b, probe.clone(), outputs.clone()),
+            };
+            let bars = bars.exchange(route);
+            let bars_done =
+                durable_sink(bars.clone().enrich(set.clone()), "BarSink", outputs.clone(), |out, r| match r {
+                    Ok(row) => out.bar(&row),
+                    Err(bar) => out.late(&bar, 0),
+                });
+            bars_done.probe_with(&probe);
             if !b.windows.timeframes.is_empty() {
-                let o2 = outputs.clone();
-                bars.candles(set.clone(), b.windows.clone()).probe_with(&probe).sink(
-                    Pipeline,
-                    "CandleSink",
-                    move |(input, _)| {
-                        let mut out = o2.borrow_mut();
-                        let mut any = false;
-                        input.for_each(|_, data| {
-                            any = true;
-                            for r in data.drain(..) {
-                                let res = match r {
-                                    Ok(c) => out.candle(&c),
-                                    Err((bar, tf)) => out.late(&bar, tf),
-                                };
-                                res.expect("writing results failed");
-                            }
-                        });
-                        if any {
-                            out.end_batch().expect("writing results failed");
-                        }
-                    },
-                );
+                let candles = bars.candles(set.clone(), b.windows.clone());
+                durable_sink(candles, "CandleSink", outputs.clone(), |out, r| match r {
+                    Ok(c) => out.candle(&c),
+                    Err((bar, tf)) => out.late(&bar, tf),
+                })
+                .probe_with(&probe);
             }
         });
-        while worker.step_or_park(Some(Duration::from_millis(100))) {}
+        let stopper = kafka.as_ref().map(KafkaSourceHandle::stopper);
+        while worker.step_or_park(Some(Duration::from_millis(100))) {
+            if let Some(s) = &stopper {
+                if STOP.load(std::sync::atomic::Ordering::Relaxed) && !s.is_stopped() {
+                    s.stop();
+                }
+            }
+        }
         outputs.borrow_mut().finish().expect("flushing results failed");
+        if let Some(k) = &kafka {
+            // The dataflow is complete, so every record read is durably written: commit all.
+            if let Err(e) = k.finish() {
+                tracing::warn!(error = %e, "final Kafka offset commit failed");
+            }
+            outputs.borrow_mut().counters.bars_in += k.stats().messages.load(std::sync::atomic::Ordering::Relaxed);
+            outputs.borrow_mut().end_batch().expect("publishing counters failed");
+        }
     })
     .map_err(|e| anyhow::anyhow!("starting the timely workers failed: {e}"))?;
     for (i, r) in guards.join().into_iter().enumerate() {
@@ -218,6 +238,58 @@ fn detect_ts_unit(
     TsUnit::Millis
 }
 
+/// Writes every record through `write` into the worker's outputs and holds the capability of
+/// its time until the outputs made it durable (files flushed, QuestDB acknowledged). The
+/// returned stream carries no data: a probe on it is the *durable* frontier, which gates the
+/// sources and decides which Kafka offsets may be committed.
+fn durable_sink<'s, D: 'static>(
+    stream: StreamVec<'s, Time, D>,
+    name: &str,
+    outputs: Rc<RefCell<WorkerOutputs>>,
+    mut write: impl FnMut(&mut WorkerOutputs, D) -> Result<(), OutputError> + 'static,
+) -> StreamVec<'s, Time, ()> {
+    let scope = stream.scope();
+    stream.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(Pipeline, name, move |_cap, info| {
+        let activator = scope.activator_for(info.address);
+        // (capability, the output batch its records went into)
+        let mut held: Vec<(Capability<Time>, u64)> = Vec::new();
+        move |(input, _frontier), output| {
+            let mut out = outputs.borrow_mut();
+            let mut any = false;
+            input.for_each(|cap, data| {
+                any = true;
+                let batch = out.batch_no();
+                if let Some(c) = cap.retain_least(output.output_index()) {
+                    if !held.last().is_some_and(|(h, b)| *b == batch && h.time() <= c.time()) {
+                        held.push((c, batch));
+                    }
+                }
+                for r in data.drain(..) {
+                    write(&mut out, r).expect("writing results failed");
+                }
+            });
+            if any {
+                out.end_batch().expect("writing results failed");
+            }
+            let mut failed = None;
+            held.retain(|(_, b)| match out.durable(*b) {
+                Ok(done) => !done,
+                Err(e) => {
+                    failed = Some(e);
+                    true
+                }
+            });
+            if let Some(e) = failed {
+                panic!("{e}");
+            }
+            if !held.is_empty() {
+                activator.activate_after(Duration::from_millis(2));
+            }
+            let _ = output;
+        }
+    })
+}
+
 /// Where a replay keeps its per-worker files: `<FILE>.d/`.
 pub fn part_dir(file: &std::path::Path) -> PathBuf {
     let mut s = file.as_os_str().to_owned();
@@ -253,6 +325,8 @@ fn bar_source<'s>(
                     streams_for_worker(paths, *symbol, built.bounds, index, peers).expect("opening input files failed");
                 files = Some(FileSource::new(streams));
             }
+            // The Kafka source is its own operator (`kafka_source`); never built here.
+            SourceSpec::Kafka(_) => unreachable!("bar_source is not used for Kafka"),
             SourceSpec::Generator { symbols, rate, seed, interval, count } => {
                 let start_ms = if *rate > 0 {
                     std::time::SystemTime::now()

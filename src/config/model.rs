@@ -82,7 +82,7 @@ impl Default for StatusConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SourceConfig {
-    /// `generator` (built-in synthetic market) or `file` (replay files).
+    /// `generator` (built-in synthetic market), `file` (replay files) or `kafka`.
     #[serde(default = "default_source_kind")]
     pub kind: String,
     /// `[source.generator]`
@@ -91,6 +91,9 @@ pub struct SourceConfig {
     /// `[source.file]`
     #[serde(default)]
     pub file: FileSection,
+    /// `[source.kafka]`
+    #[serde(default)]
+    pub kafka: crate::sources::kafka::KafkaSourceConfig,
 }
 
 fn default_source_kind() -> String {
@@ -103,6 +106,7 @@ impl Default for SourceConfig {
             kind: default_source_kind(),
             generator: GeneratorSection::default(),
             file: FileSection::default(),
+            kafka: Default::default(),
         }
     }
 }

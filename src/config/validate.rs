@@ -43,6 +43,8 @@ pub enum SourceSpec {
         /// Total bars, 0 = unbounded.
         count: u64,
     },
+    /// A Kafka topic of bars.
+    Kafka(crate::sources::kafka::KafkaSourceConfig),
     /// File replay.
     File {
         /// Files.
@@ -202,8 +204,14 @@ impl Config {
                 });
                 SourceSpec::File { paths: f.paths.iter().map(PathBuf::from).collect(), symbol }
             }
+            "kafka" => {
+                errs.extend(self.source.kafka.validate());
+                SourceSpec::Kafka(self.source.kafka.clone())
+            }
             other => {
-                errs.push(format!("source.kind: {other:?} is not a source; expected \"generator\" or \"file\""));
+                errs.push(format!(
+                    "source.kind: {other:?} is not a source; expected \"generator\", \"file\" or \"kafka\""
+                ));
                 SourceSpec::Generator { symbols: 1, rate: 0, seed: 0, interval: 1000, count: 0 }
             }
         };

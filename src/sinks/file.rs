@@ -195,7 +195,6 @@ pub struct FileSink {
     changes: BufWriter<File>,
     late: BufWriter<File>,
     dead: BufWriter<File>,
-    last_flush: std::time::Instant,
 }
 
 fn create(dir: &Path, name: &str, header: Option<String>) -> io::Result<BufWriter<File>> {
@@ -230,7 +229,6 @@ impl FileSink {
             dead: create(dir, &format!("dead_letters-w{worker}.ndjson"), None)?,
             set: set.clone(),
             fmt,
-            last_flush: std::time::Instant::now(),
         })
     }
 
@@ -277,18 +275,8 @@ impl FileSink {
         writeln!(self.dead, "{line}")
     }
 
-    /// Flushes when the last flush is older than a second, so files of a live run can be read
-    /// while it runs (called once per batch).
-    pub fn flush_if_due(&mut self) -> io::Result<()> {
-        if self.last_flush.elapsed() >= std::time::Duration::from_secs(1) {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
     /// Flushes every file.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.last_flush = std::time::Instant::now();
         for w in [&mut self.bars, &mut self.candles, &mut self.changes, &mut self.late, &mut self.dead] {
             w.flush()?;
         }

@@ -2,8 +2,10 @@
 //! the worker's metrics. Operators call it per record; it batches, and publishes counters and
 //! hands QuestDB batches over once per batch ([`WorkerOutputs::end_batch`]).
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tickflow_operators::Bar;
 use tickflow_operators::rows::{BarOut, Candle};
@@ -12,19 +14,42 @@ use crate::sinks::file::FileSink;
 use crate::sinks::questdb::{DeadLetter, RowBatch, SinkHandle, Tables};
 use crate::status::{LocalCounters, WorkerMetrics};
 
+/// Acknowledged batches per worker: entry `w` holds 1 + the number of worker `w`'s last
+/// batch that QuestDB acknowledged (0: none yet). Filled by the sink's `on_ack` callback from
+/// batch sequence numbers made by [`batch_seq`].
+pub type AckTable = Arc<Vec<AtomicU64>>;
+
+/// The sequence number of batch `n` of worker `worker` (the worker in the high bits).
+pub fn batch_seq(worker: usize, n: u64) -> u64 {
+    ((worker as u64) << 40) | (n & ((1 << 40) - 1))
+}
+
+/// Records an acknowledged sequence number in `acks` (the sink calls this per batch, in order).
+pub fn record_ack(acks: &AckTable, seq: u64) {
+    let worker = (seq >> 40) as usize;
+    if let Some(slot) = acks.get(worker) {
+        slot.store((seq & ((1 << 40) - 1)) + 1, Ordering::Release);
+    }
+}
+
 /// QuestDB rows of this worker, encoded into a batch handed to the sink thread.
 pub struct QuestDbOut {
     /// The process's sink handle.
     pub handle: SinkHandle,
     /// Table encoders.
     pub tables: Arc<Tables>,
+    acks: AckTable,
     batch: Option<RowBatch>,
+    /// Number of the batch being filled.
+    batch_no: u64,
+    /// (batch number, rows) handed over and not yet acknowledged.
+    unacked: VecDeque<(u64, u64)>,
 }
 
 impl QuestDbOut {
-    /// Rows go to `handle`, encoded by `tables`.
-    pub fn new(handle: SinkHandle, tables: Arc<Tables>) -> QuestDbOut {
-        QuestDbOut { handle, tables, batch: None }
+    /// Rows go to `handle`, encoded by `tables`; acknowledgements arrive in `acks`.
+    pub fn new(handle: SinkHandle, tables: Arc<Tables>, acks: AckTable) -> QuestDbOut {
+        QuestDbOut { handle, tables, acks, batch: None, batch_no: 0, unacked: VecDeque::new() }
     }
 
     fn batch(&mut self) -> &mut RowBatch {
@@ -38,9 +63,10 @@ pub struct WorkerOutputs {
     file: Option<FileSink>,
     questdb: Option<QuestDbOut>,
     metrics: Option<Arc<WorkerMetrics>>,
+    worker: usize,
     /// Counted locally, published per batch.
     pub counters: LocalCounters,
-    /// Set when an encode error made a row unwritable (it is dead-lettered instead).
+    /// Rows that could not be encoded for QuestDB (counted as sink errors, logged).
     encode_errors: u64,
 }
 
@@ -58,11 +84,41 @@ pub enum OutputError {
 impl WorkerOutputs {
     /// Outputs of one worker.
     pub fn new(
+        worker: usize,
         file: Option<FileSink>,
         questdb: Option<QuestDbOut>,
         metrics: Option<Arc<WorkerMetrics>>,
     ) -> WorkerOutputs {
-        WorkerOutputs { file, questdb, metrics, counters: LocalCounters::default(), encode_errors: 0 }
+        WorkerOutputs { file, questdb, metrics, worker, counters: LocalCounters::default(), encode_errors: 0 }
+    }
+
+    /// The number of the output batch being filled: rows written now are durable once
+    /// [`WorkerOutputs::durable`] says so for this number.
+    pub fn batch_no(&self) -> u64 {
+        self.questdb.as_ref().map_or(0, |q| q.batch_no)
+    }
+
+    /// Whether everything up to and including batch `n` is durably written: files are flushed
+    /// at every [`WorkerOutputs::end_batch`]; QuestDB batches once the sink acknowledged them.
+    /// Fails when the QuestDB sink stopped, since then nothing will be acknowledged any more.
+    pub fn durable(&mut self, n: u64) -> Result<bool, OutputError> {
+        let Some(q) = self.questdb.as_mut() else { return Ok(true) };
+        let acked = q.acks.get(self.worker).map_or(0, |a| a.load(Ordering::Acquire));
+        while let Some(&(b, rows)) = q.unacked.front() {
+            if b >= acked {
+                break;
+            }
+            q.unacked.pop_front();
+            self.counters.sink_rows += rows;
+            self.counters.sink_batches += 1;
+        }
+        if n < acked || (n == q.batch_no && q.batch.as_ref().is_none_or(|b| b.rows() == 0) && q.unacked.is_empty()) {
+            return Ok(true);
+        }
+        if let Some(failed) = q.handle.stats().snapshot().failed {
+            return Err(OutputError::QuestDb(failed));
+        }
+        Ok(false)
     }
 
     /// An enriched bar (and its signal change).
@@ -148,8 +204,11 @@ impl WorkerOutputs {
     /// the backpressure that slows the dataflow to what QuestDB absorbs) and publishes counters.
     pub fn end_batch(&mut self) -> Result<(), OutputError> {
         if let Some(q) = self.questdb.as_mut() {
-            if let Some(batch) = q.batch.take() {
+            if let Some(mut batch) = q.batch.take() {
                 if batch.rows() > 0 {
+                    batch.set_seq(batch_seq(self.worker, q.batch_no));
+                    q.unacked.push_back((q.batch_no, batch.rows() as u64));
+                    q.batch_no += 1;
                     q.handle.send(batch).map_err(|e| OutputError::QuestDb(e.to_string()))?;
                 } else {
                     q.batch = Some(batch);
@@ -161,7 +220,10 @@ impl WorkerOutputs {
             self.counters.sink_errors += std::mem::take(&mut self.encode_errors);
         }
         if let Some(f) = self.file.as_mut() {
-            f.flush_if_due()?;
+            f.flush()?;
+        }
+        if let Some(q) = self.questdb.as_ref() {
+            self.counters.backlog = Some(q.unacked.iter().map(|u| u.1).sum());
         }
         if let Some(m) = &self.metrics {
             self.counters.publish(m);

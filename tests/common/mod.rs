@@ -4,6 +4,8 @@
 //! QuestDB's JSON naming the line) when a line holds `POISON`.
 #![allow(dead_code)]
 
+pub mod kafka;
+
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
