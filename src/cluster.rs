@@ -123,6 +123,7 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Total
         SourceSpec::File { paths, symbol } => detect_ts_unit(paths, *symbol, built.bounds),
         SourceSpec::Generator { .. } | SourceSpec::Kafka(_) => TsUnit::Millis,
     };
+    let to_stdout = built.stdout && matches!(output, Output::Configured);
     let b = built.clone();
     let m = metrics.clone();
     let qdb = questdb.as_ref().map(|(s, t)| (s.handle(), t.clone(), acks.clone()));
@@ -133,9 +134,13 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Total
         let _ = register_timely_logging(worker, &m);
         let set = Rc::new(b.set.clone());
         let probe = ProbeHandle::<Time>::new();
-        let file = sink_dir
-            .as_ref()
-            .map(|dir| FileSink::create(dir, index, format, &b.set, unit).expect("creating result files failed"));
+        let file = match &sink_dir {
+            Some(dir) => {
+                Some(FileSink::create(dir, index, format, &b.set, unit).expect("creating result files failed"))
+            }
+            None if to_stdout => Some(FileSink::stdout(&b.set, unit)),
+            None => None,
+        };
         let qdb = qdb.as_ref().map(|(h, t, a)| QuestDbOut::new(h.clone(), t.clone(), a.clone()));
         let outputs = Rc::new(RefCell::new(WorkerOutputs::new(index, file, qdb, Some(wm.clone()))));
         let mut kafka: Option<KafkaSourceHandle> = None;

@@ -320,9 +320,17 @@ impl Default for WindowsConfig {
 pub struct SinksConfig {
     /// `[sinks.file]`: results to files.
     pub file: Option<FileSinkSection>,
+    /// `[sinks.stdout]`: every result as tagged NDJSON on standard output.
+    pub stdout: Option<StdoutSinkSection>,
     /// `[sinks.questdb]`: results to QuestDB over ILP.
     pub questdb: Option<crate::sinks::questdb::QuestDbConfig>,
 }
+
+/// `[sinks.stdout]`: NDJSON lines `{"table":"bars"|"candles"|"signal_changes"|"late"|
+/// "dead_letters", ...}` on standard output (logs go to standard error).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct StdoutSinkSection {}
 
 /// `[sinks.file]`
 #[derive(Clone, Debug, Deserialize)]

@@ -84,6 +84,8 @@ pub struct Built {
     pub set: IndicatorSet,
     /// File sink: directory and format.
     pub file_sink: Option<(PathBuf, FileFormat)>,
+    /// Write every result to standard output.
+    pub stdout: bool,
     /// QuestDB sink.
     pub questdb: Option<crate::sinks::questdb::QuestDbConfig>,
 }
@@ -311,6 +313,11 @@ impl Config {
             (PathBuf::from(&f.dir), format)
         });
 
+        if self.sinks.stdout.is_some() && self.sinks.file.is_some() {
+            errs.push(
+                "sinks.stdout: configured together with sinks.file; choose one (e.g. remove [sinks.stdout])".into(),
+            );
+        }
         if let Some(q) = &self.sinks.questdb {
             errs.extend(
                 q.validate().into_iter().map(|e| {
@@ -332,6 +339,7 @@ impl Config {
             windows,
             set,
             file_sink,
+            stdout: self.sinks.stdout.is_some(),
             questdb: self.sinks.questdb.clone(),
         })
     }

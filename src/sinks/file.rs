@@ -20,6 +20,8 @@ use crate::decode::TsUnit;
 /// Formats rows of one kind; keeps its scratch buffers.
 pub struct RowFormat {
     format: FileFormat,
+    /// NDJSON lines start with `"table":"<name>"` (one stream carrying every kind of row).
+    tagged: bool,
     columns: Vec<String>,
     ts_unit: TsUnit,
     line: String,
@@ -31,6 +33,7 @@ impl RowFormat {
     pub fn new(format: FileFormat, set: &IndicatorSet, ts_unit: TsUnit) -> RowFormat {
         RowFormat {
             format,
+            tagged: false,
             columns: set.columns().to_vec(),
             ts_unit,
             line: String::with_capacity(512),
@@ -106,10 +109,13 @@ impl RowFormat {
         }
     }
 
-    fn begin(&mut self) {
+    fn begin(&mut self, table: &str) {
         self.line.clear();
         if self.format == FileFormat::Ndjson {
             self.line.push('{');
+            if self.tagged {
+                self.text("table", table);
+            }
         }
     }
 
@@ -129,7 +135,7 @@ impl RowFormat {
 
     /// One `bars` row.
     pub fn bar(&mut self, r: &BarOut) -> &[u8] {
-        self.begin();
+        self.begin("bars");
         self.text("symbol", r.bar.symbol.as_str());
         self.ts("ts", r.bar.ts);
         self.ohlcv(&r.bar);
@@ -150,7 +156,7 @@ impl RowFormat {
 
     /// One `candles` row (candle, aggregates, candle indicators).
     pub fn candle(&mut self, c: &Candle) -> &[u8] {
-        self.begin();
+        self.begin("candles");
         self.text("symbol", c.symbol.as_str());
         self.text("timeframe", &timeframe_label(c.timeframe));
         self.ts("ts", c.start);
@@ -170,7 +176,7 @@ impl RowFormat {
 
     /// One `signal_changes` row.
     pub fn change(&mut self, c: &SignalChange, rule: &str) -> &[u8] {
-        self.begin();
+        self.begin("signal_changes");
         self.text("symbol", c.symbol.as_str());
         self.text("timeframe", &timeframe_label(c.timeframe));
         self.ts("ts", c.ts);
@@ -190,19 +196,21 @@ impl RowFormat {
 pub struct FileSink {
     set: IndicatorSet,
     fmt: RowFormat,
-    bars: BufWriter<File>,
-    candles: BufWriter<File>,
-    changes: BufWriter<File>,
-    late: BufWriter<File>,
-    dead: BufWriter<File>,
+    bars: Out,
+    candles: Out,
+    changes: Out,
+    late: Out,
+    dead: Out,
+    /// `{"table":"late",` style prefixes when every kind shares one stream.
+    tagged: bool,
 }
 
-fn create(dir: &Path, name: &str, header: Option<String>) -> io::Result<BufWriter<File>> {
+type Out = BufWriter<Box<dyn Write>>;
+
+fn create(dir: &Path, name: &str, header: Option<String>) -> io::Result<Out> {
     let path = dir.join(name);
-    let mut w = BufWriter::with_capacity(
-        1 << 20,
-        File::create(&path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?,
-    );
+    let file = File::create(&path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let mut w: Out = BufWriter::with_capacity(1 << 20, Box::new(file));
     if let Some(h) = header {
         w.write_all(h.as_bytes())?;
     }
@@ -229,7 +237,26 @@ impl FileSink {
             dead: create(dir, &format!("dead_letters-w{worker}.ndjson"), None)?,
             set: set.clone(),
             fmt,
+            tagged: false,
         })
+    }
+
+    /// Every kind of row as NDJSON on standard output, each line tagged with its table
+    /// (`{"table":"bars",...}`); whole lines only, so workers' lines never interleave.
+    pub fn stdout(set: &IndicatorSet, ts_unit: TsUnit) -> FileSink {
+        let mut fmt = RowFormat::new(FileFormat::Ndjson, set, ts_unit);
+        fmt.tagged = true;
+        let out = || -> Out { BufWriter::with_capacity(1 << 16, Box::new(io::stdout())) };
+        FileSink {
+            bars: out(),
+            candles: out(),
+            changes: out(),
+            late: out(),
+            dead: out(),
+            set: set.clone(),
+            fmt,
+            tagged: true,
+        }
     }
 
     /// Writes one enriched bar (and its signal change, if any).
@@ -256,7 +283,8 @@ impl FileSink {
     pub fn late(&mut self, bar: &Bar, timeframe: i64) -> io::Result<()> {
         writeln!(
             self.late,
-            r#"{{"symbol":"{}","ts":{},"timeframe":"{}","open":{},"high":{},"low":{},"close":{},"volume":{}}}"#,
+            r#"{{{}"symbol":"{}","ts":{},"timeframe":"{}","open":{},"high":{},"low":{},"close":{},"volume":{}}}"#,
+            if self.tagged { r#""table":"late","# } else { "" },
             bar.symbol,
             bar.ts,
             timeframe_label(timeframe),
@@ -271,7 +299,11 @@ impl FileSink {
     /// Records an invalid input record with the reason.
     pub fn dead_letter(&mut self, source: &str, reason: &str, payload: &[u8]) -> io::Result<()> {
         let payload = String::from_utf8_lossy(&payload[..payload.len().min(4096)]);
-        let line = serde_json::json!({ "source": source, "reason": reason, "payload": payload });
+        let line = if self.tagged {
+            serde_json::json!({ "table": "dead_letters", "source": source, "reason": reason, "payload": payload })
+        } else {
+            serde_json::json!({ "source": source, "reason": reason, "payload": payload })
+        };
         writeln!(self.dead, "{line}")
     }
 
