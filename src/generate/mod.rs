@@ -1,0 +1,1 @@
+//! `tickflow generate`: the synthetic market for demos and load tests.
