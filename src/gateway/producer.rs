@@ -14,7 +14,7 @@
 //! partition.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rdkafka::ClientContext;
@@ -48,6 +48,9 @@ pub fn kafka_config(brokers: &str, message_timeout: Duration, linger: Duration, 
 #[derive(Debug, Default)]
 pub struct BrokerHealth {
     up: AtomicBool,
+    /// Set when a delivery failed in a way the producer cannot recover from by itself (its
+    /// producer id was fenced or forgotten): the probe then replaces the producer.
+    needs_new_producer: AtomicBool,
     reason: Mutex<String>,
 }
 
@@ -139,6 +142,13 @@ impl ProducerContext for DeliveryContext {
                 batch.report(Ok(()));
             }
             Err((e, _)) => {
+                use rdkafka::types::RDKafkaErrorCode as C;
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(C::ProducerFenced | C::InvalidProducerEpoch | C::UnknownProducerId | C::OutOfOrderSequenceNumber | C::Fatal)
+                ) {
+                    self.health.needs_new_producer.store(true, Ordering::Relaxed);
+                }
                 batch.health.set(false, &e.to_string());
                 batch.report(Err(e));
             }
@@ -185,6 +195,9 @@ pub enum ProduceError {
 /// Queue space for one request and the [`Batch`] counting its deliveries.
 #[must_use = "records are only counted once sent and sealed"]
 pub struct Reservation {
+    /// The producer current when the request started (replaced ones stay usable until
+    /// their last request ends).
+    producer: ThreadedProducer<DeliveryContext>,
     batch: Arc<Batch>,
     rx: oneshot::Receiver<()>,
     sent: usize,
@@ -192,7 +205,11 @@ pub struct Reservation {
 
 /// The gateway's producer (cheap to share behind an `Arc`).
 pub struct Producer {
-    inner: ThreadedProducer<DeliveryContext>,
+    /// Replaced after a fatal error (e.g. the broker fenced our producer id), so an
+    /// idempotent producer's dead end does not take the gateway with it.
+    inner: RwLock<ThreadedProducer<DeliveryContext>>,
+    config: ClientConfig,
+    brokers: String,
     topic: String,
     dead_letter_topic: String,
     permits: Arc<Semaphore>,
@@ -219,7 +236,9 @@ impl Producer {
             .create_with_context(DeliveryContext { health: Arc::clone(&health) })
             .map_err(|source| GatewayError::Producer { brokers: brokers.into(), source })?;
         Ok(Producer {
-            inner,
+            inner: RwLock::new(inner),
+            config: cfg,
+            brokers: brokers.into(),
             topic: topic.into(),
             dead_letter_topic: dead_letter_topic.into(),
             permits: Arc::new(Semaphore::new(capacity)),
@@ -272,7 +291,7 @@ impl Producer {
             health: Arc::clone(&self.health),
             _permits: permits,
         });
-        Ok(Reservation { batch, rx, sent: 0 })
+        Ok(Reservation { producer: self.current(), batch, rx, sent: 0 })
     }
 
     /// Sends one bar payload keyed by its symbol.
@@ -292,7 +311,7 @@ impl Producer {
         if let Some(k) = key {
             record = record.key(k);
         }
-        if let Err((e, record)) = self.inner.send(record) {
+        if let Err((e, record)) = r.producer.send(record) {
             // Not queued (queue full despite the permits, message too large, fatal
             // producer error): report it as a failed delivery of this batch.
             record.delivery_opaque.report(Err(&e));
@@ -302,7 +321,8 @@ impl Producer {
     /// Waits until every record sent under `r` is acknowledged or failed (at most the
     /// message timeout plus a margin). `Ok` with the count only if all were acknowledged.
     pub async fn wait(&self, r: Reservation) -> Result<usize, ProduceError> {
-        let Reservation { batch, rx, sent } = r;
+        let Reservation { producer, batch, rx, sent } = r;
+        drop(producer);
         // Drop the +1 held since `reserve`; if everything was already reported this fires.
         batch.report_seal();
         let limit = self.message_timeout + Duration::from_secs(2);
@@ -325,11 +345,20 @@ impl Producer {
     /// and records the result in [`Producer::health`].
     pub fn probe(&self, timeout: Duration) -> bool {
         let result = (|| {
-            if let Some((code, msg)) = self.inner.client().fatal_error() {
-                return Err(format!("producer fatal error {code:?}: {msg} (restart the gateway)"));
+            let mut producer = self.current();
+            let fatal = producer.client().fatal_error();
+            if fatal.is_some() || self.health.needs_new_producer.swap(false, Ordering::Relaxed) {
+                tracing::error!(?fatal, "kafka producer cannot recover its producer id; replacing it");
+                producer = self
+                    .config
+                    .create_with_context(DeliveryContext { health: Arc::clone(&self.health) })
+                    .map_err(|e| format!("cannot recreate the producer for {}: {e}", self.brokers))?;
+                if let Ok(mut slot) = self.inner.write() {
+                    *slot = producer.clone();
+                }
             }
             for topic in [&self.topic, &self.dead_letter_topic] {
-                let md = self.inner.client().fetch_metadata(Some(topic), timeout).map_err(|e| e.to_string())?;
+                let md = producer.client().fetch_metadata(Some(topic), timeout).map_err(|e| e.to_string())?;
                 match md.topics().iter().find(|t| t.name() == topic.as_str()) {
                     Some(t) if t.error().is_none() && !t.partitions().is_empty() => {}
                     Some(t) => return Err(format!("topic {topic:?}: {:?}", t.error())),
@@ -352,7 +381,12 @@ impl Producer {
 
     /// Waits up to `timeout` for every queued record to be acknowledged.
     pub fn flush(&self, timeout: Duration) -> Result<(), GatewayError> {
-        self.inner.flush(timeout).map_err(GatewayError::Flush)
+        self.current().flush(timeout).map_err(GatewayError::Flush)
+    }
+
+    fn current(&self) -> ThreadedProducer<DeliveryContext> {
+        // A poisoned lock only means a panic elsewhere while swapping: the value is whole.
+        self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
 
