@@ -271,3 +271,45 @@ impl Stack {
         self.gateway.local_addr()
     }
 }
+
+/// Sends `head` (request line and headers, ending in a blank line) and then `body` on a
+/// plain TCP connection, ignoring write errors (the server may answer and close before
+/// the body is through), and returns the status and body of the answer.
+pub fn raw_http(addr: SocketAddr, head: &str, body: Vec<u8>) -> Answer {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let head = head.to_string();
+    let w = std::thread::spawn(move || {
+        let _ = writer.write_all(head.as_bytes());
+        let _ = writer.write_all(&body);
+    });
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    // Read until the answer's headers and declared body are in (or the server closes).
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        let text = String::from_utf8_lossy(&buf);
+        if let Some((h, b)) = text.split_once("\r\n\r\n") {
+            let len = h
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()));
+            if len.is_some_and(|n| b.len() >= n) {
+                break;
+            }
+        }
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = w.join();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let retry_after = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("retry-after:").map(|v| v.trim().to_string()));
+    Answer { status, retry_after, body: body.to_string() }
+}
