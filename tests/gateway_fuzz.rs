@@ -28,12 +28,8 @@ fn bar_body() -> impl Strategy<Value = Vec<u8>> {
         Just("1e999".to_string()),
         Just("17000000[0-9]{2}".to_string()),
     ];
-    let obj = (
-        "[A-Z]{1,5}",
-        1_600_000_000i64..1_800_000_000,
-        proptest::collection::vec(value, 5),
-    )
-        .prop_map(|(s, ts, v)| {
+    let obj =
+        ("[A-Z]{1,5}", 1_600_000_000i64..1_800_000_000, proptest::collection::vec(value, 5)).prop_map(|(s, ts, v)| {
             format!(
                 r#"{{"symbol":"{s}","timestamp":{ts},"open":{},"high":{},"low":{},"close":{},"volume":{}}}"#,
                 v[0], v[1], v[2], v[3], v[4]

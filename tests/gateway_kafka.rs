@@ -40,7 +40,12 @@ fn check_records(records: &[Record], partitions: i32) -> BTreeMap<String, Vec<Ba
         encode_bar(&bar, &mut canonical);
         assert_eq!(r.payload.as_bytes(), &canonical[..], "payload is not the canonical form");
         assert_eq!(r.key.as_deref(), Some(bar.symbol.as_str()), "keyed by symbol");
-        assert_eq!(r.partition, murmur2_partition(bar.symbol.as_str().as_bytes(), partitions), "{}", bar.symbol.as_str());
+        assert_eq!(
+            r.partition,
+            murmur2_partition(bar.symbol.as_str().as_bytes(), partitions),
+            "{}",
+            bar.symbol.as_str()
+        );
         by_symbol.entry(bar.symbol.as_str().to_string()).or_default().push(bar);
     }
     by_symbol
@@ -88,19 +93,21 @@ fn mixed_batch_produces_good_records_once_and_dead_letters_the_bad_ones() {
     let stack = Stack::start(2, |_| {});
     let good = bars(3, 6, 11);
     let mut body = w1_ndjson(&good[..3]);
-    body.extend_from_slice(b"{\"symbol\":\"BAD\",\"timestamp\":1700000000,\"open\":10,\"high\":9,\"low\":8,\"close\":10,\"volume\":1}\n");
+    body.extend_from_slice(
+        b"{\"symbol\":\"BAD\",\"timestamp\":1700000000,\"open\":10,\"high\":9,\"low\":8,\"close\":10,\"volume\":1}\n",
+    );
     body.extend_from_slice(&w1_ndjson(&good[3..]));
     body.extend_from_slice(b"not json at all\n");
     let r = post(stack.addr(), "/ingest", &[NDJSON], &body);
     assert_eq!(r.status, 400, "{}", r.body);
     let j = r.json();
-    assert_eq!((j["accepted"].as_u64(), j["rejected"].as_u64(), j["dead_lettered"].as_u64()), (Some(6), Some(2), Some(2)));
+    assert_eq!(
+        (j["accepted"].as_u64(), j["rejected"].as_u64(), j["dead_lettered"].as_u64()),
+        (Some(6), Some(2), Some(2))
+    );
     assert_eq!(j["errors"][0]["index"], 3);
     assert_eq!(j["errors"][0]["field"], "high");
-    assert_eq!(
-        j["errors"][0]["reason"],
-        "high: 9 is below max(open, close) = 10 (rule: high >= max(open, close))"
-    );
+    assert_eq!(j["errors"][0]["reason"], "high: 9 is below max(open, close) = 10 (rule: high >= max(open, close))");
     assert_eq!(j["errors"][1]["index"], 7);
 
     // All-or-nothing: nothing reaches the bars topic, the bad record is still dead-lettered.

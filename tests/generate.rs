@@ -61,8 +61,7 @@ fn csv_and_canonical_files_read_back_to_the_same_bars() {
     let csv = dir.path().join("b.csv");
     run_plan(&GenerateArgs { format: Format::Csv, ..args(csv.to_str().unwrap(), 7, 300) }.plan().unwrap()).unwrap();
     let text = std::fs::read(&csv).unwrap();
-    let bars: Vec<Bar> =
-        CsvReader::new(&text[..], None, TimeBounds::default()).unwrap().map(Result::unwrap).collect();
+    let bars: Vec<Bar> = CsvReader::new(&text[..], None, TimeBounds::default()).unwrap().map(Result::unwrap).collect();
     assert_eq!(bars, expected(7, 300));
 
     let canon = dir.path().join("b.ndjson");

@@ -18,7 +18,9 @@ use std::ops::Range;
 
 use tickflow_operators::{Bar, Symbol, TimeBounds};
 
-use crate::decode::{CsvReader, DecodeError, JsonBodyKind, decode_json_array, decode_json_line, decode_udf, detect_json_body};
+use crate::decode::{
+    CsvReader, DecodeError, JsonBodyKind, decode_json_array, decode_json_line, decode_udf, detect_json_body,
+};
 
 /// The accepted media types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -368,8 +370,7 @@ mod tests {
     #[test]
     fn array_elements_are_delimited_through_strings_and_nesting() {
         let body = br#" [ {"a": "x,]}"}, {"b": [1, 2]} ,3 ] "#;
-        let got: Vec<&str> =
-            array_elements(body).into_iter().map(|r| std::str::from_utf8(&body[r]).unwrap()).collect();
+        let got: Vec<&str> = array_elements(body).into_iter().map(|r| std::str::from_utf8(&body[r]).unwrap()).collect();
         assert_eq!(got, [r#"{"a": "x,]}"}"#, r#"{"b": [1, 2]}"#, "3"]);
         assert!(array_elements(b"[]").is_empty());
     }

@@ -181,14 +181,18 @@ impl GatewayConfig {
             }
         };
         let brokers_ok = !self.brokers.trim().is_empty()
-            && self.brokers.split(',').all(|b| matches!(b.trim().rsplit_once(':'), Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok()));
+            && self.brokers.split(',').all(
+                |b| matches!(b.trim().rsplit_once(':'), Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok()),
+            );
         if !brokers_ok {
             errs.push(format!(
                 "gateway.brokers: {:?} is not a comma-separated host:port list; expected e.g. \"kafka-1:9092,kafka-2:9092\"",
                 self.brokers
             ));
         }
-        for (key, t, example) in [("topic", &self.topic, "bars"), ("dead-letter-topic", &self.dead_letter_topic, "bars.dlq")] {
+        for (key, t, example) in
+            [("topic", &self.topic, "bars"), ("dead-letter-topic", &self.dead_letter_topic, "bars.dlq")]
+        {
             if !topic_ok(t) {
                 errs.push(format!(
                     "gateway.{key}: {t:?} is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -); expected e.g. {example:?}"

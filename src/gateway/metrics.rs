@@ -90,7 +90,12 @@ impl GatewayMetrics {
             ),
             ("queue_in_flight", "gauge", "Records waiting for Kafka acknowledgement.", in_flight.to_string()),
             ("queue_capacity", "gauge", "Bound on records waiting for acknowledgement.", capacity.to_string()),
-            ("broker_up", "gauge", "1 when the Kafka broker and both topics are reachable.", u8::from(broker_up).to_string()),
+            (
+                "broker_up",
+                "gauge",
+                "1 when the Kafka broker and both topics are reachable.",
+                u8::from(broker_up).to_string(),
+            ),
         ];
         for (name, kind, help, value) in families {
             let _ = writeln!(out, "# HELP tickflow_gateway_{name} {help}");

@@ -145,7 +145,13 @@ impl ProducerContext for DeliveryContext {
                 use rdkafka::types::RDKafkaErrorCode as C;
                 if matches!(
                     e.rdkafka_error_code(),
-                    Some(C::ProducerFenced | C::InvalidProducerEpoch | C::UnknownProducerId | C::OutOfOrderSequenceNumber | C::Fatal)
+                    Some(
+                        C::ProducerFenced
+                            | C::InvalidProducerEpoch
+                            | C::UnknownProducerId
+                            | C::OutOfOrderSequenceNumber
+                            | C::Fatal
+                    )
                 ) {
                     self.health.needs_new_producer.store(true, Ordering::Relaxed);
                 }

@@ -278,12 +278,7 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         st.metrics.render_into(&mut text, p.in_flight(), p.capacity(), p.health().is_up());
         warp::reply::with_header(text, "content-type", crate::status::PROMETHEUS_CONTENT_TYPE).into_response()
     });
-    ingest_route
-        .or(metrics)
-        .unify()
-        .or(crate::status::routes(Arc::clone(&state.process)))
-        .unify()
-        .boxed()
+    ingest_route.or(metrics).unify().or(crate::status::routes(Arc::clone(&state.process))).unify().boxed()
 }
 
 /// A running gateway. [`Gateway::shutdown`] (or drop) stops accepting, drains in-flight
@@ -313,8 +308,8 @@ impl Gateway {
         if let Some(w) = process.workers().first() {
             w.set_running(true);
         }
-        let listener =
-            std::net::TcpListener::bind(cfg.listen).map_err(|source| GatewayError::Bind { addr: cfg.listen, source })?;
+        let listener = std::net::TcpListener::bind(cfg.listen)
+            .map_err(|source| GatewayError::Bind { addr: cfg.listen, source })?;
         let bind_err = |source| GatewayError::Bind { addr: cfg.listen, source };
         listener.set_nonblocking(true).map_err(bind_err)?;
         let addr = listener.local_addr().map_err(bind_err)?;
@@ -353,8 +348,8 @@ impl Gateway {
         let (stop, stop_rx) = watch::channel(false);
         let filter = routes(Arc::clone(&state));
         let server = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::from_std(listener)
-                .map_err(|source| GatewayError::Bind { addr, source })?;
+            let listener =
+                tokio::net::TcpListener::from_std(listener).map_err(|source| GatewayError::Bind { addr, source })?;
             let mut rx = stop_rx;
             let serve = warp::serve(filter)
                 .incoming(listener)
@@ -367,7 +362,14 @@ impl Gateway {
         })?;
         process.set_source_connected(true);
         tracing::info!(%addr, brokers = %state.cfg.brokers, topic = %state.cfg.topic, "gateway listening");
-        Ok(Gateway { addr, runtime: Some(runtime), stop, server: Some(server), probe: Some((probe_stop, probe)), state })
+        Ok(Gateway {
+            addr,
+            runtime: Some(runtime),
+            stop,
+            server: Some(server),
+            probe: Some((probe_stop, probe)),
+            state,
+        })
     }
 
     /// The bound address (the real port when 0 was asked for).

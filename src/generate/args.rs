@@ -184,7 +184,10 @@ impl GenerateArgs {
         let interval_ms = match humantime::parse_duration(&self.interval) {
             Ok(d) if d.as_millis() > 0 => Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX),
             _ => {
-                errs.push(format!("--interval {:?} is not a duration of at least 1ms; expected e.g. 60s", self.interval));
+                errs.push(format!(
+                    "--interval {:?} is not a duration of at least 1ms; expected e.g. 60s",
+                    self.interval
+                ));
                 60_000
             }
         };
@@ -244,7 +247,10 @@ mod tests {
 
     #[test]
     fn targets_parse() {
-        assert_eq!(Target::parse("http://127.0.0.1:8080").unwrap(), Target::Http("http://127.0.0.1:8080/ingest".into()));
+        assert_eq!(
+            Target::parse("http://127.0.0.1:8080").unwrap(),
+            Target::Http("http://127.0.0.1:8080/ingest".into())
+        );
         assert_eq!(Target::parse("http://h:1/x?y=1").unwrap(), Target::Http("http://h:1/x?y=1".into()));
         assert_eq!(
             Target::parse("kafka://a:1,b:2/bars").unwrap(),

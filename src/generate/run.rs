@@ -89,8 +89,7 @@ impl Progress {
 
 /// Runs a validated plan to the end; the summary counts what the destination confirmed.
 pub fn run_plan(plan: &Plan) -> Result<Summary, GenerateError> {
-    let mut generator =
-        MarketGenerator::new(plan.generator.clone()).map_err(|e| GenerateError::Args(e.to_string()))?;
+    let mut generator = MarketGenerator::new(plan.generator.clone()).map_err(|e| GenerateError::Args(e.to_string()))?;
     let mut sink: Box<dyn BatchSink> = match &plan.target {
         Target::File(path) => Box::new(FileSink::create(path.as_deref(), plan.format)?),
         Target::Http(url) => Box::new(HttpSink::start(url, plan.format, plan.concurrency, plan.token.clone())),
@@ -132,12 +131,7 @@ pub fn run_plan(plan: &Plan) -> Result<Summary, GenerateError> {
 pub fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
     let plan = args.plan()?;
     let s = run_plan(&plan)?;
-    eprintln!(
-        "generate: {} bars confirmed in {:.2} s ({:.0} bars/s)",
-        s.confirmed,
-        s.elapsed.as_secs_f64(),
-        s.rate()
-    );
+    eprintln!("generate: {} bars confirmed in {:.2} s ({:.0} bars/s)", s.confirmed, s.elapsed.as_secs_f64(), s.rate());
     Ok(())
 }
 

@@ -156,10 +156,7 @@ impl HttpSink {
 
 fn http_worker(url: &str, auth: Option<&str>, rx: &crossbeam_channel::Receiver<(Vec<u8>, u64)>, shared: &HttpShared) {
     let agent = ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build(),
+        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build(),
     );
     let fail = |m: String| {
         if let Ok(mut e) = shared.error.lock() {

@@ -26,7 +26,9 @@ pub fn tansu_bin() -> PathBuf {
     if Command::new("tansu").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok() {
         return PathBuf::from("tansu");
     }
-    panic!("the Kafka-protocol broker `tansu` is not installed: run scripts/install-tansu.sh (or set TANSU=/path/to/tansu)");
+    panic!(
+        "the Kafka-protocol broker `tansu` is not installed: run scripts/install-tansu.sh (or set TANSU=/path/to/tansu)"
+    );
 }
 
 /// A free loopback port (bound then released).
@@ -69,9 +71,7 @@ impl Tansu {
             .spawn()
             .expect("spawn tansu");
         let t = Tansu { port, child };
-        wait_for(Duration::from_secs(20), "tansu to listen", || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
-        });
+        wait_for(Duration::from_secs(20), "tansu to listen", || TcpStream::connect(("127.0.0.1", port)).ok());
         t
     }
 
@@ -205,10 +205,7 @@ impl Answer {
 
 pub fn agent() -> ureq::Agent {
     ureq::Agent::new_with_config(
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build(),
+        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build(),
     )
 }
 
@@ -295,9 +292,9 @@ pub fn raw_http(addr: SocketAddr, head: &str, body: Vec<u8>) -> Answer {
         }
         let text = String::from_utf8_lossy(&buf);
         if let Some((h, b)) = text.split_once("\r\n\r\n") {
-            let len = h
-                .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()));
+            let len = h.lines().find_map(|l| {
+                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap())
+            });
             if len.is_some_and(|n| b.len() >= n) {
                 break;
             }
@@ -308,8 +305,7 @@ pub fn raw_http(addr: SocketAddr, head: &str, body: Vec<u8>) -> Answer {
     let text = String::from_utf8_lossy(&buf).into_owned();
     let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let retry_after = head
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("retry-after:").map(|v| v.trim().to_string()));
+    let retry_after =
+        head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("retry-after:").map(|v| v.trim().to_string()));
     Answer { status, retry_after, body: body.to_string() }
 }
