@@ -6,12 +6,16 @@
 //! # Layout
 //! - [`config`]: `cluster.toml`: parse, validate (every error at once), build.
 //! - [`decode`]: bar payloads (JSON shapes, CSV) to validated bars, with per-record errors.
+//! - [`gateway`]: `tickflow gateway`: HTTP ingest, validated, to the bars topic on Kafka.
+//! - [`generate`]: `tickflow generate`: the synthetic market to the gateway, Kafka or a file.
 //! - [`sources`]: file replay, the synthetic market generator, Kafka.
 //! - [`sinks`]: file/stdout (CSV, NDJSON) and QuestDB over ILP.
 //! - [`status`]: per-worker metrics and the warp status endpoint.
 pub mod cluster;
 pub mod config;
 pub mod decode;
+pub mod gateway;
+pub mod generate;
 pub mod sinks;
 pub mod sources;
 pub mod status;

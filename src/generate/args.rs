@@ -1,0 +1,274 @@
+//! `tickflow generate` arguments and where the bars go.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tickflow_operators::time::Millis;
+
+use super::error::GenerateError;
+use crate::sources::generator::GeneratorConfig;
+
+/// `tickflow generate`: a deterministic synthetic market (random-walk OHLCV) written to the
+/// gateway, to Kafka or to a file. The defaults write exactly the W1 benchmark input
+/// (1000 symbols, 2 000 000 bars, W1 NDJSON lines).
+#[derive(Clone, Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// Where to write: `http://HOST:PORT` (the gateway; `/ingest` is appended when no path
+    /// is given), `kafka://HOST:PORT[,HOST:PORT]/TOPIC`, a file path, or `-` for stdout.
+    #[arg(long, default_value = "-")]
+    pub to: String,
+    /// Number of symbols (SYM0000 ..).
+    #[arg(long, default_value_t = 1000)]
+    pub symbols: usize,
+    /// Seed: the same seed gives the same bars.
+    #[arg(long, default_value_t = 20_240_601)]
+    pub seed: u64,
+    /// Total bars; default 2000000 (W1) unless --duration is given.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Stop after this long (e.g. 30s, 5m) instead of after --count.
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Target rate in bars/s; omit (or 0) for as fast as possible.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Record format: w1 (the benchmark's NDJSON line), canonical (the gateway's JSON bar)
+    /// or csv (files only). Kafka always gets canonical.
+    #[arg(long, value_enum, default_value = "w1")]
+    pub format: Format,
+    /// Bars per HTTP request / write call.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Concurrent HTTP requests.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Bearer token for the gateway (or env TICKFLOW_GATEWAY_TOKEN).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Event time of the first bar, ms since the epoch.
+    #[arg(long, default_value_t = 1_700_000_000_000)]
+    pub start_ms: Millis,
+    /// Event time between two bars of a symbol (e.g. 60s, 1m, 500ms).
+    #[arg(long, default_value = "60s")]
+    pub interval: String,
+    /// Progress: auto (bar on a terminal, lines otherwise), bar, lines or none.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+}
+
+impl Default for GenerateArgs {
+    fn default() -> Self {
+        GenerateArgs {
+            to: "-".into(),
+            symbols: 1000,
+            seed: 20_240_601,
+            count: None,
+            duration: None,
+            rate: None,
+            format: Format::W1,
+            batch: 1000,
+            concurrency: 4,
+            token: None,
+            start_ms: 1_700_000_000_000,
+            interval: "60s".into(),
+            progress: ProgressMode::Auto,
+        }
+    }
+}
+
+/// How records are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// `{"stock_symbol": "SYM0007", "timestamp": 1700000000.0, ...}` (W1).
+    W1,
+    /// `{"symbol":"SYM0007","timestamp":1700000000000,...}` (what the gateway produces).
+    Canonical,
+    /// `symbol,ts,open,high,low,close,volume` with a header (files only).
+    Csv,
+}
+
+/// How progress is shown on stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// A bar on a terminal, periodic lines otherwise.
+    Auto,
+    /// A redrawn bar.
+    Bar,
+    /// A line every few seconds.
+    Lines,
+    /// Only the final summary.
+    None,
+}
+
+/// Where bars go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `POST` to this URL.
+    Http(String),
+    /// Produce to `topic` via `brokers`.
+    Kafka {
+        /// Bootstrap servers.
+        brokers: String,
+        /// Topic.
+        topic: String,
+    },
+    /// A file (`None`: stdout).
+    File(Option<PathBuf>),
+}
+
+impl Target {
+    /// Parses `--to`.
+    pub fn parse(to: &str) -> Result<Target, GenerateError> {
+        let bad = |m: &str| GenerateError::Args(format!("--to {to:?}: {m}"));
+        if to == "-" {
+            Ok(Target::File(None))
+        } else if let Some(rest) = to.strip_prefix("http://") {
+            if rest.is_empty() {
+                return Err(bad("no host; expected e.g. http://127.0.0.1:8080"));
+            }
+            let url = if rest.contains('/') { to.to_string() } else { format!("{to}/ingest") };
+            Ok(Target::Http(url))
+        } else if let Some(rest) = to.strip_prefix("kafka://") {
+            match rest.split_once('/') {
+                Some((b, t)) if !b.is_empty() && !t.is_empty() && !t.contains('/') => {
+                    Ok(Target::Kafka { brokers: b.to_string(), topic: t.to_string() })
+                }
+                _ => Err(bad("expected kafka://HOST:PORT/TOPIC, e.g. kafka://127.0.0.1:9092/bars")),
+            }
+        } else if to.contains("://") {
+            Err(bad("unknown scheme (https is not built in); expected http://, kafka://, a path or -"))
+        } else {
+            Ok(Target::File(Some(PathBuf::from(to))))
+        }
+    }
+}
+
+/// Validated settings of a run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The generator's setup.
+    pub generator: GeneratorConfig,
+    /// Where to.
+    pub target: Target,
+    /// Record format.
+    pub format: Format,
+    /// Target rate (bars/s), `None` for unlimited.
+    pub rate: Option<f64>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Batch size.
+    pub batch: usize,
+    /// HTTP concurrency.
+    pub concurrency: usize,
+    /// Bearer token.
+    pub token: Option<String>,
+    /// Progress display.
+    pub progress: ProgressMode,
+}
+
+impl GenerateArgs {
+    /// Checks every argument; the error lists every problem.
+    pub fn plan(&self) -> Result<Plan, GenerateError> {
+        let mut errs = Vec::new();
+        let target = Target::parse(&self.to).map_err(|e| errs.push(e.to_string())).ok();
+        let duration = match &self.duration {
+            None => None,
+            Some(d) => match humantime::parse_duration(d) {
+                Ok(d) if !d.is_zero() => Some(d),
+                _ => {
+                    errs.push(format!("--duration {d:?} is not a positive duration; expected e.g. 30s"));
+                    None
+                }
+            },
+        };
+        let interval_ms = match humantime::parse_duration(&self.interval) {
+            Ok(d) if d.as_millis() > 0 => Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX),
+            _ => {
+                errs.push(format!(
+                    "--interval {:?} is not a duration of at least 1ms; expected e.g. 60s",
+                    self.interval
+                ));
+                60_000
+            }
+        };
+        let rate = match self.rate {
+            Some(r) if !(r.is_finite() && r >= 0.0) => {
+                errs.push(format!("--rate {r} is not a non-negative number; expected e.g. 50000"));
+                None
+            }
+            Some(r) if r > 0.0 => Some(r),
+            _ => None,
+        };
+        if self.batch == 0 {
+            errs.push("--batch 0: expected at least 1, e.g. 1000".into());
+        }
+        if self.concurrency == 0 || self.concurrency > 1024 {
+            errs.push(format!("--concurrency {}: expected 1 ..= 1024, e.g. 4", self.concurrency));
+        }
+        if self.format == Format::Csv && !matches!(target, Some(Target::File(_))) {
+            errs.push("--format csv: only for files; use w1 or canonical over HTTP".into());
+        }
+        let records = match (self.count, duration) {
+            (Some(n), _) => Some(n),
+            (None, Some(_)) => None,
+            (None, None) => Some(2_000_000),
+        };
+        let generator = GeneratorConfig {
+            symbols: self.symbols,
+            seed: self.seed,
+            start_ms: self.start_ms,
+            interval_ms,
+            records,
+            ..GeneratorConfig::default()
+        };
+        if let Err(e) = generator.validate() {
+            errs.push(e.to_string());
+        }
+        let Some(target) = target.filter(|_| errs.is_empty()) else {
+            return Err(GenerateError::Args(errs.join("\n  ")));
+        };
+        Ok(Plan {
+            generator,
+            target,
+            format: self.format,
+            rate,
+            duration,
+            batch: self.batch,
+            concurrency: self.concurrency,
+            token: self.token.clone().or_else(|| std::env::var("TICKFLOW_GATEWAY_TOKEN").ok()),
+            progress: self.progress,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse() {
+        assert_eq!(
+            Target::parse("http://127.0.0.1:8080").unwrap(),
+            Target::Http("http://127.0.0.1:8080/ingest".into())
+        );
+        assert_eq!(Target::parse("http://h:1/x?y=1").unwrap(), Target::Http("http://h:1/x?y=1".into()));
+        assert_eq!(
+            Target::parse("kafka://a:1,b:2/bars").unwrap(),
+            Target::Kafka { brokers: "a:1,b:2".into(), topic: "bars".into() }
+        );
+        assert_eq!(Target::parse("-").unwrap(), Target::File(None));
+        assert_eq!(Target::parse("out.ndjson").unwrap(), Target::File(Some("out.ndjson".into())));
+        assert!(Target::parse("kafka://a:1").is_err());
+        assert!(Target::parse("ftp://x").is_err());
+    }
+
+    #[test]
+    fn defaults_are_the_w1_shape_and_every_problem_is_listed() {
+        let plan = GenerateArgs::default().plan().unwrap();
+        assert_eq!(plan.generator, GeneratorConfig::default());
+        assert_eq!(plan.format, Format::W1);
+        let bad = GenerateArgs { to: "ftp://x".into(), batch: 0, rate: Some(f64::NAN), ..GenerateArgs::default() };
+        let msg = bad.plan().unwrap_err().to_string();
+        assert!(msg.contains("--to \"ftp://x\"") && msg.contains("--batch 0") && msg.contains("--rate NaN"), "{msg}");
+    }
+}
