@@ -197,8 +197,6 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Total
             if let Err(e) = k.finish() {
                 tracing::warn!(error = %e, "final Kafka offset commit failed");
             }
-            outputs.borrow_mut().counters.bars_in += k.stats().messages.load(std::sync::atomic::Ordering::Relaxed);
-            outputs.borrow_mut().end_batch().expect("publishing counters failed");
         }
     })
     .map_err(|e| anyhow::anyhow!("starting the timely workers failed: {e}"))?;

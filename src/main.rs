@@ -46,6 +46,10 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Serve POST /ingest: validate bars and produce them to Kafka.
+    Gateway(tickflow::gateway::GatewayArgs),
+    /// A synthetic market to the gateway, Kafka, a file or stdout.
+    Generate(tickflow::generate::GenerateArgs),
     /// Check a config file and print every problem.
     Check {
         /// The cluster config.
@@ -127,6 +131,8 @@ fn real_main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Gateway(args) => tickflow::gateway::run_gateway(args),
+        Command::Generate(args) => tickflow::generate::run_generate(args),
         Command::Status { config } => {
             let built = load(Some(&config))?.build()?;
             let bad = tickflow::status_cli::print_status(&built);

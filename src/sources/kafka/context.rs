@@ -64,6 +64,10 @@ impl ClientContext for SourceContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        // Reaching the end of a partition is news, not an error (end-of-partition events are on).
+        if matches!(error, KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
+            return;
+        }
         tracing::warn!(worker = self.worker, topic = %self.topic, %error, reason, "Kafka client error; librdkafka retries");
         if let Some(m) = &self.metrics {
             m.record_error(format!("kafka (worker {}): {error}: {reason}", self.worker));

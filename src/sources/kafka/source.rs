@@ -34,7 +34,7 @@ use super::error::{KafkaSourceError, is_retryable};
 use super::offsets::OffsetTracker;
 use super::watermark::Watermarks;
 use crate::decode::{DecodeError, DecodeErrorKind, Location, decode_json_line};
-use crate::status::{Clock, PartitionUpdate, ProcessMetrics, SystemClock};
+use crate::status::{Clock, LocalCounters, PartitionUpdate, ProcessMetrics, SystemClock};
 
 /// Records a source may emit while the outputs' probe lags behind its capability.
 pub const MAX_IN_FLIGHT: u64 = 64 * 1024;
@@ -441,6 +441,15 @@ pub fn kafka_source<'s>(
                 stats.errors.fetch_add(errors, Ordering::Relaxed);
             }
             if let Some(m) = &metrics {
+                if let Ok(w) = m.worker(index) {
+                    let mut local = LocalCounters {
+                        bars_in: messages,
+                        batches: u64::from(messages > 0),
+                        ..LocalCounters::default()
+                    };
+                    local.watermark_ms = (*c.time() > 0).then_some(*c.time() as i64);
+                    local.publish(w);
+                }
                 if touched || last_status.elapsed() >= STATUS_EVERY {
                     last_status = Instant::now();
                     if touched {
