@@ -19,7 +19,7 @@ use crate::bar::BarError;
 /// assert_eq!(s.as_str(), "BTC-USD");
 /// assert!(Symbol::new("bad symbol").is_err());
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Symbol {
     len: u8,
     bytes: [u8; Symbol::MAX_LEN],
@@ -88,6 +88,21 @@ fn truncate_for_error(s: &str) -> String {
     if s.chars().count() <= 40 { s.to_string() } else { s.chars().take(40).collect::<String>() + "…" }
 }
 
+impl std::hash::Hash for Symbol {
+    /// Hashes only the used bytes (the padding is always zero), as one `u64` write when the
+    /// symbol is at most 8 bytes long (most tickers).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let b = &self.bytes[..self.len as usize];
+        if b.len() <= 8 {
+            let mut w = [0u8; 8];
+            w[..b.len()].copy_from_slice(b);
+            state.write_u64(u64::from_le_bytes(w) ^ (u64::from(self.len) << 59));
+        } else {
+            state.write(b);
+        }
+    }
+}
+
 impl fmt::Debug for Symbol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}", self.as_str())
@@ -114,7 +129,7 @@ impl fmt::Display for Symbol {
 /// ```
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SymbolTable {
-    ids: HashMap<Symbol, u32>,
+    ids: HashMap<Symbol, u32, foldhash::fast::RandomState>,
     symbols: Vec<Symbol>,
 }
 

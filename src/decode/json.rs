@@ -433,6 +433,28 @@ impl<'a> Scanner<'a> {
         Ok(Cow::Borrowed(s))
     }
 
+    /// An object key as bytes: keys are only compared with known ASCII names, so an escape-free
+    /// ASCII key needs no UTF-8 validation (non-ASCII keys are still validated, and keys with
+    /// escapes decoded, by [`Scanner::string`]).
+    fn key(&mut self) -> Result<Cow<'a, [u8]>, Syntax> {
+        let start = self.pos + 1;
+        let mut i = start;
+        while let Some(&c) = self.b.get(i) {
+            if c == b'"' {
+                self.pos = i + 1;
+                return Ok(Cow::Borrowed(&self.b[start..i]));
+            }
+            if c == b'\\' || c < 0x20 || c >= 0x80 {
+                break;
+            }
+            i += 1;
+        }
+        Ok(match self.string()? {
+            Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+            Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+        })
+    }
+
     /// The slow path of [`Scanner::string`]: decodes escapes into an owned string.
     fn string_escaped(&mut self, start: usize, first_escape: usize) -> Result<Cow<'a, str>, Syntax> {
         let mut out: Vec<u8> = self.b[start..first_escape].to_vec();
@@ -855,11 +877,11 @@ fn decode_object(s: &mut Scanner<'_>, bounds: &TimeBounds) -> Result<Result<(Bar
             if s.peek() != Some(b'"') {
                 return Err(s.syntax("expected '\"' (a key)"));
             }
-            let key = s.string()?;
+            let key = s.key()?;
             s.ws();
             s.expect(b':', "expected ':'")?;
             s.ws();
-            match slot_of(key.as_bytes()) {
+            match slot_of(&key) {
                 None => s.skip_value(0)?,
                 Some((slot, name)) => {
                     let idx = slot as usize;
