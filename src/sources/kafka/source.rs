@@ -518,6 +518,9 @@ fn connect(
     let brokers = cfg.brokers.as_str();
     let mut cc = ClientConfig::new();
     cc.set("statistics.interval.ms", "5000");
+    // librdkafka lets a fetch wait up to 500 ms for data by default: a latency floor for a
+    // stream processor. 10 ms keeps p50 low at the cost of more fetch requests when idle.
+    cc.set("fetch.wait.max.ms", "10");
     for (k, v) in &cfg.options {
         cc.set(k.trim(), v);
     }

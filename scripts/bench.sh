@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# End-to-end benchmarks. Prints a table; writes bench/out/results.md. Not a test: nothing here
+# asserts a time, but a W1 run whose output fails the checker fails the script.
+#
+#   scripts/bench.sh            # all: w1, kafka, soak
+#   scripts/bench.sh w1         # W1 file → dataflow → file, 1 and 2 workers, vs the no-engine loop
+#   scripts/bench.sh kafka      # Kafka → 2-process cluster → ILP/HTTP receiver: rate and latency
+#   scripts/bench.sh soak       # the generator at a fixed rate; RSS sampled over time
+#
+# Environment: W1_RECORDS (default 2000000), RUNS (repeats, median taken; default 3),
+# KAFKA_BARS (pre-loaded bars, default 1000000), RATES (fixed input rates, default "10000 20000 50000"),
+# LATENCY_SECS (per fixed rate, default 20), SOAK_SECS (default 120; 600 = the 10-minute soak).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+OUT=bench/out
+mkdir -p "$OUT"
+W1_RECORDS=${W1_RECORDS:-2000000}
+RUNS=${RUNS:-3}
+what=${1:-all}
+
+echo "== building (release)"
+cargo build --release --quiet --bin tickflow --bin tickflow-bench
+TF=target/release/tickflow
+TB=target/release/tickflow-bench
+results="$OUT/results.md"
+{
+  echo "# tickflow benchmark results"
+  echo
+  echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+  echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo
+} >"$results"
+
+# time_run LABEL CMD... → prints "wall_s peak_rss_kb" for the command
+time_run() {
+  local tf; tf=$(mktemp)
+  /usr/bin/env time -f "%e %M" -o "$tf" "$@" >/dev/null 2>"$tf.err" || { cat "$tf.err" >&2; rm -f "$tf" "$tf.err"; return 1; }
+  cat "$tf"; rm -f "$tf" "$tf.err"
+}
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+bench_w1() {
+  command -v /usr/bin/time >/dev/null || { echo "bench.sh: needs /usr/bin/time (apt-get install time)"; exit 2; }
+  local input="$OUT/w1_${W1_RECORDS}.ndjson" ref="$OUT/w1_${W1_RECORDS}.ref.csv"
+  if [ ! -s "$input" ]; then
+    echo "== generating W1 input ($W1_RECORDS bars, 1000 symbols) with gen_ticks.py"
+    python3 bench/w1/gen_ticks.py --records "$W1_RECORDS" --out "$input"
+  fi
+  if [ ! -s "$ref" ]; then
+    echo "== computing the reference output (reference.py; slow, cached)"
+    python3 bench/w1/reference.py "$input" "$ref"
+  fi
+  declare -A wall rss
+  for ((r = 1; r <= RUNS; r++)); do
+    echo "== W1 run $r/$RUNS"
+    read -r w m < <(time_run "$TB" baseline "$input" "$OUT/w1_base.csv" bench/w1/w1.toml); wall[base]+="$w "; rss[base]=$m
+    for wk in 1 2; do
+      read -r w m < <(time_run "$TF" replay --input "$input" --output "$OUT/w1_tf$wk.csv" --workers "$wk" --config bench/w1/w1.toml)
+      wall[tf$wk]+="$w "; rss[tf$wk]=$m
+    done
+  done
+  echo "== checking every output against the reference (check.py)"
+  for o in base tf1 tf2; do
+    python3 bench/w1/check.py "$ref" "$OUT/w1_$o.csv" --quiet || { echo "bench.sh: W1 output $o FAILED the check"; exit 1; }
+  done
+  local b t1 t2
+  b=$(echo "${wall[base]}" | tr ' ' '\n' | grep . | median)
+  t1=$(echo "${wall[tf1]}" | tr ' ' '\n' | grep . | median)
+  t2=$(echo "${wall[tf2]}" | tr ' ' '\n' | grep . | median)
+  {
+    echo "## W1: $W1_RECORDS bars, 1000 symbols, SMA 20 / EMA 20 / RSI 14 + signal (median of $RUNS; all outputs CHECK PASSED)"
+    echo
+    echo "| run | wall s | bars/s | ratio to baseline | peak RSS MB |"
+    echo "|---|---|---|---|---|"
+    for k in base tf1 tf2; do
+      local w; w=$(echo "${wall[$k]}" | tr ' ' '\n' | grep . | median)
+      local name; case $k in base) name="no-engine loop (tickflow-bench baseline)";; tf1) name="tickflow replay, 1 worker";; tf2) name="tickflow replay, 2 workers";; esac
+      awk -v n="$name" -v w="$w" -v b="$b" -v r="${rss[$k]}" -v N="$W1_RECORDS" 'BEGIN {printf "| %s | %.2f | %.0f | %.2f× | %.0f |\n", n, w, N/w, b/w, r/1024}'
+    done
+    echo
+  } | tee -a "$results"
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+bench_kafka() {
+  local port; port=$(free_port)
+  export TANSU_PORT=$port
+  scripts/tansu.sh start >/dev/null
+  trap 'scripts/tansu.sh stop >/dev/null 2>&1 || true' RETURN
+  local brokers="127.0.0.1:$port" bars=${KAFKA_BARS:-1000000}
+  scripts/tansu.sh topic bars 4 >/dev/null
+  echo "== pre-loading $bars bars into Kafka"
+  "$TF" generate --to "kafka://$brokers/bars" --symbols 1000 --count "$bars" --progress none 2>&1 | tail -1
+  echo "== bare rdkafka consumer (no engine)"
+  local bare; bare=$("$TB" kafka-read "$brokers" bars 2>/dev/null)
+  local rport p0 p1 s0 s1; rport=$(free_port); p0=$(free_port); p1=$(free_port); s0=$(free_port)
+  cat >"$OUT/kafka.toml" <<TOML
+[cluster]
+workers = 1
+processes = ["127.0.0.1:$p0", "127.0.0.1:$p1"]
+[status]
+listen = "127.0.0.1:$s0"
+[source]
+kind = "kafka"
+[source.kafka]
+brokers = "$brokers"
+topic = "bars"
+group-id = "bench-\$RANDOM"
+stop-at-end = true
+[indicators]
+list = ["sma:20", "ema:20", "rsi:14"]
+[signals]
+rules = [{ kind = "rsi", period = 14 }]
+[windows]
+timeframes = []
+[sinks.questdb]
+addr = "127.0.0.1:$rport"
+max-delay = "10ms"
+TOML
+  sed -i "s/bench-\\\$RANDOM/bench-$RANDOM/" "$OUT/kafka.toml"
+  echo "== Kafka → 2-process cluster → ILP receiver, as fast as possible"
+  mkfifo "$OUT/recv.fifo" 2>/dev/null || true
+  "$TB" receiver "127.0.0.1:$rport" "$OUT/recv_max.json" <"$OUT/recv.fifo" 2>/dev/null & local rpid=$!
+  exec 7>"$OUT/recv.fifo"
+  local start end; start=$(date +%s.%N)
+  "$TF" run --config "$OUT/kafka.toml" --process 0 2>/dev/null & local c0=$!
+  "$TF" run --config "$OUT/kafka.toml" --process 1 2>/dev/null & local c1=$!
+  wait $c0 $c1
+  end=$(date +%s.%N)
+  exec 7>&-; wait $rpid || true
+  local bare_rate cluster_rate
+  bare_rate=$(python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(round(d['messages']/d['secs']))" "$bare")
+  cluster_rate=$(python3 -c "print(round($bars/($end-$start)))")
+  {
+    echo "## Kafka (Tansu, 4 partitions, $bars bars pre-loaded) → 2 processes × 1 worker → ILP/HTTP receiver"
+    echo
+    echo "| what | bars/s |"
+    echo "|---|---|"
+    echo "| bare rdkafka consumer, same broker and topic (the ceiling) | $bare_rate |"
+    echo "| tickflow cluster, end to end incl. start-up and sink acks | $cluster_rate ($(python3 -c "print(f'{$cluster_rate/$bare_rate:.2f}')")× the bare consumer) |"
+    echo
+  } | tee -a "$results"
+
+  echo "== latency at fixed input rates"
+  {
+    echo "| input rate bars/s | rows | p50 ms | p99 ms | max ms |"
+    echo "|---|---|---|---|---|"
+  } >"$OUT/latency.md"
+  for rate in ${RATES:-10000 20000 50000}; do
+    sed -i 's/^stop-at-end = true/stop-at-end = false/; s/^group-id = .*/group-id = "bench-lat-'"$rate"'"/' "$OUT/kafka.toml"
+    grep -q '^start = ' "$OUT/kafka.toml" || sed -i 's/^topic = "bars"/topic = "bars"\nstart = "latest"/' "$OUT/kafka.toml"
+    "$TB" receiver "127.0.0.1:$rport" "$OUT/recv_$rate.json" <"$OUT/recv.fifo" 2>/dev/null & rpid=$!
+    exec 7>"$OUT/recv.fifo"
+    "$TF" run --config "$OUT/kafka.toml" --process 0 2>/dev/null & c0=$!
+    "$TF" run --config "$OUT/kafka.toml" --process 1 2>/dev/null & c1=$!
+    sleep 3
+    local symbols=100 now_ms; now_ms=$(($(date +%s%N) / 1000000))
+    "$TF" generate --to "kafka://$brokers/bars" --symbols $symbols --rate "$rate" --duration "${LATENCY_SECS:-20}s" \
+      --start-ms "$now_ms" --interval "$((symbols * 1000 / rate))ms" --progress none >/dev/null 2>&1 || true
+    sleep 2
+    kill -TERM $c0 $c1; wait $c0 $c1 || true
+    exec 7>&-; wait $rpid || true
+    python3 -c "import json; d=json.load(open('$OUT/recv_$rate.json')); print(f\"| $rate | {d['rows']} | {d['p50_ms']} | {d['p99_ms']} | {d['max_ms']} |\")" >>"$OUT/latency.md"
+  done
+  {
+    echo "### Latency: produce (event time = produce time) → the receiver got the row (sink max-delay 10ms)"
+    echo
+    cat "$OUT/latency.md"
+    echo
+  } | tee -a "$results"
+  rm -f "$OUT/recv.fifo"
+}
+
+bench_soak() {
+  local secs=${SOAK_SECS:-120} s0; s0=$(free_port)
+  cat >"$OUT/soak.toml" <<TOML
+[cluster]
+workers = 2
+processes = ["127.0.0.1:$(free_port)"]
+[status]
+listen = "127.0.0.1:$s0"
+[source.generator]
+symbols = 1000
+rate = 20000
+[windows]
+timeframes = ["1m", "5m", "1h"]
+TOML
+  echo "== soak: generator at 20000 bars/s for ${secs}s, RSS sampled every 10 s"
+  "$TF" run --config "$OUT/soak.toml" 2>/dev/null & local pid=$!
+  local samples=""
+  for ((t = 0; t <= secs; t += 10)); do
+    sleep 10
+    samples+="$(awk '/VmRSS/ {printf "%.0f", $2/1024}' /proc/$pid/status) "
+  done
+  kill -TERM $pid; wait $pid || true
+  {
+    echo "## Soak: generator, 1000 symbols, 20000 bars/s, 1m/5m/1h candles, ${secs}s"
+    echo
+    echo "RSS MB every 10 s: $samples"
+    echo
+  } | tee -a "$results"
+}
+
+case "$what" in
+  w1) bench_w1 ;;
+  kafka) bench_kafka ;;
+  soak) bench_soak ;;
+  all) bench_w1; bench_kafka; bench_soak ;;
+  *) echo "usage: scripts/bench.sh [w1|kafka|soak|all]" >&2; exit 2 ;;
+esac
+echo "results: $results"

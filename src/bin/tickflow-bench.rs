@@ -1,0 +1,191 @@
+//! Benchmark helpers used by `scripts/bench.sh` (not needed to run tickflow):
+//!
+//! - `tickflow-bench baseline INPUT.ndjson OUTPUT.csv [CONFIG.toml]` — the no-engine baseline of
+//!   W1: one thread, one loop, the same decoding, indicator arithmetic and output formatting as
+//!   tickflow and nothing else (no timely, no exchange, no event-time ordering, no sinks).
+//!   tickflow's bars/s are reported as a ratio to this loop measured in the same run.
+//! - `tickflow-bench receiver ADDR OUT.json` — an ILP/HTTP receiver that answers like QuestDB
+//!   (`/exec` 200, `/write` 204) and measures, for every `bars` row, the latency from the bar's
+//!   event time (set to its produce time by the load generator) to its arrival; writes
+//!   count / p50 / p99 / max to OUT.json on SIGTERM or when stdin closes.
+//! - `tickflow-bench kafka-read BROKERS TOPIC` — a bare rdkafka consumer (no engine) reading the
+//!   whole topic as fast as it can: the ceiling for Kafka → cluster throughput.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::time::Instant;
+
+use tickflow::config::{Config, FileFormat};
+use tickflow::decode::{NdjsonReader, TsUnit};
+use tickflow::sinks::file::RowFormat;
+use tickflow_operators::rows::BarOut;
+use tickflow_operators::{IndicatorSet, Symbol, TimeBounds, Values};
+
+const DEFAULT: &str = r#"
+[indicators]
+list = ["sma:20", "ema:20", "rsi:14"]
+[signals]
+rules = [{ kind = "rsi", period = 14, buy-below = 30.0, sell-above = 70.0 }]
+"#;
+
+fn baseline(args: &[String]) -> anyhow::Result<()> {
+    if args.len() < 3 {
+        anyhow::bail!("usage: tickflow-bench baseline INPUT.ndjson OUTPUT.csv [CONFIG.toml]");
+    }
+    let text = match args.get(3) {
+        Some(p) => std::fs::read_to_string(p)?,
+        None => DEFAULT.to_string(),
+    };
+    let set: IndicatorSet = Config::parse(&text)?.build()?.set;
+    let started = Instant::now();
+    let reader = NdjsonReader::new(BufReader::with_capacity(1 << 20, File::open(&args[1])?), TimeBounds::default());
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(&args[2])?);
+    let mut fmt = RowFormat::new(FileFormat::Csv, &set, TsUnit::Seconds);
+    if let Some(h) = fmt.bars_header() {
+        out.write_all(h.as_bytes())?;
+    }
+    let mut states: HashMap<Symbol, tickflow_operators::SymbolState> = HashMap::new();
+    let mut row = Values::default();
+    let mut n = 0u64;
+    for bar in reader {
+        let bar = bar?;
+        let state = states.entry(bar.symbol).or_insert_with(|| set.new_state());
+        let decision = set.update(state, &bar, &mut row);
+        let changed_from = state.change.observe(decision.action);
+        out.write_all(fmt.bar(&BarOut { bar, values: row, decision, changed_from }))?;
+        n += 1;
+    }
+    out.flush()?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("baseline: {n} bars in {secs:.3} s, {:.0} bars/s", n as f64 / secs);
+    println!("{{\"bars\":{n},\"secs\":{secs}}}");
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("baseline") => baseline(&args),
+        Some("receiver") => receiver(&args),
+        Some("kafka-read") => kafka_read(&args),
+        _ => anyhow::bail!("usage: tickflow-bench baseline|receiver|kafka-read ... (see the module docs)"),
+    }
+}
+
+/// Milliseconds since the epoch, now.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn receiver(args: &[String]) -> anyhow::Result<()> {
+    use std::io::{BufRead, Read};
+    use std::sync::{Arc, Mutex};
+    if args.len() < 3 {
+        anyhow::bail!("usage: tickflow-bench receiver ADDR OUT.json");
+    }
+    let listener = std::net::TcpListener::bind(&args[1])?;
+    eprintln!("receiver: listening on {}", listener.local_addr()?);
+    let lat: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let l2 = lat.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let lat = l2.clone();
+            std::thread::spawn(move || -> std::io::Result<()> {
+                let mut r = std::io::BufReader::new(conn.try_clone()?);
+                let mut w = conn;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line)? == 0 {
+                        return Ok(());
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let mut len = 0usize;
+                    loop {
+                        let mut h = String::new();
+                        r.read_line(&mut h)?;
+                        if h.trim().is_empty() {
+                            break;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    r.read_exact(&mut body)?;
+                    if path.starts_with("/write") {
+                        let now = now_ms();
+                        let mut v = Vec::new();
+                        for l in body.split(|&c| c == b'\n') {
+                            if l.starts_with(b"bars,") {
+                                if let Some(ts) = l.rsplit(|&c| c == b' ').next() {
+                                    if let Ok(ns) = std::str::from_utf8(ts).unwrap_or("").parse::<i64>() {
+                                        v.push(now - ns / 1_000_000);
+                                    }
+                                }
+                            }
+                        }
+                        lat.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend(v);
+                        std::io::Write::write_all(&mut w, b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")?;
+                    } else {
+                        std::io::Write::write_all(&mut w, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")?;
+                    }
+                }
+            });
+        }
+    });
+    // Stop when stdin closes (the bench script holds it open) or on a signal.
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    let mut v = lat.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    v.sort_unstable();
+    let q = |p: f64| v.get(((v.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0);
+    let out = format!(
+        "{{\"rows\":{},\"p50_ms\":{},\"p99_ms\":{},\"max_ms\":{}}}",
+        v.len(),
+        q(0.5),
+        q(0.99),
+        v.last().copied().unwrap_or(0)
+    );
+    std::fs::write(&args[2], &out)?;
+    eprintln!("receiver: {out}");
+    Ok(())
+}
+
+fn kafka_read(args: &[String]) -> anyhow::Result<()> {
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+    if args.len() < 3 {
+        anyhow::bail!("usage: tickflow-bench kafka-read BROKERS TOPIC");
+    }
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args[1])
+        .set("group.id", "tickflow-bench")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()?;
+    let md = consumer.fetch_metadata(Some(&args[2]), std::time::Duration::from_secs(10))?;
+    let parts = md.topics().first().map_or(0, |t| t.partitions().len());
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..parts as i32 {
+        tpl.add_partition_offset(&args[2], p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let started = Instant::now();
+    let (mut n, mut bytes, mut eof) = (0u64, 0u64, 0usize);
+    while eof < parts {
+        match consumer.poll(std::time::Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                n += 1;
+                bytes += rdkafka::Message::payload(&m).map_or(0, |p| p.len() as u64);
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eof += 1,
+            Some(Err(e)) => anyhow::bail!("{e}"),
+            None => {}
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("kafka-read: {n} messages ({bytes} bytes) in {secs:.3} s, {:.0} msg/s", n as f64 / secs);
+    println!("{{\"messages\":{n},\"secs\":{secs}}}");
+    Ok(())
+}
