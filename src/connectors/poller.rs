@@ -23,7 +23,8 @@
 //! - The due symbol with the earliest due time is polled, one request per call.
 //! - `request-interval` spaces any two requests. A rate limit (HTTP 429, Alpha Vantage's
 //!   `Note` / `Information`), a 5xx or 408, an unreadable body or no answer blocks *every*
-//!   request for a backoff step (exponential, with jitter, at least the `Retry-After`): the
+//!   request for a backoff step (exponential, with jitter, at least the `Retry-After` and
+//!   the `request-interval`): the
 //!   limit is per client, not per symbol. A rejection of one symbol (Nobitex
 //!   `"s":"error"`, Alpha Vantage `Error Message`, other 4xx) parks only that symbol for
 //!   `backoff-max`.
@@ -329,12 +330,13 @@ impl<F: Fetch> Poller<F> {
                 Outcome::Rows { received, duplicates, forming }
             }
             Reply::RateLimited { retry_after, message } => {
-                let delay = self.backoff.next_delay().max(retry_after.unwrap_or_default());
+                // Never sooner than the request spacing, nor than the server asked.
+                let delay = self.backoff.next_delay().max(retry_after.unwrap_or_default()).max(cfg.request_interval);
                 self.not_before = now + ms(delay);
                 Outcome::RateLimited { message, delay }
             }
             Reply::Transient { retry_after, message } => {
-                let delay = self.backoff.next_delay().max(retry_after.unwrap_or_default());
+                let delay = self.backoff.next_delay().max(retry_after.unwrap_or_default()).max(cfg.request_interval);
                 self.not_before = now + ms(delay);
                 Outcome::Transient { message, delay }
             }
