@@ -8,7 +8,14 @@ mod connectors_support;
 use std::time::Duration;
 
 use connectors_support::*;
-use tickflow::connectors::{ConnectorConfig, DeadRow, Outcome, Poll, Poller, UreqFetch};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tickflow::connectors::{
+    BarSink, ConnectorConfig, ConnectorError, DeadRow, Exchange, Outcome, Poll, Poller, UreqFetch, run_until,
+};
+use tickflow::gateway::producer::ProduceError;
+use tickflow_operators::time::Millis;
 use tickflow_operators::{Bar, Symbol};
 
 /// 2024-01-01T00:00:00Z.
@@ -125,6 +132,10 @@ fn nobitex_backfills_in_pages_then_emits_each_closed_bar_once() {
     assert_eq!((st.last_ts, st.cursor), (Some(T + 660 * S), Some(T + 720 * S)));
     let m = p.metrics();
     assert_eq!((m.requests("ok"), m.bars(), m.dead_letters(), m.duplicates(), m.forming()), (5, 11, 1, 1, 2));
+    let mut text = String::new();
+    m.render_into(&mut text, Exchange::Nobitex);
+    assert!(text.contains("tickflow_connector_requests_total{exchange=\"nobitex\",outcome=\"ok\"} 5\n"), "{text}");
+    assert!(text.contains("tickflow_connector_bars_total{exchange=\"nobitex\"} 11\n"), "{text}");
 }
 
 #[test]
@@ -312,4 +323,50 @@ fn alphavantage_november_dst_change_dead_letters_once_and_repeats_are_duplicates
     // the bad row is not dead-lettered a second time.
     let p2 = p.poll_once(p1.next_poll_at);
     assert_eq!((p2.outcome, p2.bars.len(), p2.dead_letters.len()), (rows(4, 4, 0), 0, 0));
+}
+
+/// Takes batches after failing the first `fail` sends; sets `stop` after the first success.
+struct FlakySink<'a> {
+    fail: usize,
+    attempts: Vec<usize>,
+    taken: Vec<Bar>,
+    dead: usize,
+    stop: &'a AtomicBool,
+}
+
+impl BarSink for FlakySink<'_> {
+    fn send(&mut self, _: Exchange, bars: &[Bar], dead: &[DeadRow], _: Millis) -> Result<(), ConnectorError> {
+        self.attempts.push(bars.len());
+        if self.fail > 0 {
+            self.fail -= 1;
+            return Err(ProduceError::BrokerDown("broker paused".into()).into());
+        }
+        self.taken.extend_from_slice(bars);
+        self.dead += dead.len();
+        self.stop.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_run_loop_retries_a_batch_the_sink_did_not_take_instead_of_dropping_it() {
+    let fake = FakeExchange::start(vec![Step::fixture("nobitex/btcirt_1m_page1.json")]);
+    let mut p = poller(nobitex_config(&fake.base_url(), &["BTCIRT"]));
+    let stop = AtomicBool::new(false);
+    let mut sink = FlakySink { fail: 2, attempts: Vec::new(), taken: Vec::new(), dead: 0, stop: &stop };
+    // A clock that moves 10 s per reading: backoff waits pass without real sleeping.
+    let t = Cell::new(T + 630 * S);
+    let clock = || {
+        let now = t.get();
+        t.set(now + 10 * S);
+        now
+    };
+    run_until(&mut p, &mut sink, &stop, clock).unwrap();
+    assert_eq!(sink.attempts, [5, 5, 5]);
+    assert_eq!((sink.taken, sink.dead), (page1_bars("BTCIRT"), 0));
+    assert_eq!(fake.requests().len(), 1);
 }

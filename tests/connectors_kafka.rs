@@ -43,10 +43,10 @@ fn read_topic(brokers: &str, topic: &str, partitions: i32, expected: usize) -> V
                 quiet = None;
             }
             Some(Err(e)) => panic!("reading {topic}: {e}"),
-            None if out.len() >= expected => {
-                if quiet.get_or_insert_with(Instant::now).elapsed() > Duration::from_millis(500) {
-                    break;
-                }
+            None if out.len() >= expected
+                && quiet.get_or_insert_with(Instant::now).elapsed() > Duration::from_millis(500) =>
+            {
+                break;
             }
             None => {}
         }

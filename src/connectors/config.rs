@@ -573,6 +573,45 @@ mod tests {
     }
 
     #[test]
+    fn the_subcommand_parses_and_flags_override_the_file() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            command: Command,
+        }
+        #[derive(clap::Subcommand)]
+        enum Command {
+            Connect(ConnectorArgs),
+        }
+        let cli = Cli::try_parse_from([
+            "tickflow",
+            "connect",
+            "nobitex",
+            "--symbol",
+            "BTCIRT",
+            "--symbol",
+            "ETHIRT",
+            "--resolution",
+            "5",
+            "--base-url",
+            "http://127.0.0.1:8081",
+            "--stdout",
+        ])
+        .unwrap();
+        let Command::Connect(args) = cli.command;
+        assert!(args.stdout);
+        let cfg = args.to_config().unwrap();
+        assert_eq!(cfg.symbols, Some(vec!["BTCIRT".to_string(), "ETHIRT".to_string()]));
+        let built = cfg.build().unwrap();
+        assert_eq!(
+            (built.exchange, built.period_ms, built.base_url.as_str()),
+            (Exchange::Nobitex, 300_000, "http://127.0.0.1:8081")
+        );
+        assert!(Cli::try_parse_from(["tickflow", "connect", "binance"]).is_err());
+    }
+
+    #[test]
     fn the_api_key_is_never_printed() {
         let built = local(Exchange::Alphavantage).build().unwrap();
         assert!(!format!("{built:?}").contains("demo"));
