@@ -77,7 +77,9 @@ pub struct ConnectorConfig {
     #[serde(default = "default_backfill")]
     pub backfill: String,
     /// Most bars asked for in one Nobitex request; longer ranges are paged in consecutive
-    /// slices (Alpha Vantage returns 100 bars, or everything with `outputsize=full`).
+    /// slices (Alpha Vantage returns 100 bars, or everything with `outputsize=full`). Keep it
+    /// at or below the exchange's own cap on bars per answer: a page wholly in the closed past
+    /// is taken as complete.
     #[serde(default = "default_max_bars_per_request")]
     pub max_bars_per_request: usize,
     /// How long after its end a bar still counts as forming (the exchange may still be
