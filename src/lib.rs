@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - [`config`]: `cluster.toml`: parse, validate (every error at once), build.
+//! - [`connectors`]: `tickflow connect`: exchange pollers (Nobitex, Alpha Vantage) to Kafka.
 //! - [`decode`]: bar payloads (JSON shapes, CSV) to validated bars, with per-record errors.
 //! - [`gateway`]: `tickflow gateway`: HTTP ingest, validated, to the bars topic on Kafka.
 //! - [`generate`]: `tickflow generate`: the synthetic market to the gateway, Kafka or a file.
@@ -13,6 +14,7 @@
 //! - [`status`]: per-worker metrics and the warp status endpoint.
 pub mod cluster;
 pub mod config;
+pub mod connectors;
 pub mod decode;
 pub mod gateway;
 pub mod generate;
