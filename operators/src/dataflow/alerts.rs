@@ -182,7 +182,8 @@ pub enum Condition {
         /// The level.
         value: i64,
     },
-    /// The signal changed to `to` ([`SIGNAL_BUY`] or [`SIGNAL_SELL`]) on this tick.
+    /// The signal changed to `to` ([`SIGNAL_BUY`] or [`SIGNAL_SELL`]) on this tick (the
+    /// alert's value is then the price).
     SignalTo {
         /// The new signal's code.
         to: i64,
@@ -215,7 +216,10 @@ impl Condition {
                 let p = get(&s.prev, slot)?;
                 get(&s.cur, slot).filter(|&x| p >= value && x < value)
             }
-            Condition::SignalTo { to } => get(&s.cur, SIGNAL_SLOT as u16).filter(|&x| x == to),
+            // The value of a signal alert is the price it changed at.
+            Condition::SignalTo { to } => {
+                get(&s.cur, SIGNAL_SLOT as u16).filter(|&x| x == to).and_then(|_| get(&s.cur, PRICE_SLOT as u16))
+            }
         }
     }
 }
