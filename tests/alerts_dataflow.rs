@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tickflow_operators::Symbol;
 use tickflow_operators::dataflow::alerts::*;
-use timely::dataflow::operators::{Input, Inspect, Probe};
 use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::{Input, Inspect, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
 
 fn rule(id: &str, symbol: Option<&str>, condition: Condition, cooldown_ms: i64) -> AlertRule {
@@ -77,10 +77,7 @@ fn run(workers: usize) -> Vec<(String, String, i64, f64)> {
                 change
             };
             let rules = rules_source(scope, "Rules", ticks_probe, Duration::from_millis(1), poll);
-            ticks
-                .alerts(rules)
-                .inspect(move |a: &Alert| f.lock().unwrap().push(a.clone()))
-                .probe_with(&probe);
+            ticks.alerts(rules).inspect(move |a: &Alert| f.lock().unwrap().push(a.clone())).probe_with(&probe);
         });
         let (sa, sb) = (Symbol::new("A").unwrap(), Symbol::new("B").unwrap());
         for i in 0..a.len() {

@@ -8,11 +8,11 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tickflow::alerts::AlertsConfig;
 use tickflow::alerts::api::{RuleBackend, routes};
 use tickflow::alerts::notify::{Notifier, Outputs};
 use tickflow::alerts::rule::{RuleContext, RuleDef};
 use tickflow::alerts::store::StoreError;
-use tickflow::alerts::AlertsConfig;
 use tickflow_operators::dataflow::alerts::{Alert, Condition, alert_id, to_fixed};
 use tickflow_operators::{IndicatorSet, Symbol};
 
@@ -238,7 +238,8 @@ fn rules_routes_validate_authorize_and_round_trip() {
         };
         (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
     };
-    let body = r#"{"id":"r1","symbol":"AAPL","condition":"rsi_14 < 30","channel":{"type":"webhook","url":"http://h/x"}}"#;
+    let body =
+        r#"{"id":"r1","symbol":"AAPL","condition":"rsi_14 < 30","channel":{"type":"webhook","url":"http://h/x"}}"#;
     assert_eq!(call("POST", "/rules", false, Some(body)).0, 401);
     let (code, text) = call("POST", "/rules", true, Some(body));
     assert_eq!(code, 201, "{text}");

@@ -10,10 +10,10 @@
 
 use std::sync::Arc;
 
-use warp::{Buf, Filter};
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
+use warp::{Buf, Filter};
 
 use super::rule::{RuleContext, RuleDef};
 use super::store::{RuleStore, StoreError};
@@ -85,27 +85,32 @@ pub fn routes<B: RuleBackend>(backend: Arc<B>, ctx: RuleContext, token: Option<S
         .and(warp::body::content_length_limit(64 * 1024))
         .and(warp::body::bytes().map(body_vec))
         .and(with())
-        .then(|h: Option<String>, body: Vec<u8>, (b, c, t): (Arc<B>, Arc<RuleContext>, Arc<Option<String>>)| async move {
-            if !authorized(&t, h) {
-                return errors(StatusCode::UNAUTHORIZED, vec!["authorization: missing or wrong bearer token".into()]);
-            }
-            let rule: RuleDef = match serde_json::from_slice(&body) {
-                Ok(r) => r,
-                Err(e) => return errors(StatusCode::BAD_REQUEST, vec![format!("body: {e}")]),
-            };
-            if let Err(e) = rule.lower(&c) {
-                return errors(StatusCode::BAD_REQUEST, e);
-            }
-            let r = rule.clone();
-            match tokio::task::spawn_blocking(move || b.put(&r)).await {
-                Ok(Ok(())) => {
-                    tracing::info!(rule = %rule.id, owner = %rule.owner, "rule stored");
-                    warp::reply::with_status(warp::reply::json(&rule), StatusCode::CREATED).into_response()
+        .then(
+            |h: Option<String>, body: Vec<u8>, (b, c, t): (Arc<B>, Arc<RuleContext>, Arc<Option<String>>)| async move {
+                if !authorized(&t, h) {
+                    return errors(
+                        StatusCode::UNAUTHORIZED,
+                        vec!["authorization: missing or wrong bearer token".into()],
+                    );
                 }
-                Ok(Err(e)) => errors(StatusCode::SERVICE_UNAVAILABLE, vec![e.to_string()]),
-                Err(e) => errors(StatusCode::INTERNAL_SERVER_ERROR, vec![e.to_string()]),
-            }
-        });
+                let rule: RuleDef = match serde_json::from_slice(&body) {
+                    Ok(r) => r,
+                    Err(e) => return errors(StatusCode::BAD_REQUEST, vec![format!("body: {e}")]),
+                };
+                if let Err(e) = rule.lower(&c) {
+                    return errors(StatusCode::BAD_REQUEST, e);
+                }
+                let r = rule.clone();
+                match tokio::task::spawn_blocking(move || b.put(&r)).await {
+                    Ok(Ok(())) => {
+                        tracing::info!(rule = %rule.id, owner = %rule.owner, "rule stored");
+                        warp::reply::with_status(warp::reply::json(&rule), StatusCode::CREATED).into_response()
+                    }
+                    Ok(Err(e)) => errors(StatusCode::SERVICE_UNAVAILABLE, vec![e.to_string()]),
+                    Err(e) => errors(StatusCode::INTERNAL_SERVER_ERROR, vec![e.to_string()]),
+                }
+            },
+        );
 
     let list = warp::path!("rules").and(warp::get()).and(auth).and(with()).map(
         |h: Option<String>, (b, _, t): (Arc<B>, Arc<RuleContext>, Arc<Option<String>>)| {

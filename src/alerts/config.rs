@@ -116,7 +116,10 @@ impl AlertsConfig {
     pub fn validate(&self) -> Vec<String> {
         let mut errors = Vec::new();
         if self.brokers.trim().is_empty() || !self.brokers.split(',').all(|b| b.trim().contains(':')) {
-            errors.push(format!("alerts.brokers: {:?} is not a host:port list; expected e.g. \"127.0.0.1:9092\"", self.brokers));
+            errors.push(format!(
+                "alerts.brokers: {:?} is not a host:port list; expected e.g. \"127.0.0.1:9092\"",
+                self.brokers
+            ));
         }
         if self.rules_topic.trim().is_empty() {
             errors.push("alerts.rules-topic: \"\" is empty; expected e.g. \"tickflow-rules\"".into());

@@ -101,7 +101,8 @@ fn num(text: &str, field: &str, errors: &mut Vec<String>) -> i64 {
     match text.parse::<f64>() {
         Ok(x) if x.is_finite() && x.abs() < 9.2e10 => to_fixed(x),
         _ => {
-            errors.push(format!("{field}: {text:?} is not a number (|x| < 9.2e10); expected e.g. \"30\" or \"101.25\""));
+            errors
+                .push(format!("{field}: {text:?} is not a number (|x| < 9.2e10); expected e.g. \"30\" or \"101.25\""));
             0
         }
     }
@@ -292,8 +293,17 @@ mod tests {
         );
         let e = r.lower(&ctx()).unwrap_err();
         let fields: Vec<&str> = e.iter().map(|m| m.split(':').next().unwrap()).collect();
-        assert_eq!(fields, ["id", "symbol", "condition", "condition", "timeframe", "cooldown", "channel.url"], "{e:#?}");
+        assert_eq!(
+            fields,
+            ["id", "symbol", "condition", "condition", "timeframe", "cooldown", "channel.url"],
+            "{e:#?}"
+        );
         assert!(e[4].contains("expected one of bar, 1m"), "{}", e[4]);
-        assert!(serde_json::from_str::<RuleDef>(r#"{"id":"a","symbol":"*","condition":"x","channel":{"type":"webhook","url":"http://a"},"extra":1}"#).is_err());
+        assert!(
+            serde_json::from_str::<RuleDef>(
+                r#"{"id":"a","symbol":"*","condition":"x","channel":{"type":"webhook","url":"http://a"},"extra":1}"#
+            )
+            .is_err()
+        );
     }
 }

@@ -174,8 +174,12 @@ impl RuleStore {
             .create()
             .map_err(err("creating the consumer"))?;
         let md = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10)).map_err(err("metadata"))?;
-        let partitions: Vec<i32> =
-            md.topics().iter().filter(|t| t.name() == topic).flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+        let partitions: Vec<i32> = md
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
         if partitions.is_empty() {
             return Err(StoreError::Kafka {
                 topic: topic.clone(),
@@ -194,7 +198,11 @@ impl RuleStore {
         let reader = std::thread::Builder::new()
             .name("tickflow-rules".into())
             .spawn(move || read_loop(consumer, &t, &m, &s))
-            .map_err(|e| StoreError::Kafka { topic: topic.clone(), what: "spawning the reader", message: e.to_string() })?;
+            .map_err(|e| StoreError::Kafka {
+                topic: topic.clone(),
+                what: "spawning the reader",
+                message: e.to_string(),
+            })?;
         tracing::info!(%topic, partitions = partitions.len(), "rules mirror reading");
         Ok(RuleStore { topic, producer: Mutex::new(producer), mirror, stop, reader: Some(reader) })
     }

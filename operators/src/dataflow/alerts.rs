@@ -457,10 +457,11 @@ impl<'s> Alerts<'s> for StreamVec<'s, Time, Tick> {
             })
             .as_collection();
 
-        let latest = arrange_from_upsert::<ValBuilder<Key, Snapshot, Time, isize>, ValSpine<Key, Snapshot, Time, isize>, _, _>(
-            upserts,
-            &format!("{name}Latest"),
-        );
+        let latest =
+            arrange_from_upsert::<ValBuilder<Key, Snapshot, Time, isize>, ValSpine<Key, Snapshot, Time, isize>, _, _>(
+                upserts,
+                &format!("{name}Latest"),
+            );
         let wildcard = rules
             .clone()
             .filter(|r| r.symbol.is_none())
@@ -531,7 +532,8 @@ fn fire<'s>(hits: StreamVec<'s, Time, (Hit, Time, isize)>, name: &str) -> Stream
                         }
                         j += 1;
                     }
-                    let st = states.entry(key.clone()).or_insert_with(|| FireState { armed: true, ..FireState::default() });
+                    let st =
+                        states.entry(key.clone()).or_insert_with(|| FireState { armed: true, ..FireState::default() });
                     st.holding += delta;
                     if st.holding <= 0 {
                         st.holding = 0;

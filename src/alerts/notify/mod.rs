@@ -363,7 +363,10 @@ impl Worker {
         let mut open = true;
         while open || !self.pending.is_empty() {
             let now = Instant::now();
-            let wait = self.pending.peek().map_or(Duration::from_millis(200), |Reverse((due, _))| due.saturating_duration_since(now));
+            let wait = self
+                .pending
+                .peek()
+                .map_or(Duration::from_millis(200), |Reverse((due, _))| due.saturating_duration_since(now));
             if open {
                 match rx.recv_timeout(wait) {
                     Ok(a) => {
