@@ -319,8 +319,9 @@ impl Notifier {
         self.handle.clone()
     }
 
-    /// Stops accepting, finishes what is queued (retries included), dead-letters what is
-    /// still pending after `grace`, and joins the thread.
+    /// Stops accepting and joins the thread once everything queued is delivered or
+    /// dead-lettered (retries included: at most `max-attempts` each, so this can take up to
+    /// that many backoffs).
     pub fn close(mut self) {
         self.stop();
     }
