@@ -4,6 +4,7 @@
 //! server and the timely cluster that ties them together. The binary (`src/main.rs`) is thin.
 //!
 //! # Layout
+//! - [`alerts`]: run-time alert rules (`/rules`, rules topic), the alert dataflow, notifications.
 //! - [`config`]: `cluster.toml`: parse, validate (every error at once), build.
 //! - [`connectors`]: `tickflow connect`: exchange pollers (Nobitex, Alpha Vantage) to Kafka.
 //! - [`decode`]: bar payloads (JSON shapes, CSV) to validated bars, with per-record errors.
@@ -12,6 +13,7 @@
 //! - [`sources`]: file replay, the synthetic market generator, Kafka.
 //! - [`sinks`]: file/stdout (CSV, NDJSON) and QuestDB over ILP.
 //! - [`status`]: per-worker metrics and the warp status endpoint.
+pub mod alerts;
 pub mod cluster;
 pub mod config;
 pub mod connectors;

@@ -7,12 +7,16 @@
 //! event-time order once the frontier passes them ([`reorder`]).
 //!
 //! - [`enrich`]: per-bar indicators and signals, per symbol, in event-time order.
+//! - [`alerts`]: run-time alert rules (a differential join of rules with the latest values
+//!   per symbol) firing once per episode, with cooldowns.
 //! - [`candles`]: event-time tumbling windows (candles, aggregates, candle indicators), closed
 //!   by the watermark, corrected by late bars within the allowed lateness.
+pub mod alerts;
 pub mod candles;
 pub mod enrich;
 pub mod reorder;
 
+pub use alerts::Alerts;
 pub use candles::{CandleOut, Candles, WindowConfig};
 pub use enrich::Enrich;
 

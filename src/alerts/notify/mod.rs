@@ -1,0 +1,541 @@
+//! Delivery of fired alerts: the `alerts` Kafka topic, the QuestDB `alerts` table, and the
+//! rule's channel (webhook, Slack, Telegram), on a thread of its own.
+//!
+//! Workers hand alerts over through a *bounded* queue ([`NotifierHandle::offer`]); when it is
+//! full the alert goes to the dead-letter file (counted) instead of blocking the worker. The
+//! thread retries retryable failures (connection errors, timeouts, 408, 429, 5xx) with
+//! exponential backoff, at most `max-attempts` times, and sends to one channel at most once
+//! per `min-interval`. An alert that cannot be delivered (attempts exhausted, a permanent
+//! 4xx, no Telegram token, shutdown before delivery) is appended to the dead-letter file.
+//! Every attempt's outcome is counted ([`NotifyStats`]).
+//!
+//! At least once: a request whose answer is lost is retried, so a receiver can see an alert
+//! twice; it carries the same [`AlertEvent::id`] both times.
+
+pub mod slack;
+pub mod telegram;
+pub mod webhook;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde::Serialize;
+use tickflow_operators::dataflow::alerts::{Alert, from_fixed};
+use tickflow_operators::rows::timeframe_label;
+use tickflow_operators::time::format_rfc3339;
+
+use super::config::AlertsConfig;
+use super::rule::{Channel, RuleDef};
+use crate::sinks::questdb::{Name, SinkHandle};
+
+/// An HTTP request to send: URL, headers, body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// `http://...`.
+    pub url: String,
+    /// Header names and values, in order.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// An alert as receivers see it (the webhook body, the alerts topic's value).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlertEvent {
+    /// Stable id, 16 hex digits: hash(rule id, symbol, event time). De-duplicate on it.
+    pub id: String,
+    /// The rule's id.
+    pub rule: String,
+    /// The rule's owner.
+    pub owner: String,
+    /// The symbol.
+    pub symbol: String,
+    /// `bar` or the candle timeframe (`1m`).
+    pub timeframe: String,
+    /// The rule's condition, as written.
+    pub condition: String,
+    /// The value that made it hold.
+    pub value: f64,
+    /// Event time of the bar (candle start), ms since the epoch.
+    pub ts: i64,
+    /// The same in RFC 3339.
+    pub time: String,
+}
+
+impl AlertEvent {
+    /// The event of `alert` fired by `rule`.
+    pub fn new(alert: &Alert, rule: &RuleDef) -> AlertEvent {
+        AlertEvent {
+            id: format!("{:016x}", alert.id),
+            rule: alert.rule.clone(),
+            owner: rule.owner.clone(),
+            symbol: alert.symbol.as_str().to_string(),
+            timeframe: timeframe_label(alert.timeframe),
+            condition: rule.condition.clone(),
+            value: from_fixed(alert.value),
+            ts: alert.ts,
+            time: format_rfc3339(alert.ts),
+        }
+    }
+
+    /// One line for chat channels.
+    pub fn text(&self) -> String {
+        format!(
+            "{} {} ({}): {} = {} at {} [rule {}, alert {}]",
+            self.symbol,
+            self.condition,
+            self.timeframe,
+            self.condition.split_whitespace().next().unwrap_or("value"),
+            self.value,
+            self.time,
+            self.rule,
+            self.id
+        )
+    }
+
+    /// A fixed event for examples and tests.
+    pub fn example() -> AlertEvent {
+        AlertEvent {
+            id: "00000000000000ff".into(),
+            rule: "r1".into(),
+            owner: "alice".into(),
+            symbol: "AAPL".into(),
+            timeframe: "bar".into(),
+            condition: "price > 100".into(),
+            value: 101.5,
+            ts: 1_700_000_000_000,
+            time: format_rfc3339(1_700_000_000_000),
+        }
+    }
+}
+
+/// Counters of the notifier, shared with whoever reports them.
+#[derive(Debug, Default)]
+pub struct NotifyStats {
+    /// Alerts accepted into the queue.
+    pub queued: AtomicU64,
+    /// Alerts refused because the queue was full (dead-lettered).
+    pub overflowed: AtomicU64,
+    /// Delivery attempts made.
+    pub attempts: AtomicU64,
+    /// Alerts delivered to their channel.
+    pub delivered: AtomicU64,
+    /// Attempts that failed and will be retried.
+    pub retried: AtomicU64,
+    /// Alerts written to the dead-letter file.
+    pub dead_lettered: AtomicU64,
+    /// Alerts written to the alerts topic.
+    pub kafka_written: AtomicU64,
+    /// Alerts the alerts topic did not take.
+    pub kafka_failed: AtomicU64,
+    /// Alerts queued to QuestDB.
+    pub questdb_written: AtomicU64,
+}
+
+impl NotifyStats {
+    /// (delivered, retried, dead-lettered, attempts, overflowed).
+    pub fn summary(&self) -> (u64, u64, u64, u64, u64) {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        (g(&self.delivered), g(&self.retried), g(&self.dead_lettered), g(&self.attempts), g(&self.overflowed))
+    }
+}
+
+/// The dead-letter file: one JSON object per line (`reason`, `alert`, `rule`).
+#[derive(Debug)]
+pub struct DeadLetters {
+    path: PathBuf,
+    lock: Mutex<()>,
+    stats: Arc<NotifyStats>,
+}
+
+impl DeadLetters {
+    /// Appends one undeliverable alert. A failing file is logged loudly: it is the last place
+    /// the alert could be kept.
+    pub fn write(&self, reason: &str, alert: &Alert) {
+        let rule = serde_json::from_str::<serde_json::Value>(&alert.meta).unwrap_or(serde_json::Value::Null);
+        let line = serde_json::json!({
+            "reason": reason,
+            "id": format!("{:016x}", alert.id),
+            "rule": alert.rule,
+            "symbol": alert.symbol.as_str(),
+            "ts": alert.ts,
+            "value": from_fixed(alert.value),
+            "definition": rule,
+        });
+        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let r = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut f| writeln!(f, "{line}"));
+        match r {
+            Ok(()) => {
+                self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(alert = %format!("{:016x}", alert.id), rule = %alert.rule, reason, "alert dead-lettered");
+            }
+            Err(error) => tracing::error!(
+                path = %self.path.display(), %error, alert = %line, "alert LOST: the dead-letter file cannot be written"
+            ),
+        }
+    }
+}
+
+/// The workers' side of the notifier: cheap to clone, `Send`.
+#[derive(Clone, Debug)]
+pub struct NotifierHandle {
+    tx: Sender<Alert>,
+    dead: Arc<DeadLetters>,
+    stats: Arc<NotifyStats>,
+}
+
+impl NotifierHandle {
+    /// Queues `alerts` without blocking; those that do not fit are dead-lettered. Counters
+    /// are updated once per call.
+    pub fn offer(&self, alerts: impl IntoIterator<Item = Alert>) {
+        let (mut queued, mut overflowed) = (0, 0);
+        for a in alerts {
+            match self.tx.try_send(a) {
+                Ok(()) => queued += 1,
+                Err(TrySendError::Full(a)) => {
+                    overflowed += 1;
+                    self.dead.write("notification queue full", &a);
+                }
+                Err(TrySendError::Disconnected(a)) => {
+                    overflowed += 1;
+                    self.dead.write("notifier stopped", &a);
+                }
+            }
+        }
+        self.stats.queued.fetch_add(queued, Ordering::Relaxed);
+        self.stats.overflowed.fetch_add(overflowed, Ordering::Relaxed);
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Arc<NotifyStats> {
+        self.stats.clone()
+    }
+}
+
+/// A failed notifier start.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The alerts-topic producer could not be created.
+    #[error("alerts topic {topic}: creating the producer: {message}")]
+    Kafka {
+        /// The topic.
+        topic: String,
+        /// librdkafka's message.
+        message: String,
+    },
+    /// The thread could not be spawned.
+    #[error("spawning the notifier thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// Optional outputs besides the channels.
+#[derive(Default)]
+pub struct Outputs {
+    /// QuestDB: the sink's handle and the `alerts` table's name.
+    pub questdb: Option<(SinkHandle, Name)>,
+}
+
+/// The notifier thread. Dropping it (or [`Notifier::close`]) stops it after the queue drained.
+pub struct Notifier {
+    handle: NotifierHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifier").finish_non_exhaustive()
+    }
+}
+
+/// Why one attempt failed.
+#[derive(Debug)]
+enum Failure {
+    Retry(String),
+    Permanent(String),
+}
+
+struct Job {
+    alert: Alert,
+    rule: Option<RuleDef>,
+    attempt: u32,
+}
+
+impl Notifier {
+    /// Starts the thread.
+    pub fn start(cfg: &AlertsConfig, outputs: Outputs) -> Result<Notifier, NotifyError> {
+        let stats = Arc::new(NotifyStats::default());
+        let dead = Arc::new(DeadLetters { path: cfg.dead_letter.clone(), lock: Mutex::new(()), stats: stats.clone() });
+        let (tx, rx) = crossbeam_channel::bounded(cfg.queue);
+        let producer = if cfg.alerts_topic.is_empty() {
+            None
+        } else {
+            let p: BaseProducer = ClientConfig::new()
+                .set("bootstrap.servers", &cfg.brokers)
+                .set("message.timeout.ms", "30000")
+                .create()
+                .map_err(|e| NotifyError::Kafka { topic: cfg.alerts_topic.clone(), message: e.to_string() })?;
+            Some(p)
+        };
+        let mut worker = Worker {
+            cfg: cfg.clone(),
+            agent: ureq::Agent::new_with_config(
+                ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_connect(Some(cfg.http_timeout()))
+                    .timeout_global(Some(cfg.http_timeout()))
+                    .build(),
+            ),
+            producer,
+            outputs,
+            stats: stats.clone(),
+            dead: dead.clone(),
+            pending: BinaryHeap::new(),
+            jobs: HashMap::new(),
+            next_free: HashMap::new(),
+            seq: 0,
+        };
+        let thread = std::thread::Builder::new()
+            .name("tickflow-notify".into())
+            .spawn(move || worker.run(rx))
+            .map_err(NotifyError::Thread)?;
+        Ok(Notifier { handle: NotifierHandle { tx, dead, stats }, thread: Some(thread) })
+    }
+
+    /// A handle for the workers.
+    pub fn handle(&self) -> NotifierHandle {
+        self.handle.clone()
+    }
+
+    /// Stops accepting and joins the thread once everything queued is delivered or
+    /// dead-lettered (retries included: at most `max-attempts` each, so this can take up to
+    /// that many backoffs).
+    pub fn close(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        // Replace our sender with a disconnected one so the thread sees the end of input once
+        // every worker's handle is gone too.
+        let (tx, _) = crossbeam_channel::bounded(1);
+        drop(std::mem::replace(&mut self.handle.tx, tx));
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!("notifier thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Worker {
+    cfg: AlertsConfig,
+    agent: ureq::Agent,
+    producer: Option<BaseProducer>,
+    outputs: Outputs,
+    stats: Arc<NotifyStats>,
+    dead: Arc<DeadLetters>,
+    /// (due, job number), earliest first.
+    pending: BinaryHeap<Reverse<(Instant, u64)>>,
+    jobs: HashMap<u64, Job>,
+    next_free: HashMap<String, Instant>,
+    seq: u64,
+}
+
+impl Worker {
+    fn run(&mut self, rx: Receiver<Alert>) {
+        let mut open = true;
+        while open || !self.pending.is_empty() {
+            let now = Instant::now();
+            let wait = self
+                .pending
+                .peek()
+                .map_or(Duration::from_millis(200), |Reverse((due, _))| due.saturating_duration_since(now));
+            if open {
+                match rx.recv_timeout(wait) {
+                    Ok(a) => {
+                        let mut batch = vec![a];
+                        batch.extend(rx.try_iter().take(1023));
+                        self.accept(batch);
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => open = false,
+                }
+            } else {
+                std::thread::sleep(wait.min(Duration::from_millis(200)));
+            }
+            self.deliver_due();
+            if let Some(p) = &self.producer {
+                p.poll(Duration::ZERO);
+            }
+        }
+        if let Some(p) = &self.producer {
+            if let Err(e) = p.flush(Duration::from_secs(10)) {
+                tracing::warn!(error = %e, "alerts topic: flush at shutdown failed");
+            }
+        }
+    }
+
+    /// Alerts topic and QuestDB (once per alert), then the channel's first attempt.
+    fn accept(&mut self, batch: Vec<Alert>) {
+        let (mut kafka_ok, mut kafka_failed) = (0, 0);
+        let mut rows = self.outputs.questdb.as_ref().map(|(h, _)| h.batch());
+        for alert in batch {
+            let rule = serde_json::from_str::<RuleDef>(&alert.meta).ok();
+            let event = rule.as_ref().map(|r| AlertEvent::new(&alert, r));
+            if let (Some(p), Some(ev)) = (&self.producer, &event) {
+                // AlertEvent is plain data: serializing cannot fail.
+                let json = serde_json::to_vec(ev).expect("AlertEvent serializes");
+                match p.send(BaseRecord::<str, [u8]>::to(&self.cfg.alerts_topic).key(&ev.id).payload(&json)) {
+                    Ok(()) => kafka_ok += 1,
+                    Err((e, _)) => {
+                        kafka_failed += 1;
+                        tracing::warn!(error = %e, alert = %ev.id, "alerts topic: produce failed");
+                    }
+                }
+            }
+            if let (Some(rows), Some((_, table))) = (rows.as_mut(), &self.outputs.questdb) {
+                if let Err(e) = encode_row(rows, table, &alert) {
+                    tracing::warn!(error = %e, "alerts table: row not encodable");
+                }
+            }
+            let n = self.seq;
+            self.seq += 1;
+            self.jobs.insert(n, Job { alert, rule, attempt: 0 });
+            self.pending.push(Reverse((Instant::now(), n)));
+        }
+        if let (Some(rows), Some((h, _))) = (rows, &self.outputs.questdb) {
+            let n = rows.rows() as u64;
+            match h.send(rows) {
+                Ok(()) => {
+                    self.stats.questdb_written.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(e) => tracing::warn!(error = %e, "alerts table: QuestDB sink refused rows"),
+            }
+        }
+        self.stats.kafka_written.fetch_add(kafka_ok, Ordering::Relaxed);
+        self.stats.kafka_failed.fetch_add(kafka_failed, Ordering::Relaxed);
+    }
+
+    fn deliver_due(&mut self) {
+        let (mut attempts, mut delivered, mut retried) = (0, 0, 0);
+        while let Some(&Reverse((due, n))) = self.pending.peek() {
+            let now = Instant::now();
+            if due > now {
+                break;
+            }
+            self.pending.pop();
+            let Some(mut job) = self.jobs.remove(&n) else { continue };
+            let Some(rule) = job.rule.clone() else {
+                self.dead.write("rule definition unreadable", &job.alert);
+                continue;
+            };
+            let key = rule.channel.key();
+            if let Some(&free) = self.next_free.get(&key) {
+                if free > now {
+                    self.jobs.insert(n, job);
+                    self.pending.push(Reverse((free, n)));
+                    continue;
+                }
+            }
+            self.next_free.insert(key, now + self.cfg.min_interval());
+            attempts += 1;
+            job.attempt += 1;
+            match self.attempt(&job.alert, &rule) {
+                Ok(()) => {
+                    delivered += 1;
+                    tracing::debug!(alert = %format!("{:016x}", job.alert.id), rule = %rule.id, "alert delivered");
+                }
+                Err(Failure::Retry(why)) if job.attempt < self.cfg.max_attempts => {
+                    retried += 1;
+                    let backoff = self
+                        .cfg
+                        .initial_backoff()
+                        .saturating_mul(1u32 << (job.attempt - 1).min(20))
+                        .min(self.cfg.max_backoff());
+                    tracing::debug!(alert = %format!("{:016x}", job.alert.id), attempt = job.attempt, why, ?backoff, "alert delivery failed; will retry");
+                    self.jobs.insert(n, job);
+                    self.pending.push(Reverse((now + backoff, n)));
+                }
+                Err(Failure::Retry(why)) => {
+                    self.dead.write(&format!("{} attempts failed, last: {why}", job.attempt), &job.alert)
+                }
+                Err(Failure::Permanent(why)) => self.dead.write(&why, &job.alert),
+            }
+        }
+        self.stats.attempts.fetch_add(attempts, Ordering::Relaxed);
+        self.stats.delivered.fetch_add(delivered, Ordering::Relaxed);
+        self.stats.retried.fetch_add(retried, Ordering::Relaxed);
+    }
+
+    fn attempt(&self, alert: &Alert, rule: &RuleDef) -> Result<(), Failure> {
+        let event = AlertEvent::new(alert, rule);
+        let req = match &rule.channel {
+            Channel::Webhook { url } => webhook::request(&event, url),
+            Channel::Slack { url } => slack::request(&event, url),
+            Channel::Telegram { chat_id } => match &self.cfg.telegram_bot_token {
+                Some(t) => telegram::request(&event, &self.cfg.telegram_base_url, t, chat_id),
+                None => return Err(Failure::Permanent("telegram channel but no alerts.telegram-bot-token".into())),
+            },
+        };
+        send(&self.agent, &req)
+    }
+}
+
+/// Sends one request; classifies the outcome.
+fn send(agent: &ureq::Agent, req: &Request) -> Result<(), Failure> {
+    let mut r = agent.post(&req.url);
+    for (k, v) in &req.headers {
+        r = r.header(*k, v);
+    }
+    match r.send(&req.body[..]) {
+        Ok(resp) => match resp.status().as_u16() {
+            200..=299 => Ok(()),
+            s @ (408 | 429 | 500..=599) => Err(Failure::Retry(format!("HTTP {s}"))),
+            s => Err(Failure::Permanent(format!("HTTP {s} from {}", req.url))),
+        },
+        Err(e) => Err(Failure::Retry(e.to_string())),
+    }
+}
+
+/// The `alerts` table's DDL (WAL, deduplicated on the alert's identity).
+pub fn alerts_ddl(table: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table} (alert_id SYMBOL, rule SYMBOL, symbol SYMBOL, timeframe SYMBOL, \
+         value DOUBLE, ts TIMESTAMP) TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, alert_id)"
+    )
+}
+
+/// One `alerts` row: rule, symbol, timeframe, id, value at the alert's event time.
+pub fn encode_row(
+    rows: &mut crate::sinks::questdb::RowBatch,
+    table: &Name,
+    alert: &Alert,
+) -> Result<(), crate::sinks::questdb::EncodeError> {
+    // Fixed, valid column names.
+    let col = |n: &str| Name::column(n).expect("valid column name");
+    rows.line(table)
+        .symbol(&col("alert_id"), &format!("{:016x}", alert.id))?
+        .symbol(&col("rule"), &alert.rule)?
+        .symbol(&col("symbol"), alert.symbol.as_str())?
+        .symbol(&col("timeframe"), &timeframe_label(alert.timeframe))?
+        .f64(&col("value"), from_fixed(alert.value))
+        .at_nanos(alert.ts.saturating_mul(1_000_000))
+}
