@@ -20,14 +20,18 @@ use timely::CommunicationConfig;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::operator::source;
-use timely::dataflow::operators::{Capability, Exchange, Operator, Probe};
+use timely::dataflow::operators::{Capability, Concat, Exchange, Operator, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
+use crate::alerts::dataflow::{AlertsRuntime, build_alerts, ticks_from_bars, ticks_from_candles};
+use crate::alerts::notify::{Notifier, Outputs as AlertOutputs, alerts_ddl};
+use crate::alerts::rule::RuleContext;
+use crate::alerts::{RuleStore, routes as alert_routes};
 use crate::config::{Built, FileFormat, SourceSpec};
 use crate::decode::DecodeError;
 use crate::decode::TsUnit;
 use crate::sinks::file::{FileSink, concat_parts};
-use crate::sinks::questdb::{QuestDbSink, Tables};
+use crate::sinks::questdb::{Name, QuestDbSink, Tables};
 use crate::sinks::worker::{AckTable, OutputError, QuestDbOut, WorkerOutputs, record_ack};
 use crate::sources::file::{FileRecord, FileSource, streams_for_worker};
 use crate::sources::generator::{GeneratorConfig, MarketGenerator};
@@ -88,7 +92,9 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Total
             let tables = Tables::new(&built.set, &cfg.table_prefix).context("QuestDB table layout")?;
             let m = metrics.clone();
             let a = acks.clone();
+            let alerts_ddl = built.alerts.iter().map(|_| alerts_ddl(&format!("{}alerts", cfg.table_prefix)));
             let sink = QuestDbSink::builder(cfg.clone(), &tables)
+                .extra_ddl(alerts_ddl)
                 .on_ack(move |seq| {
                     record_ack(&a, seq);
                     m.mark_sink_flush();
@@ -104,10 +110,29 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Total
             None
         }
     };
+    // Alerts: the rules store (compacted topic + mirror), the notifier thread, the /rules routes.
+    let alerts = match (&output, &built.alerts) {
+        (Output::Configured, Some(cfg)) => {
+            let store = Arc::new(RuleStore::start(cfg).context("alerts: the rules topic")?);
+            let qdb = match (&questdb, &built.questdb) {
+                (Some((sink, _)), Some(q)) => {
+                    let table = Name::table(&format!("{}alerts", q.table_prefix)).context("alerts table name")?;
+                    Some((sink.handle(), table))
+                }
+                _ => None,
+            };
+            let notifier = Notifier::start(cfg, AlertOutputs { questdb: qdb }).context("alerts: the notifier")?;
+            let ctx = RuleContext::new(&built.set, &built.windows.timeframes);
+            Some((store, notifier, ctx, cfg.clone()))
+        }
+        _ => None,
+    };
     let server = match &output {
         Output::Configured => {
             let addr = built.status_addr(process);
-            let server = StatusServer::start(addr, metrics.clone(), None)
+            let extra =
+                alerts.as_ref().map(|(store, _, ctx, cfg)| alert_routes(store.clone(), ctx.clone(), cfg.token.clone()));
+            let server = StatusServer::start(addr, metrics.clone(), extra)
                 .with_context(|| format!("starting the status server on {addr}"))?;
             tracing::info!(addr = %server.local_addr(), "status server listening");
             Some(server)
@@ -124,6 +149,12 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Total
         SourceSpec::Generator { .. } | SourceSpec::Kafka(_) => TsUnit::Millis,
     };
     let to_stdout = built.stdout && matches!(output, Output::Configured);
+    let alerts_rt = alerts.as_ref().map(|(store, notifier, ctx, cfg)| AlertsRuntime {
+        mirror: store.mirror(),
+        ctx: ctx.clone(),
+        notifier: Some(notifier.handle()),
+        poll_interval: cfg.poll_interval(),
+    });
     let b = built.clone();
     let m = metrics.clone();
     let qdb = questdb.as_ref().map(|(s, t)| (s.handle(), t.clone(), acks.clone()));
@@ -168,19 +199,26 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Total
                 _ => bar_source(scope, &b, probe.clone(), outputs.clone()),
             };
             let bars = bars.exchange(route);
-            let bars_done =
-                durable_sink(bars.clone().enrich(set.clone()), "BarSink", outputs.clone(), |out, r| match r {
-                    Ok(row) => out.bar(&row),
-                    Err(bar) => out.late(&bar, 0),
-                });
+            let enriched = bars.clone().enrich(set.clone());
+            let bars_done = durable_sink(enriched.clone(), "BarSink", outputs.clone(), |out, r| match r {
+                Ok(row) => out.bar(&row),
+                Err(bar) => out.late(&bar, 0),
+            });
             bars_done.probe_with(&probe);
-            if !b.windows.timeframes.is_empty() {
-                let candles = bars.candles(set.clone(), b.windows.clone());
-                durable_sink(candles, "CandleSink", outputs.clone(), |out, r| match r {
+            let candles = (!b.windows.timeframes.is_empty()).then(|| bars.candles(set.clone(), b.windows.clone()));
+            if let Some(candles) = &candles {
+                durable_sink(candles.clone(), "CandleSink", outputs.clone(), |out, r| match r {
                     Ok(c) => out.candle(&c),
                     Err((bar, tf)) => out.late(&bar, tf),
                 })
                 .probe_with(&probe);
+            }
+            if let Some(rt) = &alerts_rt {
+                let mut ticks = ticks_from_bars(enriched);
+                if let Some(c) = &candles {
+                    ticks = ticks.concat(ticks_from_candles(c.clone()));
+                }
+                build_alerts(scope, ticks, rt).probe_with(&probe);
             }
         });
         let stopper = kafka.as_ref().map(KafkaSourceHandle::stopper);
@@ -202,6 +240,9 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Total
     .map_err(|e| anyhow::anyhow!("starting the timely workers failed: {e}"))?;
     for (i, r) in guards.join().into_iter().enumerate() {
         r.map_err(|e| anyhow::anyhow!("worker {i} failed: {e}"))?;
+    }
+    if let Some((_, notifier, _, _)) = alerts {
+        notifier.close();
     }
     if let Some((sink, _)) = questdb {
         sink.close().context("closing the QuestDB sink")?;

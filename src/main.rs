@@ -50,6 +50,8 @@ enum Command {
     Gateway(tickflow::gateway::GatewayArgs),
     /// A synthetic market to the gateway, Kafka, a file or stdout.
     Generate(tickflow::generate::GenerateArgs),
+    /// Poll an exchange's OHLC API (Nobitex, Alpha Vantage) and produce its closed bars to Kafka.
+    Connect(tickflow::connectors::ConnectorArgs),
     /// Check a config file and print every problem.
     Check {
         /// The cluster config.
@@ -133,6 +135,7 @@ fn real_main() -> anyhow::Result<()> {
         }
         Command::Gateway(args) => tickflow::gateway::run_gateway(args),
         Command::Generate(args) => tickflow::generate::run_generate(args),
+        Command::Connect(args) => tickflow::connectors::run_connector(args),
         Command::Status { config } => {
             let built = load(Some(&config))?.build()?;
             let bad = tickflow::status_cli::print_status(&built);

@@ -128,7 +128,10 @@ fn receiver(args: &[String]) -> anyhow::Result<()> {
                         lat.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend(v);
                         std::io::Write::write_all(&mut w, b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")?;
                     } else {
-                        std::io::Write::write_all(&mut w, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")?;
+                        std::io::Write::write_all(
+                            &mut w,
+                            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+                        )?;
                     }
                 }
             });

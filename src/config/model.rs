@@ -31,6 +31,9 @@ pub struct Config {
     /// Where results go.
     #[serde(default)]
     pub sinks: SinksConfig,
+    /// `[alerts]`: run-time alert rules and notifications (present = enabled).
+    #[serde(default)]
+    pub alerts: Option<crate::alerts::AlertsConfig>,
     /// The ingest gateway (`tickflow gateway --config`); the cluster ignores it.
     #[serde(default)]
     pub gateway: Option<crate::gateway::GatewayConfig>,

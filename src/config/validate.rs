@@ -86,6 +86,8 @@ pub struct Built {
     pub file_sink: Option<(PathBuf, FileFormat)>,
     /// Write every result to standard output.
     pub stdout: bool,
+    /// Alert rules and notifications.
+    pub alerts: Option<crate::alerts::AlertsConfig>,
     /// QuestDB sink.
     pub questdb: Option<crate::sinks::questdb::QuestDbConfig>,
 }
@@ -318,6 +320,9 @@ impl Config {
                 "sinks.stdout: configured together with sinks.file; choose one (e.g. remove [sinks.stdout])".into(),
             );
         }
+        if let Some(a) = &self.alerts {
+            errs.extend(a.validate());
+        }
         if let Some(q) = &self.sinks.questdb {
             errs.extend(
                 q.validate().into_iter().map(|e| {
@@ -340,6 +345,7 @@ impl Config {
             set,
             file_sink,
             stdout: self.sinks.stdout.is_some(),
+            alerts: self.alerts.clone(),
             questdb: self.sinks.questdb.clone(),
         })
     }

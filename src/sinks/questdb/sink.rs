@@ -192,6 +192,12 @@ pub struct SinkBuilder {
 }
 
 impl SinkBuilder {
+    /// More `CREATE TABLE` statements to run at start (tables of other modules, e.g. alerts).
+    pub fn extra_ddl(mut self, ddl: impl IntoIterator<Item = String>) -> Self {
+        self.ddl.extend(ddl);
+        self
+    }
+
     /// Called on the sink thread with each batch's sequence number once all its rows are
     /// written (in send order). Advance source offsets here.
     pub fn on_ack(mut self, f: impl FnMut(u64) + Send + 'static) -> Self {
