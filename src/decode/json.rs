@@ -444,7 +444,7 @@ impl<'a> Scanner<'a> {
                 self.pos = i + 1;
                 return Ok(Cow::Borrowed(&self.b[start..i]));
             }
-            if c == b'\\' || c < 0x20 || c >= 0x80 {
+            if c == b'\\' || !(0x20..0x80).contains(&c) {
                 break;
             }
             i += 1;
