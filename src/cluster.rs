@@ -145,7 +145,7 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Total
         metrics.set_source_connected(true);
     }
     let unit = match &built.source {
-        SourceSpec::File { paths, symbol } => detect_ts_unit(paths, *symbol, built.bounds),
+        SourceSpec::File { paths, symbol, .. } => detect_ts_unit(paths, *symbol, built.bounds),
         SourceSpec::Generator { .. } | SourceSpec::Kafka(_) => TsUnit::Millis,
     };
     let to_stdout = built.stdout && matches!(output, Output::Configured);
@@ -364,7 +364,10 @@ fn bar_source<'s>(
         let mut batch: Vec<Bar> = Vec::with_capacity(BATCH);
         let mut max_seen = i64::MIN;
         match &built.source {
-            SourceSpec::File { paths, symbol } => {
+            SourceSpec::File { paths, symbol, rate } => {
+                if *rate > 0 {
+                    pace = Some((Instant::now(), (*rate).div_ceil(peers as u64), 0));
+                }
                 let streams =
                     streams_for_worker(paths, *symbol, built.bounds, index, peers).expect("opening input files failed");
                 files = Some(FileSource::new(streams));

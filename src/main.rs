@@ -42,6 +42,9 @@ enum Command {
         /// Worker threads.
         #[arg(long)]
         workers: Option<usize>,
+        /// Replay at this many bars per second (default: as fast as possible).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
         /// Take indicators, rules, windows and time settings from this config.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -159,11 +162,12 @@ fn real_main() -> anyhow::Result<()> {
             report(&totals, started);
             Ok(())
         }
-        Command::Replay { inputs, output, symbol, workers, config } => {
+        Command::Replay { inputs, output, symbol, workers, config, rate } => {
             let mut cfg = load(config.as_ref())?;
             cfg.source.kind = "file".into();
             cfg.source.file.paths = inputs.iter().map(|p| p.display().to_string()).collect();
             cfg.source.file.symbol = symbol.clone();
+            cfg.source.file.rate = rate;
             cfg.cluster.processes = vec!["127.0.0.1:2101".into()];
             cfg.cluster.workers = workers.unwrap_or(1);
             let built = cfg.build()?;

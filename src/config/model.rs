@@ -174,6 +174,9 @@ pub struct FileSection {
     /// Symbol of CSV files without a symbol column.
     #[serde(default)]
     pub symbol: Option<String>,
+    /// Replay rate in bars per second for the whole cluster; 0 = as fast as possible.
+    #[serde(default)]
+    pub rate: u64,
 }
 
 /// `[time]`

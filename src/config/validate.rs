@@ -51,6 +51,8 @@ pub enum SourceSpec {
         paths: Vec<PathBuf>,
         /// Symbol for CSVs without a symbol column.
         symbol: Option<Symbol>,
+        /// Bars/s for the whole cluster (0 = max).
+        rate: u64,
     },
 }
 
@@ -206,7 +208,7 @@ impl Config {
                         None
                     }
                 });
-                SourceSpec::File { paths: f.paths.iter().map(PathBuf::from).collect(), symbol }
+                SourceSpec::File { paths: f.paths.iter().map(PathBuf::from).collect(), symbol, rate: f.rate }
             }
             "kafka" => {
                 errs.extend(self.source.kafka.validate());

@@ -68,6 +68,9 @@ pub struct WorkerOutputs {
     pub counters: LocalCounters,
     /// Rows that could not be encoded for QuestDB (counted as sink errors, logged).
     encode_errors: u64,
+    /// Symbols seen by this worker's sinks (each symbol lives on one worker): the
+    /// `symbols_tracked` gauge.
+    symbols: std::collections::HashSet<tickflow_operators::Symbol, foldhash::fast::RandomState>,
 }
 
 /// A failure writing results: the run cannot continue without losing data.
@@ -89,7 +92,15 @@ impl WorkerOutputs {
         questdb: Option<QuestDbOut>,
         metrics: Option<Arc<WorkerMetrics>>,
     ) -> WorkerOutputs {
-        WorkerOutputs { file, questdb, metrics, worker, counters: LocalCounters::default(), encode_errors: 0 }
+        WorkerOutputs {
+            file,
+            questdb,
+            metrics,
+            worker,
+            counters: LocalCounters::default(),
+            encode_errors: 0,
+            symbols: Default::default(),
+        }
     }
 
     /// The number of the output batch being filled: rows written now are durable once
@@ -124,6 +135,7 @@ impl WorkerOutputs {
     /// An enriched bar (and its signal change).
     pub fn bar(&mut self, row: &BarOut) -> Result<(), OutputError> {
         self.counters.bars_out += 1;
+        self.symbols.insert(row.bar.symbol);
         if row.changed_from.is_some() {
             self.counters.signal_changes += 1;
         }
@@ -225,6 +237,7 @@ impl WorkerOutputs {
         if let Some(q) = self.questdb.as_ref() {
             self.counters.backlog = Some(q.unacked.iter().map(|u| u.1).sum());
         }
+        self.counters.symbols_tracked = Some(self.symbols.len() as u64);
         if let Some(m) = &self.metrics {
             self.counters.publish(m);
         }
