@@ -144,9 +144,9 @@ impl AlertsConfig {
                 errors.push(format!("alerts.{key}: {value:?} is not a duration; expected e.g. {example:?}"));
             }
         }
-        if !self.telegram_base_url.starts_with("http://") {
+        if !(self.telegram_base_url.starts_with("http://") || self.telegram_base_url.starts_with("https://")) {
             errors.push(format!(
-                "alerts.telegram-base-url: {:?} must be an http:// URL (this build has no TLS); expected e.g. \"http://127.0.0.1:8081\"",
+                "alerts.telegram-base-url: {:?} must be an http:// or https:// URL; expected e.g. \"https://api.telegram.org\"",
                 self.telegram_base_url
             ));
         }

@@ -232,10 +232,11 @@ impl RuleDef {
         };
         match &self.channel {
             Channel::Webhook { url } | Channel::Slack { url } => {
-                if !url.starts_with("http://") || url.len() <= "http://".len() {
+                let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+                if rest.is_none_or(str::is_empty) {
                     errors.push(format!(
-                        "channel.url: {url:?} must be an http:// URL (this build has no TLS; use a relay for https); \
-                         expected e.g. \"http://127.0.0.1:9000/hook\""
+                        "channel.url: {url:?} must be an http:// or https:// URL; \
+                         expected e.g. \"https://hooks.slack.com/services/T000/B000/XXXX\""
                     ));
                 }
             }
@@ -289,7 +290,7 @@ mod tests {
     fn reports_every_error_with_field_and_example() {
         let r = rule(
             r#"{"id":"bad id","symbol":"a b","condition":"rsi_99 < x","timeframe":"7m",
-                "channel":{"type":"webhook","url":"https://x"},"cooldown":"later"}"#,
+                "channel":{"type":"webhook","url":"ftp://x"},"cooldown":"later"}"#,
         );
         let e = r.lower(&ctx()).unwrap_err();
         let fields: Vec<&str> = e.iter().map(|m| m.split(':').next().unwrap()).collect();

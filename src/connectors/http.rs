@@ -3,12 +3,9 @@
 
 use std::time::Duration;
 
-/// Whether this build's HTTP client speaks TLS. It does not: ureq is built with its default
-/// features off (root `Cargo.toml`), so an `https://` base URL needs a TLS-terminating
-/// proxy in front of the exchange (e.g. a local nginx/stunnel/envoy forwarding
-/// `http://127.0.0.1:8081` to `https://apiv2.nobitex.ir`). Enabling ureq's `rustls` feature
-/// and setting this to `true` removes the need.
-pub const HTTPS_SUPPORTED: bool = false;
+/// Whether this build's HTTP client speaks TLS: ureq is built with its `rustls` feature
+/// (root `Cargo.toml`, webpki roots), so `https://` base URLs work directly.
+pub const HTTPS_SUPPORTED: bool = true;
 
 /// Largest response body read (Alpha Vantage's `outputsize=full` for 1min is a few MB).
 pub const MAX_BODY_BYTES: u64 = 64 << 20;

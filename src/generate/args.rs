@@ -122,7 +122,7 @@ impl Target {
         let bad = |m: &str| GenerateError::Args(format!("--to {to:?}: {m}"));
         if to == "-" {
             Ok(Target::File(None))
-        } else if let Some(rest) = to.strip_prefix("http://") {
+        } else if let Some(rest) = to.strip_prefix("http://").or_else(|| to.strip_prefix("https://")) {
             if rest.is_empty() {
                 return Err(bad("no host; expected e.g. http://127.0.0.1:8080"));
             }
@@ -136,7 +136,7 @@ impl Target {
                 _ => Err(bad("expected kafka://HOST:PORT/TOPIC, e.g. kafka://127.0.0.1:9092/bars")),
             }
         } else if to.contains("://") {
-            Err(bad("unknown scheme (https is not built in); expected http://, kafka://, a path or -"))
+            Err(bad("unknown scheme; expected http://, https://, kafka://, a path or -"))
         } else {
             Ok(Target::File(Some(PathBuf::from(to))))
         }
