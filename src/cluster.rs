@@ -23,6 +23,7 @@ use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::operators::{Capability, Concat, Exchange, Operator, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
+use crate::alerts::api::stats_route as alert_stats_route;
 use crate::alerts::dataflow::{AlertsRuntime, build_alerts, ticks_from_bars, ticks_from_candles};
 use crate::alerts::notify::{Notifier, Outputs as AlertOutputs, alerts_ddl};
 use crate::alerts::rule::RuleContext;
@@ -130,8 +131,13 @@ pub fn run(built: Built, process: usize, output: Output) -> anyhow::Result<Total
     let server = match &output {
         Output::Configured => {
             let addr = built.status_addr(process);
-            let extra =
-                alerts.as_ref().map(|(store, _, ctx, cfg)| alert_routes(store.clone(), ctx.clone(), cfg.token.clone()));
+            let extra = alerts.as_ref().map(|(store, notifier, ctx, cfg)| {
+                use warp::Filter as _;
+                alert_routes(store.clone(), ctx.clone(), cfg.token.clone())
+                    .or(alert_stats_route(notifier.handle().stats()))
+                    .unify()
+                    .boxed()
+            });
             let server = StatusServer::start(addr, metrics.clone(), extra)
                 .with_context(|| format!("starting the status server on {addr}"))?;
             tracing::info!(addr = %server.local_addr(), "status server listening");

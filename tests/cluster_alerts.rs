@@ -165,6 +165,17 @@ dead-letter = "{}"
             }
         }
     }
+    let text = agent
+        .get(&format!("http://127.0.0.1:{}/alerts/stats", status + 1))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for key in ["queued", "attempts", "delivered", "retried", "dead_lettered", "overflowed"] {
+        assert!(stats[key].is_u64(), "/alerts/stats lacks {key}: {stats}");
+    }
     for mut c in children {
         assert!(c.wait().unwrap().success(), "a cluster process failed");
     }

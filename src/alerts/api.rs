@@ -155,3 +155,28 @@ pub fn routes<B: RuleBackend>(backend: Arc<B>, ctx: RuleContext, token: Option<S
 
     post.or(list).unify().or(get).unify().or(delete).unify().boxed()
 }
+
+/// `GET /alerts/stats`: the notifier's counters — every delivery attempt's outcome — as JSON
+/// (`queued`, `overflowed`, `attempts`, `delivered`, `retried`, `dead_lettered`,
+/// `kafka_written`, `kafka_failed`, `questdb_written`).
+pub fn stats_route(stats: Arc<crate::alerts::notify::NotifyStats>) -> BoxedFilter<(Response,)> {
+    use std::sync::atomic::Ordering::Relaxed;
+    warp::path!("alerts" / "stats")
+        .and(warp::get())
+        .map(move || {
+            let s = &stats;
+            let body = serde_json::json!({
+                "queued": s.queued.load(Relaxed),
+                "overflowed": s.overflowed.load(Relaxed),
+                "attempts": s.attempts.load(Relaxed),
+                "delivered": s.delivered.load(Relaxed),
+                "retried": s.retried.load(Relaxed),
+                "dead_lettered": s.dead_lettered.load(Relaxed),
+                "kafka_written": s.kafka_written.load(Relaxed),
+                "kafka_failed": s.kafka_failed.load(Relaxed),
+                "questdb_written": s.questdb_written.load(Relaxed),
+            });
+            warp::reply::json(&body).into_response()
+        })
+        .boxed()
+}

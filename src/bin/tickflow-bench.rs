@@ -4,10 +4,11 @@
 //!   W1: one thread, one loop, the same decoding, indicator arithmetic and output formatting as
 //!   tickflow and nothing else (no timely, no exchange, no event-time ordering, no sinks).
 //!   tickflow's bars/s are reported as a ratio to this loop measured in the same run.
-//! - `tickflow-bench receiver ADDR OUT.json` — an ILP/HTTP receiver that answers like QuestDB
+//! - `tickflow-bench receiver ADDR OUT.json [WARMUP_MS]` — an ILP/HTTP receiver that answers like QuestDB
 //!   (`/exec` 200, `/write` 204) and measures, for every `bars` row, the latency from the bar's
 //!   event time (set to its produce time by the load generator) to its arrival; writes
-//!   count / p50 / p99 / max to OUT.json on SIGTERM or when stdin closes.
+//!   count / p50 / p99 / max to OUT.json when stdin closes, for all rows and for the steady
+//!   state (rows whose event time is at least WARMUP_MS, default 3000, after the first row's).
 //! - `tickflow-bench kafka-read BROKERS TOPIC` — a bare rdkafka consumer (no engine) reading the
 //!   whole topic as fast as it can: the ceiling for Kafka → cluster throughput.
 
@@ -86,7 +87,9 @@ fn receiver(args: &[String]) -> anyhow::Result<()> {
     }
     let listener = std::net::TcpListener::bind(&args[1])?;
     eprintln!("receiver: listening on {}", listener.local_addr()?);
-    let lat: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let warmup: i64 = args.get(3).map_or(Ok(3000), |w| w.parse())?;
+    // (event time, latency) of every bars row
+    let lat: Arc<Mutex<Vec<(i64, i64)>>> = Arc::default();
     let l2 = lat.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming().flatten() {
@@ -120,7 +123,7 @@ fn receiver(args: &[String]) -> anyhow::Result<()> {
                             if l.starts_with(b"bars,") {
                                 if let Some(ts) = l.rsplit(|&c| c == b' ').next() {
                                     if let Ok(ns) = std::str::from_utf8(ts).unwrap_or("").parse::<i64>() {
-                                        v.push(now - ns / 1_000_000);
+                                        v.push((ns / 1_000_000, now - ns / 1_000_000));
                                     }
                                 }
                             }
@@ -139,16 +142,22 @@ fn receiver(args: &[String]) -> anyhow::Result<()> {
     });
     // Stop when stdin closes (the bench script holds it open) or on a signal.
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
-    let mut v = lat.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
-    v.sort_unstable();
-    let q = |p: f64| v.get(((v.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0);
-    let out = format!(
-        "{{\"rows\":{},\"p50_ms\":{},\"p99_ms\":{},\"max_ms\":{}}}",
-        v.len(),
-        q(0.5),
-        q(0.99),
-        v.last().copied().unwrap_or(0)
-    );
+    let rows = lat.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    let first = rows.iter().map(|r| r.0).min().unwrap_or(0);
+    let stats = |mut v: Vec<i64>| {
+        v.sort_unstable();
+        let q = |p: f64| v.get(((v.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0);
+        format!(
+            "{{\"rows\":{},\"p50_ms\":{},\"p99_ms\":{},\"max_ms\":{}}}",
+            v.len(),
+            q(0.5),
+            q(0.99),
+            v.last().copied().unwrap_or(0)
+        )
+    };
+    let all = stats(rows.iter().map(|r| r.1).collect());
+    let steady = stats(rows.iter().filter(|r| r.0 >= first + warmup).map(|r| r.1).collect());
+    let out = format!("{{\"all\":{all},\"steady\":{steady},\"warmup_ms\":{warmup}}}");
     std::fs::write(&args[2], &out)?;
     eprintln!("receiver: {out}");
     Ok(())
