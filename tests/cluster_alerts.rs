@@ -10,18 +10,14 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::cluster::{free_port, process_list, spawn_cluster, wait_all};
 use common::kafka::Broker;
 use tickflow::alerts::{AlertsConfig, RuleDef, RuleStore};
 
 const T0: i64 = 1_700_000_000_000;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// A webhook receiver collecting JSON bodies.
 fn receiver() -> (SocketAddr, Arc<Mutex<Vec<serde_json::Value>>>) {
@@ -115,7 +111,7 @@ fn rules_fire_exactly_on_crossings_across_two_processes() {
         r#"
 [cluster]
 workers = 1
-processes = ["127.0.0.1:{}", "127.0.0.1:{}"]
+processes = [{}]
 [status]
 listen = "127.0.0.1:{status}"
 [source]
@@ -132,23 +128,14 @@ alerts-topic = "alerts"
 min-interval = "0s"
 dead-letter = "{}"
 "#,
-        free_port(),
-        free_port(),
+        process_list(2),
         input.display(),
         broker.brokers(),
         root.path().join("dead.ndjson").display()
     );
     let cfg_path = root.path().join("cluster.toml");
     std::fs::write(&cfg_path, cfg).unwrap();
-    let children: Vec<_> = (0..2)
-        .map(|p| {
-            Command::new(env!("CARGO_BIN_EXE_tickflow"))
-                .args(["run", "--config", cfg_path.to_str().unwrap(), "--process", &p.to_string()])
-                .env("RUST_LOG", "warn")
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let children = spawn_cluster(&cfg_path, 2);
 
     // While it runs (~4 s at 100 bars/s for 2 symbols), add a rule over HTTP on process 1's
     // status port: it must fire on the 110 at bar 400, long after it is stored.
@@ -176,9 +163,7 @@ dead-letter = "{}"
     for key in ["queued", "attempts", "delivered", "retried", "dead_lettered", "overflowed"] {
         assert!(stats[key].is_u64(), "/alerts/stats lacks {key}: {stats}");
     }
-    for mut c in children {
-        assert!(c.wait().unwrap().success(), "a cluster process failed");
-    }
+    wait_all(children, "alerts cluster");
 
     // The run is over; deliveries were awaited by the notifier before the processes exited.
     let alerts = got.lock().unwrap().clone();

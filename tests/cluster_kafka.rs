@@ -7,20 +7,15 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
 
+use common::cluster::{process_list, read_outputs, run_cluster};
 use common::kafka::{Broker, Msg, produce};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tickflow::sources::generator::{GeneratorConfig, MarketGenerator};
 use tickflow_operators::Bar;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// The canonical JSON payload with millisecond timestamps.
 fn payload(b: &Bar) -> String {
@@ -32,7 +27,6 @@ fn payload(b: &Bar) -> String {
 
 fn run(root: &Path, tag: &str, processes: usize, workers: usize, source: &str) -> BTreeMap<String, Vec<String>> {
     let out = root.join(format!("out-{tag}"));
-    let procs: Vec<String> = (0..processes).map(|_| format!("\"127.0.0.1:{}\"", free_port())).collect();
     let cfg = format!(
         r#"
 [cluster]
@@ -46,33 +40,11 @@ timeframes = ["5m"]
 [sinks.file]
 dir = "{}"
 "#,
-        procs.join(", "),
+        process_list(processes),
         out.display()
     );
-    let path = root.join(format!("{tag}.toml"));
-    std::fs::write(&path, cfg).unwrap();
-    let children: Vec<_> = (0..processes)
-        .map(|p| {
-            Command::new(env!("CARGO_BIN_EXE_tickflow"))
-                .args(["run", "--config", path.to_str().unwrap(), "--process", &p.to_string()])
-                .env("RUST_LOG", "warn")
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut c in children {
-        assert!(c.wait().unwrap().success(), "{tag}: a cluster process failed");
-    }
-    let mut by_kind: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for entry in std::fs::read_dir(&out).unwrap() {
-        let p = entry.unwrap().path();
-        let name = p.file_name().unwrap().to_string_lossy().to_string();
-        let kind = name.split("-w").next().unwrap().to_string();
-        let text = std::fs::read_to_string(&p).unwrap();
-        by_kind.entry(kind).or_default().extend(text.lines().filter(|l| !l.starts_with("symbol,")).map(str::to_string));
-    }
-    by_kind.values_mut().for_each(|v| v.sort());
-    by_kind
+    run_cluster(root, tag, processes, &cfg);
+    read_outputs(&out)
 }
 
 #[test]

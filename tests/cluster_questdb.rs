@@ -5,24 +5,19 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
 
 use common::Fake;
+use common::cluster::{process_list, run_cluster};
 use influxdb_line_protocol::parse_lines;
 use tickflow::sources::generator::{GeneratorConfig, MarketGenerator};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn run_cluster(root: &Path, input: &Path, questdb: std::net::SocketAddr, tag: &str) {
+fn run_to_questdb(root: &Path, input: &Path, questdb: std::net::SocketAddr, tag: &str) {
     let cfg = format!(
         r#"
 [cluster]
 workers = 2
-processes = ["127.0.0.1:{}", "127.0.0.1:{}"]
+processes = [{}]
 [status]
 listen = "127.0.0.1:0"
 [source]
@@ -35,24 +30,10 @@ timeframes = ["5m"]
 addr = "{questdb}"
 max-delay = "10ms"
 "#,
-        free_port(),
-        free_port(),
+        process_list(2),
         input.display()
     );
-    let path = root.join(format!("cluster-{tag}.toml"));
-    std::fs::write(&path, cfg).unwrap();
-    let children: Vec<_> = (0..2)
-        .map(|p| {
-            Command::new(env!("CARGO_BIN_EXE_tickflow"))
-                .args(["run", "--config", path.to_str().unwrap(), "--process", &p.to_string()])
-                .env("RUST_LOG", "warn")
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut c in children {
-        assert!(c.wait().unwrap().success(), "a cluster process failed");
-    }
+    run_cluster(root, &format!("cluster-{tag}"), 2, &cfg);
 }
 
 /// (table, rest of the line) for every accepted line, sorted.
@@ -82,7 +63,7 @@ fn two_process_cluster_writes_every_row_once_and_replays_identically() {
     drop(f);
 
     let fake = Fake::start(vec![]);
-    run_cluster(root.path(), &input, fake.addr, "a");
+    run_to_questdb(root.path(), &input, fake.addr, "a");
     let ddl = fake.state.lock().unwrap().ddl.clone();
     for table in ["bars", "candles", "aggregates", "signal_changes", "dead_letters"] {
         assert!(
@@ -106,6 +87,6 @@ fn two_process_cluster_writes_every_row_once_and_replays_identically() {
     }
 
     let again = Fake::start(vec![]);
-    run_cluster(root.path(), &input, again.addr, "b");
+    run_to_questdb(root.path(), &input, again.addr, "b");
     assert!(rows(&again) == first, "a replay writes exactly the same rows");
 }

@@ -2,11 +2,12 @@
 //! (processes × workers) gives the same bars, candles and signal changes. The 2×2 run starts
 //! two real `tickflow run` processes talking over loopback.
 
-use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::cluster::{process_list, read_outputs, run_cluster};
 use tickflow::sources::generator::{GeneratorConfig, MarketGenerator};
 
 fn write_input(dir: &Path) -> PathBuf {
@@ -18,12 +19,7 @@ fn write_input(dir: &Path) -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn config(input: &Path, out: &Path, processes: usize, workers: usize) -> String {
-    let procs: Vec<String> = (0..processes).map(|_| format!("\"127.0.0.1:{}\"", free_port())).collect();
     format!(
         r#"
 [cluster]
@@ -40,46 +36,16 @@ timeframes = ["5m", "1h"]
 [sinks.file]
 dir = "{}"
 "#,
-        procs.join(", "),
+        process_list(processes),
         input.display(),
         out.display()
     )
 }
 
-/// Every output file's lines (minus headers), grouped by kind and sorted.
-fn outputs(dir: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut by_kind: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let kind = name.split("-w").next().unwrap().to_string();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let lines = by_kind.entry(kind).or_default();
-        lines.extend(text.lines().filter(|l| !l.starts_with("symbol,")).map(str::to_string));
-    }
-    for v in by_kind.values_mut() {
-        v.sort();
-    }
-    by_kind
-}
-
 fn run_shape(input: &Path, root: &Path, processes: usize, workers: usize) -> BTreeMap<String, Vec<String>> {
     let out = root.join(format!("out-{processes}x{workers}"));
-    let cfg_path = root.join(format!("cluster-{processes}x{workers}.toml"));
-    std::fs::write(&cfg_path, config(input, &out, processes, workers)).unwrap();
-    let children: Vec<_> = (0..processes)
-        .map(|p| {
-            Command::new(env!("CARGO_BIN_EXE_tickflow"))
-                .args(["run", "--config", cfg_path.to_str().unwrap(), "--process", &p.to_string()])
-                .env("RUST_LOG", "warn")
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut c in children {
-        assert!(c.wait().unwrap().success(), "process of the {processes}x{workers} cluster failed");
-    }
-    outputs(&out)
+    run_cluster(root, &format!("cluster-{processes}x{workers}"), processes, &config(input, &out, processes, workers));
+    read_outputs(&out)
 }
 
 #[test]

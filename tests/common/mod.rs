@@ -4,6 +4,7 @@
 //! QuestDB's JSON naming the line) when a line holds `POISON`.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod kafka;
 
 use std::collections::VecDeque;
