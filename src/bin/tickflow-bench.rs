@@ -8,7 +8,9 @@
 //!   (`/exec` 200, `/write` 204) and measures, for every `bars` row, the latency from the bar's
 //!   event time (set to its produce time by the load generator) to its arrival; writes
 //!   count / p50 / p99 / max to OUT.json when stdin closes, for all rows and for the steady
-//!   state (rows whose event time is at least WARMUP_MS, default 3000, after the first row's).
+//!   state: without the first WARMUP_MS (default 3000) of event time (start-up) and the last
+//!   second (the newest bars of a stream wait for newer ones — or the idle rule, or shutdown —
+//!   before the watermark passes them).
 //! - `tickflow-bench kafka-read BROKERS TOPIC` — a bare rdkafka consumer (no engine) reading the
 //!   whole topic as fast as it can: the ceiling for Kafka → cluster throughput.
 
@@ -144,6 +146,7 @@ fn receiver(args: &[String]) -> anyhow::Result<()> {
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     let rows = lat.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
     let first = rows.iter().map(|r| r.0).min().unwrap_or(0);
+    let last = rows.iter().map(|r| r.0).max().unwrap_or(0);
     let stats = |mut v: Vec<i64>| {
         v.sort_unstable();
         let q = |p: f64| v.get(((v.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0);
@@ -156,7 +159,7 @@ fn receiver(args: &[String]) -> anyhow::Result<()> {
         )
     };
     let all = stats(rows.iter().map(|r| r.1).collect());
-    let steady = stats(rows.iter().filter(|r| r.0 >= first + warmup).map(|r| r.1).collect());
+    let steady = stats(rows.iter().filter(|r| r.0 >= first + warmup && r.0 <= last - 1000).map(|r| r.1).collect());
     let out = format!("{{\"all\":{all},\"steady\":{steady},\"warmup_ms\":{warmup}}}");
     std::fs::write(&args[2], &out)?;
     eprintln!("receiver: {out}");
