@@ -15,6 +15,7 @@ use tickflow_operators::Symbol;
 use super::error::ConnectorError;
 use super::http::HTTPS_SUPPORTED;
 use super::{alphavantage, nobitex};
+use crate::gateway::config::validate_kafka_target;
 
 /// The env var holding the Alpha Vantage API key (preferred over the file).
 pub const API_KEY_ENV: &str = "ALPHAVANTAGE_API_KEY";
@@ -228,10 +229,6 @@ pub struct BuiltConnector {
     pub dead_letter_topic: String,
 }
 
-fn topic_ok(t: &str) -> bool {
-    !t.is_empty() && t.len() <= 249 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-}
-
 impl ConnectorConfig {
     /// Every problem, one message each naming the key, the bad value and a good example.
     /// Empty when the config is usable.
@@ -356,31 +353,7 @@ impl ConnectorConfig {
                  documentation's example symbols"
             ));
         }
-        let brokers_ok = !self.brokers.trim().is_empty()
-            && self.brokers.split(',').all(
-                |b| matches!(b.trim().rsplit_once(':'), Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok()),
-            );
-        if !brokers_ok {
-            errs.push(format!(
-                "{ex}.brokers: {:?} is not a comma-separated host:port list; expected e.g. \"kafka-1:9092,kafka-2:9092\"",
-                self.brokers
-            ));
-        }
-        for (key, t, example) in
-            [("topic", &self.topic, "bars"), ("dead-letter-topic", &self.dead_letter_topic, "bars.dlq")]
-        {
-            if !topic_ok(t) {
-                errs.push(format!(
-                    "{ex}.{key}: {t:?} is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -); expected e.g. {example:?}"
-                ));
-            }
-        }
-        if self.topic == self.dead_letter_topic {
-            errs.push(format!(
-                "{ex}.dead-letter-topic: {:?} is the same as {ex}.topic; expected e.g. \"{}.dlq\"",
-                self.dead_letter_topic, self.topic
-            ));
-        }
+        errs.extend(validate_kafka_target(&ex.to_string(), &self.brokers, &self.topic, &self.dead_letter_topic));
         BuiltConnector {
             exchange: ex,
             base_url,

@@ -160,6 +160,34 @@ fn topic_ok(t: &str) -> bool {
     !t.is_empty() && t.len() <= 249 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
+/// Checks where a producer writes — brokers, the bars topic and the dead-letter topic — for
+/// the config section `section` (`gateway`, `nobitex`, …); one message per problem.
+pub fn validate_kafka_target(section: &str, brokers: &str, topic: &str, dead_letter_topic: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    let brokers_ok = !brokers.trim().is_empty()
+        && brokers
+            .split(',')
+            .all(|b| matches!(b.trim().rsplit_once(':'), Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok()));
+    if !brokers_ok {
+        errs.push(format!(
+            "{section}.brokers: {brokers:?} is not a comma-separated host:port list; expected e.g. \"kafka-1:9092,kafka-2:9092\""
+        ));
+    }
+    for (key, t, example) in [("topic", topic, "bars"), ("dead-letter-topic", dead_letter_topic, "bars.dlq")] {
+        if !topic_ok(t) {
+            errs.push(format!(
+                "{section}.{key}: {t:?} is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -); expected e.g. {example:?}"
+            ));
+        }
+    }
+    if topic == dead_letter_topic {
+        errs.push(format!(
+            "{section}.dead-letter-topic: {dead_letter_topic:?} is the same as {section}.topic; expected e.g. \"{topic}.dlq\""
+        ));
+    }
+    errs
+}
+
 impl GatewayConfig {
     /// Every problem, one message each naming the key, the bad value and a good example.
     /// Empty when the config is usable.
@@ -180,31 +208,7 @@ impl GatewayConfig {
                 SocketAddr::from(([127, 0, 0, 1], 0))
             }
         };
-        let brokers_ok = !self.brokers.trim().is_empty()
-            && self.brokers.split(',').all(
-                |b| matches!(b.trim().rsplit_once(':'), Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok()),
-            );
-        if !brokers_ok {
-            errs.push(format!(
-                "gateway.brokers: {:?} is not a comma-separated host:port list; expected e.g. \"kafka-1:9092,kafka-2:9092\"",
-                self.brokers
-            ));
-        }
-        for (key, t, example) in
-            [("topic", &self.topic, "bars"), ("dead-letter-topic", &self.dead_letter_topic, "bars.dlq")]
-        {
-            if !topic_ok(t) {
-                errs.push(format!(
-                    "gateway.{key}: {t:?} is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -); expected e.g. {example:?}"
-                ));
-            }
-        }
-        if self.topic == self.dead_letter_topic {
-            errs.push(format!(
-                "gateway.dead-letter-topic: {:?} is the same as gateway.topic; expected e.g. \"{}.dlq\"",
-                self.dead_letter_topic, self.topic
-            ));
-        }
+        errs.extend(validate_kafka_target("gateway", &self.brokers, &self.topic, &self.dead_letter_topic));
         if self.max_body_bytes == 0 || self.max_body_bytes > 1 << 30 {
             errs.push(format!(
                 "gateway.max-body-bytes: {} is outside 1 ..= 1073741824; expected e.g. 16777216",
