@@ -405,7 +405,7 @@ pub struct ConnectorArgs {
     /// A TOML file with a `[nobitex]` and/or `[alphavantage]` section (e.g. connectors.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// The API's base URL, e.g. http://127.0.0.1:8081 (a TLS-terminating proxy).
+    /// The API's base URL, e.g. https://apiv2.nobitex.ir (the default) or a local test server.
     #[arg(long)]
     pub base_url: Option<String>,
     /// A symbol to poll (repeatable; replaces the configured list), e.g. BTCIRT or ETH/USD.
