@@ -10,7 +10,8 @@
 //! - [`decode`]: bar payloads (JSON shapes, CSV) to validated bars, with per-record errors.
 //! - [`gateway`]: `tickflow gateway`: HTTP ingest, validated, to the bars topic on Kafka.
 //! - [`generate`]: `tickflow generate`: the synthetic market to the gateway, Kafka or a file.
-//! - [`sources`]: file replay, the synthetic market generator, Kafka.
+//! - [`recovery`]: crash-exact recovery: epochs, checkpoint parts, restore, commit.
+//! - [`sources`]: the source driver (epochs, backpressure) around Kafka, files, the generator.
 //! - [`sinks`]: file/stdout (CSV, NDJSON) and QuestDB over ILP.
 //! - [`status`]: per-worker metrics and the warp status endpoint.
 pub mod alerts;
@@ -20,6 +21,7 @@ pub mod connectors;
 pub mod decode;
 pub mod gateway;
 pub mod generate;
+pub mod recovery;
 pub mod sinks;
 pub mod sources;
 pub mod status;

@@ -26,6 +26,13 @@ enum Command {
         /// Which process of `cluster.processes` this is.
         #[arg(long, default_value_t = 0)]
         process: usize,
+        /// Ignore existing checkpoints: start from the source's configured start.
+        #[arg(long, conflicts_with = "from_checkpoint")]
+        fresh: bool,
+        /// Resume from this checkpoint (an id from `tickflow checkpoints list`) instead of
+        /// the newest complete one.
+        #[arg(long, value_name = "ID")]
+        from_checkpoint: Option<u64>,
     },
     /// One-shot back-test: files → the same dataflow → one output file; exits when done.
     Replay {
@@ -96,9 +103,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Ctrl-C or SIGTERM: stop the sources; the dataflow drains and the sinks flush.
-fn stop_on_signal() {
-    std::thread::spawn(|| {
+/// Ctrl-C or SIGTERM: a run takes a savepoint and exits (without checkpoints: its sources
+/// stop and the dataflow drains); connectors stop polling.
+fn stop_on_signal(control: std::sync::Arc<tickflow::recovery::RunControl>) {
+    std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
         rt.block_on(async {
             #[cfg(unix)]
@@ -113,13 +121,15 @@ fn stop_on_signal() {
             #[cfg(not(unix))]
             let _ = tokio::signal::ctrl_c().await;
         });
-        tracing::info!("stopping: sources stop, the dataflow drains, sinks flush");
-        cluster::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!("stopping: taking a savepoint (or draining, without checkpoints)");
+        control.request_stop();
+        tickflow::connectors::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
     });
 }
 
 fn real_main() -> anyhow::Result<()> {
-    stop_on_signal();
+    let control = tickflow::recovery::RunControl::new();
+    stop_on_signal(control.clone());
     match Cli::parse().command {
         Command::Check { config, processes } => {
             let built = load(Some(&config))?.build()?;
@@ -147,7 +157,7 @@ fn real_main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Run { config, process } => {
+        Command::Run { config, process, fresh, from_checkpoint } => {
             let built = load(Some(&config))?.build()?;
             if process >= built.processes.len() {
                 anyhow::bail!(
@@ -158,7 +168,13 @@ fn real_main() -> anyhow::Result<()> {
             }
             tracing::info!(process, processes = built.processes.len(), workers = built.workers, "starting");
             let started = Instant::now();
-            let totals = cluster::run(built, process, Output::Configured)?;
+            let resume = match (fresh, from_checkpoint) {
+                (true, _) => tickflow::recovery::Resume::Fresh,
+                (false, Some(id)) => tickflow::recovery::Resume::From(id),
+                (false, None) => tickflow::recovery::Resume::Latest,
+            };
+            let opts = cluster::RunOptions { resume, control };
+            let totals = cluster::run(built, process, Output::Configured, opts)?;
             report(&totals, started);
             Ok(())
         }
@@ -172,7 +188,8 @@ fn real_main() -> anyhow::Result<()> {
             cfg.cluster.workers = workers.unwrap_or(1);
             let built = cfg.build()?;
             let started = Instant::now();
-            let totals = cluster::run(built, 0, Output::Replay(output.clone()))?;
+            let opts = cluster::RunOptions { resume: tickflow::recovery::Resume::Fresh, control };
+            let totals = cluster::run(built, 0, Output::Replay(output.clone()), opts)?;
             report(&totals, started);
             Ok(())
         }

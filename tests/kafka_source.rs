@@ -70,25 +70,25 @@ fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> BTreeM
 #[derive(Default)]
 struct Outcome {
     /// (worker, emitted at time, bar)
-    bars: Vec<(usize, Time, Bar)>,
+    bars: Vec<(usize, u64, Bar)>,
     /// (worker, location, error text, payload)
     invalid: Vec<(usize, String, String, Vec<u8>)>,
     /// worker → owned partitions
     owned: BTreeMap<usize, Vec<i32>>,
     /// Highest probe frontier a worker saw.
-    max_frontier: Time,
+    max_frontier: u64,
 }
 
 /// Runs the source on `workers` threads until the dataflow completes. With `stop_after`, each
 /// worker stops its source once the output frontier reached that time (deadline 60 s).
-fn run(cfg: KafkaSourceConfig, workers: usize, stop_after: Option<Time>) -> Outcome {
+fn run(cfg: KafkaSourceConfig, workers: usize, stop_after: Option<u64>) -> Outcome {
     let outcome = Arc::new(Mutex::new(Outcome::default()));
     let out = Arc::clone(&outcome);
     timely::execute(timely::Config::process(workers), move |worker| {
         let index = worker.index();
         let probe = ProbeHandle::<Time>::new();
         let (o1, o2) = (Arc::clone(&out), Arc::clone(&out));
-        let handle = worker.dataflow::<Time, _, _>(|scope| {
+        let handle = worker.dataflow::<u64, _, _>(|root| root.scoped::<Time, _, _>("Test", |scope| {
             let on_invalid = move |loc: &str, err: &tickflow::decode::DecodeError, payload: &[u8]| {
                 o1.lock().unwrap().invalid.push((index, loc.to_owned(), err.to_string(), payload.to_vec()));
             };
@@ -96,18 +96,18 @@ fn run(cfg: KafkaSourceConfig, workers: usize, stop_after: Option<Time>) -> Outc
                 .expect("building the Kafka source");
             bars.inspect_core(move |event| {
                 if let Ok((stamp, data)) = event {
-                    let time = *stamp.least().expect("a source stamps its messages with its capability");
+                    let time = stamp.least().expect("a source stamps its messages with its capability").1;
                     let mut o = o2.lock().unwrap();
                     o.bars.extend(data.iter().map(|b| (index, time, *b)));
                 }
             })
             .probe_with(&probe);
             handle
-        });
+        }));
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut max_frontier = 0;
         while worker.step_or_park(Some(Duration::from_millis(20))) {
-            let f = probe.with_frontier(|f| f.first().copied());
+            let f = probe.with_frontier(|f| f.first().map(|t| t.1));
             if let Some(f) = f {
                 max_frontier = max_frontier.max(f);
             }
@@ -219,7 +219,7 @@ fn every_valid_bar_arrives_once_invalid_payloads_are_reported_and_offsets_commit
     }
     // Per-partition event times are ordered and the delay is 0: every bar is on time.
     for (w, time, b) in &out.bars {
-        assert!(b.ts as Time >= *time, "worker {w}: bar at {} emitted at time {time}", b.ts);
+        assert!(b.ts as u64 >= *time, "worker {w}: bar at {} emitted at time {time}", b.ts);
     }
     // Invalid payloads: reported with their location, a reason, and the raw bytes.
     let got_invalid: BTreeMap<String, String> =
@@ -274,7 +274,7 @@ fn an_empty_partition_does_not_stall_the_watermark() {
     broker.create_topic("quiet", 2);
     // Everything on partition 0 (worker 0); partition 1 (worker 1's only one) stays empty.
     let valid = bars_for(3, 20, 1, T0);
-    let newest = valid.iter().map(|(_, b)| b.ts).max().unwrap() as Time;
+    let newest = valid.iter().map(|(_, b)| b.ts).max().unwrap() as u64;
     let msgs: Vec<Msg> = valid
         .iter()
         .map(|(_, b)| Msg { partition: 0, key: b.symbol.as_str().to_owned(), payload: Some(w1(b)) })

@@ -4,4 +4,4 @@ mod model;
 mod validate;
 
 pub use model::*;
-pub use validate::{Built, ConfigErrors, FileFormat, SourceSpec};
+pub use validate::{Built, CheckpointSpec, ConfigErrors, FileFormat, SourceSpec};

@@ -31,6 +31,9 @@ pub struct Config {
     /// Where results go.
     #[serde(default)]
     pub sinks: SinksConfig,
+    /// `[checkpoint]`: consistent checkpoints for crash-exact recovery.
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
     /// `[alerts]`: run-time alert rules and notifications (present = enabled).
     #[serde(default)]
     pub alerts: Option<crate::alerts::AlertsConfig>,
@@ -335,6 +338,50 @@ pub struct SinksConfig {
     pub questdb: Option<crate::sinks::questdb::QuestDbConfig>,
 }
 
+/// `[checkpoint]`: where and how often the cluster checkpoints its state (see the README's
+/// "Recovery" section).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Take checkpoints (`tickflow run` only; `replay` never does).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Where: a local directory (relative to the working directory), `file:///abs/dir`, or
+    /// `s3://bucket/prefix` (credentials and endpoint from the `AWS_*` environment).
+    #[serde(default = "default_checkpoint_url")]
+    pub url: String,
+    /// How often, wall clock, aligned to multiples of it (so every process cuts together).
+    #[serde(default = "default_checkpoint_interval")]
+    pub interval: String,
+    /// How many complete checkpoints to keep.
+    #[serde(default = "default_checkpoint_retain")]
+    pub retain: usize,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_checkpoint_url() -> String {
+    "run/checkpoints".into()
+}
+fn default_checkpoint_interval() -> String {
+    "10s".into()
+}
+fn default_checkpoint_retain() -> usize {
+    3
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            enabled: true,
+            url: default_checkpoint_url(),
+            interval: default_checkpoint_interval(),
+            retain: default_checkpoint_retain(),
+        }
+    }
+}
+
 /// `[sinks.stdout]`: NDJSON lines `{"table":"bars"|"candles"|"signal_changes"|"late"|
 /// "dead_letters", ...}` on standard output (logs go to standard error).
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -350,6 +397,20 @@ pub struct FileSinkSection {
     /// "csv" or "ndjson".
     #[serde(default = "default_file_format")]
     pub format: String,
+    /// With checkpoints, results go to hidden in-progress parts that are committed (renamed
+    /// to `bars-w<N>-<epoch>.csv`, ...) at the first checkpoint after a part is this old...
+    #[serde(default = "default_roll_interval")]
+    pub roll_interval: String,
+    /// ...or this large (bytes).
+    #[serde(default = "default_roll_bytes")]
+    pub roll_bytes: u64,
+}
+
+fn default_roll_interval() -> String {
+    "1m".into()
+}
+fn default_roll_bytes() -> u64 {
+    128 << 20
 }
 
 fn default_file_format() -> String {

@@ -92,6 +92,21 @@ pub struct Built {
     pub alerts: Option<crate::alerts::AlertsConfig>,
     /// QuestDB sink.
     pub questdb: Option<crate::sinks::questdb::QuestDbConfig>,
+    /// Checkpoints (`None`: off).
+    pub checkpoint: Option<CheckpointSpec>,
+    /// When transactional result parts are closed.
+    pub roll: crate::sinks::file::RollPolicy,
+}
+
+/// `[checkpoint]`, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointSpec {
+    /// Store URL.
+    pub url: String,
+    /// Interval.
+    pub interval: std::time::Duration,
+    /// Checkpoints kept.
+    pub retain: usize,
 }
 
 impl Built {
@@ -305,6 +320,33 @@ impl Config {
         }
         let windows = WindowConfig { timeframes, allowed_lateness };
 
+        let mut roll = crate::sinks::file::RollPolicy::default();
+        if let Some(f) = &self.sinks.file {
+            roll.interval =
+                std::time::Duration::from_millis(duration_ms(&mut errs, "sinks.file.roll-interval", &f.roll_interval).max(0) as u64);
+            if f.roll_bytes == 0 {
+                errs.push("sinks.file.roll-bytes: 0 would close a part at every checkpoint; expected e.g. 134217728".into());
+            }
+            roll.bytes = f.roll_bytes.max(1);
+        }
+        let ck = &self.checkpoint;
+        let checkpoint = ck.enabled.then(|| {
+            let ms = duration_ms(&mut errs, "checkpoint.interval", &ck.interval);
+            if ms <= 0 {
+                errs.push(format!("checkpoint.interval: {:?} must be positive; expected e.g. \"10s\"", ck.interval));
+            }
+            if ck.url.trim().is_empty() {
+                errs.push("checkpoint.url: empty; expected a directory such as \"run/checkpoints\" or \"s3://bucket/prefix\"".into());
+            }
+            if ck.retain == 0 {
+                errs.push("checkpoint.retain: 0 would delete every checkpoint; expected e.g. 3".into());
+            }
+            CheckpointSpec {
+                url: ck.url.trim().to_string(),
+                interval: std::time::Duration::from_millis(ms.max(1) as u64),
+                retain: ck.retain.max(1),
+            }
+        });
         let file_sink = self.sinks.file.as_ref().map(|f| {
             let format = match f.format.as_str() {
                 "csv" => FileFormat::Csv,
@@ -349,6 +391,8 @@ impl Config {
             stdout: self.sinks.stdout.is_some(),
             alerts: self.alerts.clone(),
             questdb: self.sinks.questdb.clone(),
+            checkpoint,
+            roll,
         })
     }
 }

@@ -20,6 +20,10 @@
 //! - [`metrics`]: one event per poll that logs and counts.
 //! - [`sink`]: Kafka (bars keyed by symbol, dead letters) or stdout.
 //! - [`run`]: `tickflow connect`: the loop with a real clock.
+
+/// Set (by the binary's signal handler) to stop a running connector after its current poll.
+pub static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub mod alphavantage;
 pub mod backoff;
 pub mod config;

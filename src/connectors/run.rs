@@ -20,7 +20,7 @@ pub fn now_ms() -> Millis {
 }
 
 /// Runs `tickflow connect <exchange>` until Ctrl-C / SIGTERM (the binary's signal handler
-/// sets [`crate::cluster::STOP`]).
+/// sets [`super::STOP`]).
 pub fn run_connector(args: ConnectorArgs) -> anyhow::Result<()> {
     let built = args.to_config()?.build()?;
     tracing::info!(
@@ -43,7 +43,7 @@ pub fn run_connector(args: ConnectorArgs) -> anyhow::Result<()> {
     let seed = now_ms() as u64 ^ u64::from(std::process::id()).rotate_left(32);
     let fetch = UreqFetch::new(built.http_timeout);
     let mut poller = Poller::new(built, fetch, seed);
-    run_until(&mut poller, sink.as_mut(), &crate::cluster::STOP, now_ms)?;
+    run_until(&mut poller, sink.as_mut(), &super::STOP, now_ms)?;
     let m = poller.metrics();
     tracing::info!(
         bars = m.bars(),

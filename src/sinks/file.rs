@@ -196,29 +196,205 @@ impl RowFormat {
 pub struct FileSink {
     set: IndicatorSet,
     fmt: RowFormat,
-    bars: Out,
-    candles: Out,
-    changes: Out,
-    late: Out,
-    dead: Out,
+    bars: PartFile,
+    candles: PartFile,
+    changes: PartFile,
+    late: PartFile,
+    dead: PartFile,
     /// `{"table":"late",` style prefixes when every kind shares one stream.
     tagged: bool,
 }
 
-type Out = BufWriter<Box<dyn Write>>;
+/// When a transactional part is closed and committed (renamed to its final name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RollPolicy {
+    /// Close a part at the first checkpoint after it is this old.
+    pub interval: std::time::Duration,
+    /// Close a part at the first checkpoint after it reached this many bytes.
+    pub bytes: u64,
+}
 
-fn create(dir: &Path, name: &str, header: Option<String>) -> io::Result<Out> {
+impl Default for RollPolicy {
+    fn default() -> Self {
+        RollPolicy { interval: std::time::Duration::from_secs(60), bytes: 128 << 20 }
+    }
+}
+
+/// The result files of one worker inside a checkpoint: the in-progress parts with their
+/// durable length at the cut, and the parts closed at the cut (renamed once it completes).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileParts {
+    /// The output directory.
+    pub dir: String,
+    /// Every part the checkpoint covers.
+    pub entries: Vec<PartEntry>,
+}
+
+/// One part file in a checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartEntry {
+    /// The file name while in progress (`.bars-w0-00000003.csv.inprogress`).
+    pub in_progress: String,
+    /// The committed file name (`bars-w0-00000003.csv`).
+    pub name: String,
+    /// Bytes durable at the cut: a restore truncates the file to this length.
+    pub len: u64,
+    /// Closed at this checkpoint: renamed to `name` once the checkpoint completes.
+    pub closed: bool,
+}
+
+struct OpenPart {
+    writer: BufWriter<File>,
+    in_progress: String,
+    name: String,
+    len: u64,
+    opened: std::time::Instant,
+}
+
+/// One kind of result of one worker: a plain file (replay), standard output, or
+/// transactional parts (`run` with checkpoints).
+struct PartFile {
+    kind: &'static str,
+    ext: &'static str,
+    header: Option<String>,
+    worker: usize,
+    target: Target,
+}
+
+enum Target {
+    Direct(BufWriter<Box<dyn Write>>),
+    Parts { dir: PathBuf, epoch: u64, roll: RollPolicy, open: Option<OpenPart>, closed: Vec<PartEntry> },
+}
+
+fn create(dir: &Path, name: &str, header: Option<&str>) -> io::Result<BufWriter<Box<dyn Write>>> {
     let path = dir.join(name);
     let file = File::create(&path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    let mut w: Out = BufWriter::with_capacity(1 << 20, Box::new(file));
+    let mut w: BufWriter<Box<dyn Write>> = BufWriter::with_capacity(1 << 20, Box::new(file));
     if let Some(h) = header {
         w.write_all(h.as_bytes())?;
     }
     Ok(w)
 }
 
+/// The committed name of the part of `kind` that worker `worker` opened in `epoch`.
+pub fn part_name(kind: &str, worker: usize, epoch: u64, ext: &str) -> String {
+    format!("{kind}-w{worker}-{epoch:08}.{ext}")
+}
+
+/// The in-progress name of a part (hidden, so readers of the directory see committed parts only).
+pub fn in_progress_name(name: &str) -> String {
+    format!(".{name}.inprogress")
+}
+
+/// The epoch a part file (committed or in progress) was opened in, if `file` is one.
+pub fn part_epoch(file: &str) -> Option<u64> {
+    let base = file.strip_prefix('.').and_then(|f| f.strip_suffix(".inprogress")).unwrap_or(file);
+    let stem = base.rsplit_once('.')?.0;
+    let (rest, epoch) = stem.rsplit_once('-')?;
+    let (_, worker) = rest.rsplit_once("-w")?;
+    (epoch.len() == 8 && worker.bytes().all(|b| b.is_ascii_digit())).then(|| epoch.parse().ok())?
+}
+
+fn with_path(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Fsyncs a directory, so renames and new files in it survive a crash.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| with_path(dir, e))
+}
+
+impl PartFile {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match &mut self.target {
+            Target::Direct(w) => w.write_all(bytes),
+            Target::Parts { dir, epoch, open, .. } => {
+                if open.is_none() {
+                    let name = part_name(self.kind, self.worker, *epoch, self.ext);
+                    let in_progress = in_progress_name(&name);
+                    let path = dir.join(&in_progress);
+                    let file = File::create(&path).map_err(|e| with_path(&path, e))?;
+                    let mut writer = BufWriter::with_capacity(1 << 20, file);
+                    let mut len = 0;
+                    if let Some(h) = &self.header {
+                        writer.write_all(h.as_bytes())?;
+                        len = h.len() as u64;
+                    }
+                    *open = Some(OpenPart { writer, in_progress, name, len, opened: std::time::Instant::now() });
+                }
+                // Just opened if it was missing.
+                let part = open.as_mut().expect("opened above");
+                part.writer.write_all(bytes)?;
+                part.len += bytes.len() as u64;
+                Ok(())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.target {
+            Target::Direct(w) => w.flush(),
+            Target::Parts { open, .. } => open.as_mut().map_or(Ok(()), |p| p.writer.flush()),
+        }
+    }
+
+    /// Makes what was written durable and lists the parts for checkpoint `k`; closes the open
+    /// part when the roll policy (or `last`) says so. Files written after this go to epoch
+    /// `k + 1`'s parts.
+    fn precommit(&mut self, k: u64, last: bool, entries: &mut Vec<PartEntry>) -> io::Result<bool> {
+        let Target::Parts { dir, epoch, roll, open, closed } = &mut self.target else { return Ok(false) };
+        *epoch = k + 1;
+        let mut created = false;
+        if let Some(part) = open.as_mut() {
+            part.writer.flush()?;
+            let path = dir.join(&part.in_progress);
+            part.writer.get_ref().sync_data().map_err(|e| with_path(&path, e))?;
+            created = true;
+            let close = last || part.len >= roll.bytes || part.opened.elapsed() >= roll.interval;
+            let entry = PartEntry { in_progress: part.in_progress.clone(), name: part.name.clone(), len: part.len, closed: close };
+            entries.push(entry.clone());
+            if close {
+                *open = None;
+                closed.push(entry);
+            }
+        }
+        Ok(created)
+    }
+
+    /// Renames the parts closed at checkpoints up to `k` (now complete) to their final names.
+    fn commit(&mut self) -> io::Result<bool> {
+        let Target::Parts { dir, closed, .. } = &mut self.target else { return Ok(false) };
+        let any = !closed.is_empty();
+        for e in closed.drain(..) {
+            let from = dir.join(&e.in_progress);
+            std::fs::rename(&from, dir.join(&e.name)).map_err(|err| with_path(&from, err))?;
+        }
+        Ok(any)
+    }
+
+    /// The run is complete: everything written is final.
+    fn finish(&mut self) -> io::Result<bool> {
+        if let Target::Parts { dir, open, closed, .. } = &mut self.target {
+            if let Some(mut part) = open.take() {
+                part.writer.flush()?;
+                let path = dir.join(&part.in_progress);
+                part.writer.get_ref().sync_data().map_err(|e| with_path(&path, e))?;
+                closed.push(PartEntry { in_progress: part.in_progress, name: part.name, len: part.len, closed: true });
+            }
+        }
+        self.commit()
+    }
+
+    fn dir(&self) -> Option<&Path> {
+        match &self.target {
+            Target::Parts { dir, .. } => Some(dir),
+            Target::Direct(_) => None,
+        }
+    }
+}
+
 impl FileSink {
-    /// Creates `dir` and this worker's files in it.
+    /// Creates `dir` and this worker's files in it (plain files, for replays).
     pub fn create(
         dir: &Path,
         worker: usize,
@@ -229,12 +405,52 @@ impl FileSink {
         std::fs::create_dir_all(dir)?;
         let ext = if format == FileFormat::Csv { "csv" } else { "ndjson" };
         let fmt = RowFormat::new(format, set, ts_unit);
+        let direct = |kind: &'static str, ext: &'static str, header: Option<String>| -> io::Result<PartFile> {
+            let w = create(dir, &format!("{kind}-w{worker}.{ext}"), header.as_deref())?;
+            Ok(PartFile { kind, ext, header, worker, target: Target::Direct(w) })
+        };
         Ok(FileSink {
-            bars: create(dir, &format!("bars-w{worker}.{ext}"), fmt.bars_header())?,
-            candles: create(dir, &format!("candles-w{worker}.{ext}"), fmt.candles_header())?,
-            changes: create(dir, &format!("signal_changes-w{worker}.{ext}"), fmt.changes_header())?,
-            late: create(dir, &format!("late-w{worker}.ndjson"), None)?,
-            dead: create(dir, &format!("dead_letters-w{worker}.ndjson"), None)?,
+            bars: direct("bars", ext, fmt.bars_header())?,
+            candles: direct("candles", ext, fmt.candles_header())?,
+            changes: direct("signal_changes", ext, fmt.changes_header())?,
+            late: direct("late", "ndjson", None)?,
+            dead: direct("dead_letters", "ndjson", None)?,
+            set: set.clone(),
+            fmt,
+            tagged: false,
+        })
+    }
+
+    /// This worker's transactional result parts in `dir`, starting at `epoch`: rows go to
+    /// hidden in-progress parts, made durable at every checkpoint, closed by `roll` and
+    /// renamed to `{kind}-w{worker}-{epoch}.{ext}` once the checkpoint that closed them
+    /// completed ([`FileSink::precommit`], [`FileSink::commit`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn transactional(
+        dir: &Path,
+        worker: usize,
+        epoch: u64,
+        roll: RollPolicy,
+        format: FileFormat,
+        set: &IndicatorSet,
+        ts_unit: TsUnit,
+    ) -> io::Result<FileSink> {
+        std::fs::create_dir_all(dir).map_err(|e| with_path(dir, e))?;
+        let ext = if format == FileFormat::Csv { "csv" } else { "ndjson" };
+        let fmt = RowFormat::new(format, set, ts_unit);
+        let parts = |kind: &'static str, ext: &'static str, header: Option<String>| PartFile {
+            kind,
+            ext,
+            header,
+            worker,
+            target: Target::Parts { dir: dir.to_path_buf(), epoch, roll, open: None, closed: Vec::new() },
+        };
+        Ok(FileSink {
+            bars: parts("bars", ext, fmt.bars_header()),
+            candles: parts("candles", ext, fmt.candles_header()),
+            changes: parts("signal_changes", ext, fmt.changes_header()),
+            late: parts("late", "ndjson", None),
+            dead: parts("dead_letters", "ndjson", None),
             set: set.clone(),
             fmt,
             tagged: false,
@@ -246,16 +462,71 @@ impl FileSink {
     pub fn stdout(set: &IndicatorSet, ts_unit: TsUnit) -> FileSink {
         let mut fmt = RowFormat::new(FileFormat::Ndjson, set, ts_unit);
         fmt.tagged = true;
-        let out = || -> Out { BufWriter::with_capacity(1 << 16, Box::new(io::stdout())) };
+        let out = |kind: &'static str| PartFile {
+            kind,
+            ext: "ndjson",
+            header: None,
+            worker: 0,
+            target: Target::Direct(BufWriter::with_capacity(1 << 16, Box::new(io::stdout()))),
+        };
         FileSink {
-            bars: out(),
-            candles: out(),
-            changes: out(),
-            late: out(),
-            dead: out(),
+            bars: out("bars"),
+            candles: out("candles"),
+            changes: out("signal_changes"),
+            late: out("late"),
+            dead: out("dead_letters"),
             set: set.clone(),
             fmt,
             tagged: true,
+        }
+    }
+
+    fn all(&mut self) -> [&mut PartFile; 5] {
+        [&mut self.bars, &mut self.candles, &mut self.changes, &mut self.late, &mut self.dead]
+    }
+
+    /// Checkpoint `k` is cut: fsyncs every open part and lists them (closing those the roll
+    /// policy says to close, or all with `last`).
+    pub fn precommit(&mut self, k: u64, last: bool) -> io::Result<FileParts> {
+        let mut entries = Vec::new();
+        let mut created = false;
+        let mut dir = None;
+        for f in self.all() {
+            created |= f.precommit(k, last, &mut entries)?;
+            dir = dir.or_else(|| f.dir().map(Path::to_path_buf));
+        }
+        if let (true, Some(d)) = (created, dir.as_ref()) {
+            sync_dir(d)?; // the new in-progress files' directory entries
+        }
+        Ok(FileParts { dir: dir.map(|d| d.display().to_string()).unwrap_or_default(), entries })
+    }
+
+    /// The checkpoint covering every closed part is complete: commit them.
+    pub fn commit(&mut self) -> io::Result<()> {
+        let mut any = false;
+        let mut dir = None;
+        for f in self.all() {
+            any |= f.commit()?;
+            dir = dir.or_else(|| f.dir().map(Path::to_path_buf));
+        }
+        match (any, dir) {
+            (true, Some(d)) => sync_dir(&d),
+            _ => Ok(()),
+        }
+    }
+
+    /// The run is complete (its input ended): every part is final.
+    pub fn finish(&mut self) -> io::Result<()> {
+        let mut any = false;
+        let mut dir = None;
+        for f in self.all() {
+            f.flush()?;
+            any |= f.finish()?;
+            dir = dir.or_else(|| f.dir().map(Path::to_path_buf));
+        }
+        match (any, dir) {
+            (true, Some(d)) => sync_dir(&d),
+            _ => Ok(()),
         }
     }
 
@@ -281,9 +552,11 @@ impl FileSink {
 
     /// Records a bar too late to process (timeframe 0 = per-bar indicators).
     pub fn late(&mut self, bar: &Bar, timeframe: i64) -> io::Result<()> {
-        writeln!(
-            self.late,
-            r#"{{{}"symbol":"{}","ts":{},"timeframe":"{}","open":{},"high":{},"low":{},"close":{},"volume":{}}}"#,
+        let line = format!(
+            concat!(
+                r#"{{{}"symbol":"{}","ts":{},"timeframe":"{}","open":{},"high":{},"low":{},"close":{},"volume":{}}}"#,
+                "\n"
+            ),
             if self.tagged { r#""table":"late","# } else { "" },
             bar.symbol,
             bar.ts,
@@ -293,7 +566,8 @@ impl FileSink {
             bar.low,
             bar.close,
             bar.volume
-        )
+        );
+        self.late.write_all(line.as_bytes())
     }
 
     /// Records an invalid input record with the reason.
@@ -304,12 +578,12 @@ impl FileSink {
         } else {
             serde_json::json!({ "source": source, "reason": reason, "payload": payload })
         };
-        writeln!(self.dead, "{line}")
+        self.dead.write_all(format!("{line}\n").as_bytes())
     }
 
     /// Flushes every file.
     pub fn flush(&mut self) -> io::Result<()> {
-        for w in [&mut self.bars, &mut self.candles, &mut self.changes, &mut self.late, &mut self.dead] {
+        for w in self.all() {
             w.flush()?;
         }
         Ok(())
@@ -341,4 +615,65 @@ pub fn concat_parts(parts: &[PathBuf], out: &Path, has_header: bool) -> io::Resu
         std::fs::remove_file(p)?;
     }
     Ok(bytes)
+}
+
+/// What [`recover_dir`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Parts truncated to their checkpointed length and committed.
+    pub restored: usize,
+    /// Files written after the cut, removed.
+    pub removed: usize,
+    /// Parts the checkpoint lists that are not in this directory (another machine's).
+    pub missing: usize,
+}
+
+/// Before a run resumes from checkpoint `k` (`None`: starts without one): makes `dir` hold
+/// exactly the results the checkpoint covers. Every part the checkpoint lists is truncated
+/// to its durable length and committed; parts opened after the cut, and in-progress parts
+/// the checkpoint does not list, are removed. Committed parts from before the cut are never
+/// touched. Idempotent, so every process may run it on a shared directory.
+pub fn recover_dir(dir: &Path, k: Option<u64>, parts: &[FileParts]) -> io::Result<Recovered> {
+    let mut report = Recovered::default();
+    if !dir.exists() {
+        return Ok(report);
+    }
+    let mut listed = std::collections::HashSet::new();
+    for e in parts.iter().flat_map(|p| &p.entries) {
+        listed.insert(e.in_progress.clone());
+        listed.insert(e.name.clone());
+        let (from, to) = (dir.join(&e.in_progress), dir.join(&e.name));
+        let path = if from.exists() {
+            from.clone()
+        } else if to.exists() {
+            to.clone()
+        } else {
+            report.missing += 1;
+            continue;
+        };
+        let f = std::fs::OpenOptions::new().write(true).open(&path).map_err(|err| with_path(&path, err))?;
+        if f.metadata()?.len() > e.len {
+            f.set_len(e.len).map_err(|err| with_path(&path, err))?;
+        }
+        f.sync_all().map_err(|err| with_path(&path, err))?;
+        if path == from {
+            std::fs::rename(&from, &to).map_err(|err| with_path(&from, err))?;
+        }
+        report.restored += 1;
+    }
+    for entry in std::fs::read_dir(dir).map_err(|e| with_path(dir, e))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(epoch) = part_epoch(&name) else { continue };
+        if listed.contains(&name) {
+            continue;
+        }
+        let uncommitted = name.ends_with(".inprogress");
+        if uncommitted || k.is_some_and(|k| epoch > k) {
+            std::fs::remove_file(entry.path()).map_err(|e| with_path(&entry.path(), e))?;
+            report.removed += 1;
+        }
+    }
+    sync_dir(dir)?;
+    Ok(report)
 }

@@ -1,4 +1,5 @@
 //! Where results go.
+pub mod durable;
 pub mod file;
 pub mod questdb;
 pub mod worker;

@@ -244,11 +244,29 @@ impl WorkerOutputs {
         Ok(())
     }
 
-    /// Flushes files and the QuestDB batch at the end of a run.
+    /// Checkpoint `k` is cut and everything before it is durable at the sinks: makes the
+    /// result files durable and lists them for the checkpoint (`last`: close every part).
+    pub fn precommit(&mut self, k: u64, last: bool) -> Result<crate::sinks::file::FileParts, OutputError> {
+        self.end_batch()?;
+        match self.file.as_mut() {
+            Some(f) => Ok(f.precommit(k, last)?),
+            None => Ok(Default::default()),
+        }
+    }
+
+    /// The checkpoint that closed result parts is complete: commit (rename) them.
+    pub fn commit(&mut self) -> Result<(), OutputError> {
+        match self.file.as_mut() {
+            Some(f) => Ok(f.commit()?),
+            None => Ok(()),
+        }
+    }
+
+    /// Flushes files and the QuestDB batch at the end of a run; result parts become final.
     pub fn finish(&mut self) -> Result<(), OutputError> {
         self.end_batch()?;
         if let Some(f) = self.file.as_mut() {
-            f.flush()?;
+            f.finish()?;
         }
         if let Some(q) = self.questdb.as_ref() {
             q.handle.flush().map_err(|e| OutputError::QuestDb(e.to_string()))?;

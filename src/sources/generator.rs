@@ -127,7 +127,7 @@ pub fn symbol_name(index: usize, symbols: usize) -> String {
 }
 
 /// One symbol's walk.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Walk {
     /// The symbol's index among all symbols.
     index: usize,
@@ -194,6 +194,30 @@ impl MarketGenerator {
         Ok(MarketGenerator { config, walks, next: 0, round: 0 })
     }
 
+    /// Where this generator stands (checkpointed): every walk's random state and last close,
+    /// the next walk and the round, and the start time the timestamps count from.
+    pub fn state(&self) -> GeneratorState {
+        GeneratorState { walks: self.walks.clone(), next: self.next, round: self.round, start_ms: self.config.start_ms }
+    }
+
+    /// Continues from `state`, taken from a generator of the same configuration and worker.
+    /// Fails when the state's symbols are not this generator's (another shape or config).
+    pub fn restore(&mut self, state: GeneratorState) -> Result<(), GeneratorConfigError> {
+        let same = state.walks.len() == self.walks.len()
+            && state.walks.iter().zip(&self.walks).all(|(a, b)| a.index == b.index && a.symbol == b.symbol);
+        if !same {
+            return Err(GeneratorConfigError {
+                field: "checkpoint",
+                message: "the checkpoint's generator state has other symbols (another shape or config)".into(),
+            });
+        }
+        self.walks = state.walks;
+        self.next = state.next;
+        self.round = state.round;
+        self.config.start_ms = state.start_ms;
+        Ok(())
+    }
+
     /// The configuration.
     pub fn config(&self) -> &GeneratorConfig {
         &self.config
@@ -252,6 +276,22 @@ impl MarketGenerator {
     }
 }
 
+/// A [`MarketGenerator`]'s position (see [`MarketGenerator::state`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GeneratorState {
+    walks: Vec<Walk>,
+    next: usize,
+    round: u64,
+    start_ms: i64,
+}
+
+impl GeneratorState {
+    /// Bars emitted per symbol (the round).
+    pub fn round(&self) -> u64 {
+        self.round
+    }
+}
+
 impl Iterator for MarketGenerator {
     type Item = Bar;
 
@@ -302,7 +342,7 @@ fn exp(x: f64) -> f64 {
 }
 
 /// xoshiro256** (Blackman & Vigna), seeded from splitmix64.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Xoshiro256 {
     s: [u64; 4],
 }

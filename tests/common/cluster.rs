@@ -15,11 +15,13 @@ pub fn process_list(n: usize) -> String {
     (0..n).map(|_| format!("\"127.0.0.1:{}\"", free_port())).collect::<Vec<_>>().join(", ")
 }
 
-/// Starts every process of the cluster described by `config` (`n` processes).
+/// Starts every process of the cluster described by `config` (`n` processes), in the
+/// config's directory (so relative paths such as the default `run/checkpoints` stay there).
 pub fn spawn_cluster(config: &Path, n: usize) -> Vec<Child> {
     (0..n)
         .map(|p| {
             Command::new(env!("CARGO_BIN_EXE_tickflow"))
+                .current_dir(config.parent().unwrap())
                 .args(["run", "--config", config.to_str().unwrap(), "--process", &p.to_string()])
                 .env("RUST_LOG", "warn")
                 .spawn()

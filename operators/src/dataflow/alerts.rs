@@ -42,7 +42,7 @@ use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
-use super::Time;
+use super::EventTime;
 use crate::rows::{BarOut, Candle};
 use crate::signal::Action;
 use crate::symbol::Symbol;
@@ -302,15 +302,15 @@ pub fn alert_id(rule: &str, symbol: &Symbol, ts: Millis) -> u64 {
 /// `ticks` (the probe of the values stream) so it is evaluated against the latest values;
 /// the source follows that frontier and closes when it is empty (the input ended). It polls
 /// every `every`.
-pub fn rules_source<'s>(
-    scope: Scope<'s, Time>,
+pub fn rules_source<'s, T: AlertTime>(
+    scope: Scope<'s, T>,
     name: &str,
-    ticks: ProbeHandle<Time>,
+    ticks: ProbeHandle<T>,
     every: Duration,
     mut poll: impl FnMut() -> Option<Vec<AlertRule>> + 'static,
-) -> VecCollection<'s, Time, AlertRule> {
+) -> VecCollection<'s, T, AlertRule> {
     let index = scope.index();
-    source::<_, CapacityContainerBuilder<Vec<(AlertRule, Time, isize)>>, _, _>(scope, name, move |cap, info| {
+    source::<_, CapacityContainerBuilder<Vec<(AlertRule, T, isize)>>, _, _>(scope, name, move |cap, info| {
         let activator = scope.activator_for(info.address);
         let mut cap = (index == 0).then_some(cap);
         let mut current: BTreeMap<String, AlertRule> = BTreeMap::new();
@@ -402,21 +402,30 @@ struct FireState {
 ///     .flat_map(|(_, v)| v).map(|a| (a.ts, from_fixed(a.value))).collect();
 /// assert_eq!(fired, vec![(1000, 101.0), (4000, 103.0)]);
 /// ```
-pub trait Alerts<'s> {
+pub trait Alerts<'s, T: AlertTime> {
     /// [`Alerts::alerts_named`] with the name "Alerts".
-    fn alerts(self, rules: VecCollection<'s, Time, AlertRule>) -> StreamVec<'s, Time, Alert>;
+    fn alerts(self, rules: VecCollection<'s, T, AlertRule>) -> StreamVec<'s, T, Alert>;
     /// Names the operators (`{name}Latest`, `{name}Symbols`, `{name}Fire`).
-    fn alerts_named(self, name: &str, rules: VecCollection<'s, Time, AlertRule>) -> StreamVec<'s, Time, Alert>;
+    fn alerts_named(self, name: &str, rules: VecCollection<'s, T, AlertRule>) -> StreamVec<'s, T, Alert>;
+}
+
+/// The timestamps alerts run on: event time that differential can arrange.
+pub trait AlertTime: EventTime + differential_dataflow::lattice::Lattice + timely::ExchangeData {}
+impl<T: EventTime + differential_dataflow::lattice::Lattice + timely::ExchangeData> AlertTime for T {}
+
+/// `t`, or the same epoch at event time `ts` when that is later.
+fn at_least<T: EventTime>(t: T, ts: Millis) -> T {
+    t.with_watermark(t.watermark().max(ts.max(0) as u64))
 }
 
 type Key = (Symbol, Millis);
 
-impl<'s> Alerts<'s> for StreamVec<'s, Time, Tick> {
-    fn alerts(self, rules: VecCollection<'s, Time, AlertRule>) -> StreamVec<'s, Time, Alert> {
+impl<'s, T: AlertTime> Alerts<'s, T> for StreamVec<'s, T, Tick> {
+    fn alerts(self, rules: VecCollection<'s, T, AlertRule>) -> StreamVec<'s, T, Alert> {
         self.alerts_named("Alerts", rules)
     }
 
-    fn alerts_named(self, name: &str, rules: VecCollection<'s, Time, AlertRule>) -> StreamVec<'s, Time, Alert> {
+    fn alerts_named(self, name: &str, rules: VecCollection<'s, T, AlertRule>) -> StreamVec<'s, T, Alert> {
         // Upserts at each tick's event time, carrying the previous values of the key (for
         // crossings), and first sightings of each (timeframe, symbol) for `*` rules. Ticks
         // arrive partitioned by symbol (or not: duplicates only raise multiplicities, which
@@ -429,7 +438,7 @@ impl<'s> Alerts<'s> for StreamVec<'s, Time, Tick> {
                     let t0 = *c.time();
                     let mut session = output.session(&c);
                     for tick in data.drain(..) {
-                        let t = t0.max(tick.ts.max(0) as Time);
+                        let t = at_least(t0, tick.ts);
                         let key = (tick.symbol, tick.timeframe);
                         let old = prev.insert(key, tick.values.clone());
                         let prev_values = old.unwrap_or_else(|| vec![MISSING; tick.values.len()]);
@@ -449,7 +458,7 @@ impl<'s> Alerts<'s> for StreamVec<'s, Time, Tick> {
                         let mut session = output.session(&c);
                         for tick in data.drain(..) {
                             if seen.insert((tick.timeframe, tick.symbol)) {
-                                session.give(((tick.timeframe, tick.symbol), t0.max(tick.ts.max(0) as Time), 1isize));
+                                session.give(((tick.timeframe, tick.symbol), at_least(t0, tick.ts), 1isize));
                             }
                         }
                     });
@@ -458,7 +467,7 @@ impl<'s> Alerts<'s> for StreamVec<'s, Time, Tick> {
             .as_collection();
 
         let latest =
-            arrange_from_upsert::<ValBuilder<Key, Snapshot, Time, isize>, ValSpine<Key, Snapshot, Time, isize>, _, _>(
+            arrange_from_upsert::<ValBuilder<Key, Snapshot, T, isize>, ValSpine<Key, Snapshot, T, isize>, _, _>(
                 upserts,
                 &format!("{name}Latest"),
             );
@@ -486,16 +495,16 @@ impl<'s> Alerts<'s> for StreamVec<'s, Time, Tick> {
     }
 }
 
-fn hit_route(h: &(Hit, Time, isize)) -> u64 {
+fn hit_route<T>(h: &(Hit, T, isize)) -> u64 {
     alert_id(&h.0.rule, &h.0.symbol, 0)
 }
 
 /// Per (rule, symbol): turns the +1/−1 transitions of the join into alerts, in time order
 /// once the frontier passed each time.
-fn fire<'s>(hits: StreamVec<'s, Time, (Hit, Time, isize)>, name: &str) -> StreamVec<'s, Time, Alert> {
+fn fire<'s, T: AlertTime>(hits: StreamVec<'s, T, (Hit, T, isize)>, name: &str) -> StreamVec<'s, T, Alert> {
     hits.unary_frontier(Exchange::new(hit_route), name, move |_cap, _info| {
-        let mut held: Option<Capability<Time>> = None;
-        let mut pending: BTreeMap<Time, Vec<(Hit, isize)>> = BTreeMap::new();
+        let mut held: Option<Capability<T>> = None;
+        let mut pending: BTreeMap<T, Vec<(Hit, isize)>> = BTreeMap::new();
         let mut states: HashMap<(String, Symbol), FireState> = HashMap::new();
         move |(input, frontier), output| {
             input.for_each(|cap, data| {

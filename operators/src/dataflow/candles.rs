@@ -9,6 +9,7 @@
 //! exact. After that the window is final and a bar for it goes to the late output.
 //! Windows without bars produce no candle.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
@@ -17,12 +18,12 @@ use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Operator;
 
-use super::Time;
 use super::reorder::Reorder;
+use super::{EventTime, frontier_watermark};
 use crate::bar::Bar;
 use crate::rows::Candle;
 use crate::set::{IndicatorSet, SymbolState, Values};
-use crate::symbol::SymbolTable;
+use crate::symbol::{Symbol, SymbolTable};
 use crate::time::Millis;
 
 /// Window settings.
@@ -37,6 +38,7 @@ pub struct WindowConfig {
 /// A candle (first emission or correction), or a bar too late for the window of `timeframe`.
 pub type CandleOut = Result<Candle, (Bar, Millis)>;
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Window {
     candle: Candle,
     closed: bool,
@@ -46,11 +48,104 @@ struct Window {
     before: Option<SymbolState>,
 }
 
-struct Series {
+/// One (symbol, timeframe): its open and correctable windows and candle-indicator state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Series {
     windows: Vec<Window>,
     state: SymbolState,
     /// Windows ending at or before this are final.
     final_upto: Millis,
+}
+
+/// The state of one `Candles` operator, shareable (same worker thread) with whoever
+/// checkpoints it.
+pub struct CandlesCore<T: EventTime> {
+    reorder: Reorder<T>,
+    table: SymbolTable,
+    /// series[symbol id * timeframes + timeframe index]
+    series: Vec<Series>,
+    /// (end, series index, start) of open windows, and of closed ones by end + lateness.
+    to_close: BTreeSet<(Millis, usize, Millis)>,
+    to_final: BTreeSet<(Millis, usize, Millis)>,
+    /// The watermark up to which windows have been closed.
+    closed_upto: Millis,
+    timeframes: usize,
+    lateness: Millis,
+}
+
+impl<T: EventTime> CandlesCore<T> {
+    /// An empty state for `config`.
+    pub fn new(config: &WindowConfig) -> CandlesCore<T> {
+        CandlesCore {
+            reorder: Reorder::default(),
+            table: SymbolTable::default(),
+            series: Vec::new(),
+            to_close: BTreeSet::new(),
+            to_final: BTreeSet::new(),
+            closed_upto: Millis::MIN,
+            timeframes: config.timeframes.len(),
+            lateness: config.allowed_lateness.max(0),
+        }
+    }
+
+    /// A copy of the state, keyed by symbol.
+    pub fn snapshot(&self) -> CandlesSnapshot {
+        let n = self.timeframes.max(1);
+        let symbols = (0..self.table.len())
+            .map(|id| (self.table.symbol(id as u32), self.series[id * n..(id + 1) * n].to_vec()))
+            .collect();
+        CandlesSnapshot { symbols, pending: self.reorder.pending().to_vec(), closed_upto: self.closed_upto }
+    }
+
+    /// Adds the part of `snap` whose symbols `keep` accepts. Call before the dataflow runs;
+    /// snapshots of several workers may be merged (rescaling).
+    pub fn restore(&mut self, snap: CandlesSnapshot, keep: impl Fn(&Symbol) -> bool) {
+        let n = self.timeframes;
+        for (symbol, series) in snap.symbols.into_iter().filter(|s| keep(&s.0)) {
+            if series.len() != n {
+                continue; // validated by the caller: the checkpoint has the same timeframes
+            }
+            let id = self.table.intern(symbol) as usize;
+            for (k, s) in series.into_iter().enumerate() {
+                let si = id * n + k;
+                for w in &s.windows {
+                    let end = w.candle.start + w.candle.timeframe;
+                    if w.closed {
+                        self.to_final.insert((end + self.lateness, si, w.candle.start));
+                    } else {
+                        self.to_close.insert((end, si, w.candle.start));
+                    }
+                }
+                if si == self.series.len() {
+                    self.series.push(s);
+                } else {
+                    self.series[si] = s;
+                }
+            }
+        }
+        self.closed_upto = self.closed_upto.max(snap.closed_upto);
+        self.reorder.restore(snap.pending.into_iter().filter(|b| keep(&b.symbol)));
+    }
+
+    /// Symbols with state.
+    pub fn symbols(&self) -> usize {
+        self.table.len()
+    }
+
+    fn pending_windows(&self) -> bool {
+        !self.to_close.is_empty() || !self.to_final.is_empty()
+    }
+}
+
+/// The checkpointed form of a [`CandlesCore`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CandlesSnapshot {
+    /// Per symbol, one series per configured timeframe (in config order).
+    pub symbols: Vec<(Symbol, Vec<Series>)>,
+    /// Bars received and not yet released.
+    pub pending: Vec<Bar>,
+    /// The watermark up to which windows were closed.
+    pub closed_upto: Millis,
 }
 
 /// Emits candles for each configured timeframe. Input must be partitioned by symbol.
@@ -82,48 +177,57 @@ struct Series {
 /// assert_eq!((c.start, c.open, c.high, c.low, c.close, c.volume, c.count), (0, 10.0, 15.0, 8.0, 9.0, 6.0, 3));
 /// assert_eq!(c.avg_close(), (11.0 + 14.0 + 9.0) / 3.0);
 /// ```
-pub trait Candles<'scope> {
+pub trait Candles<'scope, T: EventTime> {
     /// [`Candles::candles_named`] with the name "Candles".
-    fn candles(self, set: Rc<IndicatorSet>, config: WindowConfig) -> StreamVec<'scope, Time, CandleOut>;
+    fn candles(self, set: Rc<IndicatorSet>, config: WindowConfig) -> StreamVec<'scope, T, CandleOut>;
     /// Names the operator.
-    fn candles_named(
+    fn candles_named(self, name: &str, set: Rc<IndicatorSet>, config: WindowConfig) -> StreamVec<'scope, T, CandleOut>;
+    /// Keeps its state in `core` (made by [`CandlesCore::new`] with the same `config`).
+    fn candles_with(
         self,
         name: &str,
         set: Rc<IndicatorSet>,
         config: WindowConfig,
-    ) -> StreamVec<'scope, Time, CandleOut>;
+        core: Rc<RefCell<CandlesCore<T>>>,
+    ) -> StreamVec<'scope, T, CandleOut>;
 }
 
-impl<'scope> Candles<'scope> for StreamVec<'scope, Time, Bar> {
-    fn candles(self, set: Rc<IndicatorSet>, config: WindowConfig) -> StreamVec<'scope, Time, CandleOut> {
+impl<'scope, T: EventTime> Candles<'scope, T> for StreamVec<'scope, T, Bar> {
+    fn candles(self, set: Rc<IndicatorSet>, config: WindowConfig) -> StreamVec<'scope, T, CandleOut> {
         self.candles_named("Candles", set, config)
     }
 
-    fn candles_named(
+    fn candles_named(self, name: &str, set: Rc<IndicatorSet>, config: WindowConfig) -> StreamVec<'scope, T, CandleOut> {
+        let core = Rc::new(RefCell::new(CandlesCore::new(&config)));
+        self.candles_with(name, set, config, core)
+    }
+
+    fn candles_with(
         self,
         name: &str,
         set: Rc<IndicatorSet>,
         config: WindowConfig,
-    ) -> StreamVec<'scope, Time, CandleOut> {
-        self.unary_frontier(Pipeline, name, move |_cap, _info| {
+        core: Rc<RefCell<CandlesCore<T>>>,
+    ) -> StreamVec<'scope, T, CandleOut> {
+        self.unary_frontier(Pipeline, name, move |cap, _info| {
+            {
+                // Restored windows and bars are emitted under the initial capability.
+                let mut c = core.borrow_mut();
+                if c.reorder.backlog() > 0 || c.pending_windows() {
+                    c.reorder.hold(cap);
+                }
+            }
             let tfs = config.timeframes.clone();
             let lateness = config.allowed_lateness.max(0);
-            let mut reorder = Reorder::default();
-            let mut table = SymbolTable::default();
-            // series[symbol id * tfs.len() + timeframe index]
-            let mut series: Vec<Series> = Vec::new();
-            // (end, series index, start) of open windows, and of closed ones by end + lateness
-            let mut to_close: BTreeSet<(Millis, usize, Millis)> = BTreeSet::new();
-            let mut to_final: BTreeSet<(Millis, usize, Millis)> = BTreeSet::new();
             let mut corrected: Vec<(usize, Millis)> = Vec::new();
             let mut row = Values::default();
             let mut emit: Vec<CandleOut> = Vec::new();
-            // The watermark up to which windows have been closed.
-            let mut closed_upto = Millis::MIN;
 
             move |(input, frontier), output| {
+                let mut core = core.borrow_mut();
+                let CandlesCore { reorder, table, series, to_close, to_final, closed_upto, .. } = &mut *core;
                 reorder.absorb::<Pipeline>(input, output.output_index());
-                let watermark = frontier.frontier().first().map(|&f| f as Millis).unwrap_or(Millis::MAX);
+                let watermark = frontier_watermark(frontier).map(|f| f as Millis).unwrap_or(Millis::MAX);
                 emit.clear();
                 if let Some((_, bars)) = reorder.release(frontier) {
                     for bar in bars {
@@ -150,8 +254,8 @@ impl<'scope> Candles<'scope> for StreamVec<'scope, Time, Bar> {
                                         corrected.push((si, start));
                                     }
                                 }
-                                Err(_) if end.saturating_add(lateness) <= closed_upto => emit.push(Err((*bar, tf))),
-                                Err(i) if end <= closed_upto => {
+                                Err(_) if end.saturating_add(lateness) <= *closed_upto => emit.push(Err((*bar, tf))),
+                                Err(i) if end <= *closed_upto => {
                                     // A window first seen after its close, within the lateness:
                                     // it goes between closed candles; replay from it.
                                     let before =
@@ -212,7 +316,7 @@ impl<'scope> Candles<'scope> for StreamVec<'scope, Time, Bar> {
                         s.windows.retain(|w| w.candle.start != start);
                     }
                 }
-                closed_upto = closed_upto.max(watermark);
+                *closed_upto = (*closed_upto).max(watermark);
                 while let Some(&(deadline, si, start)) = to_final.first() {
                     if deadline > watermark {
                         break;

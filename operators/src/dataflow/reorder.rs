@@ -6,23 +6,28 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::InputHandleCore;
 use timely::progress::frontier::MutableAntichain;
 
-use super::Time;
+use super::{EventTime, frontier_watermark};
 use crate::bar::Bar;
 
 /// The buffer and the one capability it holds (at the least time it may still emit at).
-#[derive(Default)]
-pub struct Reorder {
+pub struct Reorder<T: EventTime> {
     pending: Vec<Bar>,
     ready: Vec<Bar>,
-    cap: Option<Capability<Time>>,
+    cap: Option<Capability<T>>,
 }
 
-impl Reorder {
+impl<T: EventTime> Default for Reorder<T> {
+    fn default() -> Self {
+        Reorder { pending: Vec::new(), ready: Vec::new(), cap: None }
+    }
+}
+
+impl<T: EventTime> Reorder<T> {
     /// Moves everything available on `input` into the buffer, holding a capability for
     /// output port `port` at the least time seen.
-    pub fn absorb<P>(&mut self, input: &mut InputHandleCore<Time, Vec<Bar>, P::Puller>, port: usize)
+    pub fn absorb<P>(&mut self, input: &mut InputHandleCore<T, Vec<Bar>, P::Puller>, port: usize)
     where
-        P: ParallelizationContract<Time, Vec<Bar>>,
+        P: ParallelizationContract<T, Vec<Bar>>,
     {
         input.for_each(|cap, data| {
             // Messages sent under no capability make no progress claim; they cannot occur
@@ -36,12 +41,12 @@ impl Reorder {
         });
     }
 
-    /// Releases the bars with event time below the frontier (all of them once the frontier is
-    /// empty), sorted by event time, with the capability to emit them at. Call
-    /// [`Reorder::finish`] after emitting.
-    pub fn release(&mut self, frontier: &MutableAntichain<Time>) -> Option<(&Capability<Time>, &[Bar])> {
+    /// Releases the bars with event time below the frontier's watermark (all of them once
+    /// the frontier is empty), sorted by event time, with the capability to emit them at.
+    /// Call [`Reorder::finish`] after emitting.
+    pub fn release(&mut self, frontier: &MutableAntichain<T>) -> Option<(&Capability<T>, &[Bar])> {
         self.ready.clear();
-        let bound = frontier.frontier().first().copied();
+        let bound = frontier_watermark(frontier);
         if !self.pending.is_empty() {
             self.pending.sort_by_key(|b| b.ts);
             let cut = match bound {
@@ -56,7 +61,7 @@ impl Reorder {
 
     /// After emitting: keeps the capability at the frontier while bars remain, else drops it.
     /// `keep_open` holds it even when empty (an operator with other pending state).
-    pub fn finish(&mut self, frontier: &MutableAntichain<Time>, keep_open: bool) {
+    pub fn finish(&mut self, frontier: &MutableAntichain<T>, keep_open: bool) {
         match frontier.frontier().first() {
             Some(f) if !self.pending.is_empty() || keep_open => {
                 if let Some(c) = self.cap.as_mut() {
@@ -70,12 +75,12 @@ impl Reorder {
     }
 
     /// The capability held, if any.
-    pub fn capability(&self) -> Option<&Capability<Time>> {
+    pub fn capability(&self) -> Option<&Capability<T>> {
         self.cap.as_ref()
     }
 
     /// Takes a capability when none is held (an operator with its own pending state).
-    pub fn hold(&mut self, cap: Capability<Time>) {
+    pub fn hold(&mut self, cap: Capability<T>) {
         if self.cap.is_none() {
             self.cap = Some(cap);
         }
@@ -84,5 +89,15 @@ impl Reorder {
     /// How many bars wait for the frontier.
     pub fn backlog(&self) -> usize {
         self.pending.len()
+    }
+
+    /// The bars waiting for the frontier (part of an operator's checkpointed state).
+    pub fn pending(&self) -> &[Bar] {
+        &self.pending
+    }
+
+    /// Puts restored bars back into the buffer; they need a capability ([`Reorder::hold`]).
+    pub fn restore(&mut self, bars: impl IntoIterator<Item = Bar>) {
+        self.pending.extend(bars);
     }
 }

@@ -27,5 +27,8 @@ pub mod watermark;
 pub use config::{KafkaSourceConfig, StartPosition};
 pub use error::KafkaSourceError;
 pub use offsets::OffsetTracker;
-pub use source::{KafkaSourceHandle, KafkaSourceStats, KafkaStopper, MAX_IN_FLIGHT, kafka_source, owned_partitions};
+pub use source::{
+    KafkaReader, KafkaSourceHandle, KafkaSourceStats, KafkaStopper, MAX_IN_FLIGHT, kafka_reader, kafka_source,
+    owned_partitions,
+};
 pub use watermark::{PartitionClock, Watermarks};

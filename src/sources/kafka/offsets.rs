@@ -112,12 +112,12 @@ mod tests {
     #[test]
     fn batches_at_one_time_merge_and_complete_together() {
         let mut t = OffsetTracker::default();
-        t.emitted(1, 5, 3);
-        t.emitted(1, 5, 7);
-        t.emitted(2, 5, 4);
+        t.emitted(1, (0, 5), 3);
+        t.emitted(1, (0, 5), 7);
+        t.emitted(2, (0, 5), 4);
         assert_eq!(t.pending_batches(), 2);
-        assert!(!t.completed(&[5]));
-        assert!(t.completed(&[6]));
+        assert!(!t.completed(&[(0, 5)]));
+        assert!(t.completed(&[(0, 6)]));
         assert_eq!(t.take_commits(), [(1, 7), (2, 4)]);
         assert_eq!(t.completed_offset(1), Some(7));
         assert_eq!(t.completed_offset(3), None);
@@ -126,10 +126,10 @@ mod tests {
     #[test]
     fn completion_stops_at_the_first_incomplete_batch() {
         let mut t = OffsetTracker::default();
-        t.emitted(0, 10, 1);
-        t.emitted(0, 20, 2);
-        t.emitted(0, 30, 3);
-        t.completed(&[25]);
+        t.emitted(0, (0, 10), 1);
+        t.emitted(0, (0, 20), 2);
+        t.emitted(0, (0, 30), 3);
+        t.completed(&[(0, 25)]);
         assert_eq!(t.take_commits(), [(0, 2)]);
         assert_eq!(t.pending_batches(), 1);
     }
@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn reset_hands_out_completed_offsets_again() {
         let mut t = OffsetTracker::default();
-        t.emitted(0, 1, 9);
+        t.emitted(0, (0, 1), 9);
         t.completed(&[]);
         assert_eq!(t.take_commits(), [(0, 9)]);
         t.reset_committed();

@@ -24,7 +24,6 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::util::Timeout;
 use tickflow_operators::dataflow::Time;
 use tickflow_operators::{Bar, TimeBounds};
-use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 use timely::scheduling::SyncActivator;
 
@@ -34,14 +33,12 @@ use super::error::{KafkaSourceError, is_retryable};
 use super::offsets::OffsetTracker;
 use super::watermark::Watermarks;
 use crate::decode::{DecodeError, DecodeErrorKind, Location, decode_json_line};
-use crate::status::{Clock, LocalCounters, PartitionUpdate, ProcessMetrics, SystemClock};
+use crate::status::{Clock, PartitionUpdate, ProcessMetrics, SystemClock};
 
-/// Records a source may emit while the outputs' probe lags behind its capability.
-pub const MAX_IN_FLIGHT: u64 = 64 * 1024;
+
+pub use crate::sources::driver::MAX_IN_FLIGHT;
 /// Longest sleep between two activations (idleness, main queue, commits, stop requests).
 const HEARTBEAT: Duration = Duration::from_millis(100);
-/// Retry delay while gated by the probe.
-const GATE_RETRY: Duration = Duration::from_micros(200);
 /// Main-queue events served per activation.
 const MAX_EVENTS: usize = 64;
 /// How often partition positions are published to the status endpoint without new data.
@@ -219,22 +216,17 @@ struct PartitionPos {
     reached_end: bool,
 }
 
-/// The Kafka source of this worker: bars of `cfg.topic`'s partitions `p % peers == index`,
-/// emitted at the worker's watermark (newest event time minus `watermark_delay_ms`, minimum
-/// over non-idle partitions).
+/// The Kafka source of this worker without checkpoints (tests, tools): [`kafka_reader`]
+/// driven by [`crate::sources::driver::drive`] with no checkpoint interval.
 ///
 /// - `bounds`: accepted event times (decoding rejects bars outside).
 /// - `gate`: the probe of the dataflow's outputs; while it lags behind the source's capability
 ///   at most [`MAX_IN_FLIGHT`] records are emitted. Offsets are committed only for batches the
 ///   probe has passed.
 /// - `on_invalid(location, error, payload)`: every message that is not a valid bar, with
-///   location `topic/partition@offset` (decode errors, empty payloads, tombstones, invalid
-///   UTF-8). The error's record number is the Kafka offset.
-/// - `metrics`: partition positions and connection state for the status endpoint.
+///   location `topic/partition@offset`.
 ///
-/// Returns the stream of bars and the worker-local [`KafkaSourceHandle`] (commits, stop,
-/// counters). Errors: invalid config, unreachable brokers within `connect-timeout`, a missing
-/// topic.
+/// Returns the stream of bars and the worker-local [`KafkaSourceHandle`].
 #[allow(clippy::too_many_arguments)]
 pub fn kafka_source<'s>(
     scope: Scope<'s, Time>,
@@ -242,21 +234,69 @@ pub fn kafka_source<'s>(
     bounds: TimeBounds,
     watermark_delay_ms: i64,
     gate: ProbeHandle<Time>,
-    mut on_invalid: impl FnMut(&str, &DecodeError, &[u8]) + 'static,
+    on_invalid: impl FnMut(&str, &DecodeError, &[u8]) + 'static,
     metrics: Option<Arc<ProcessMetrics>>,
 ) -> Result<(StreamVec<'s, Time, Bar>, KafkaSourceHandle), KafkaSourceError> {
+    use crate::sources::driver::{DriverConfig, Probes, SimpleHost, drive};
+    use timely::dataflow::operators::{Concat, Probe};
+    let clock: Arc<dyn Clock> = match &metrics {
+        Some(m) => Arc::clone(m.clock()),
+        None => Arc::new(SystemClock),
+    };
+    let (reader, handle) =
+        kafka_reader(cfg, scope.index(), scope.peers(), bounds, watermark_delay_ms, gate.clone(), metrics, &[])?;
+    let control = crate::recovery::RunControl::new();
+    let host = Rc::new(RefCell::new(SimpleHost::new(on_invalid)));
+    let probes = Probes { durable: gate, sources: ProbeHandle::new(), manifest: ProbeHandle::new() };
+    let sources = probes.sources.clone();
+    let cfg = DriverConfig {
+        name: "KafkaSource".into(),
+        epoch: 0,
+        start_watermark: 0,
+        interval: None,
+        batch: cfg.max_batch.max(1),
+        rate: 0,
+    };
+    let (bars, hold, _reports) = drive(scope, cfg, reader, probes, host, control, clock);
+    Ok((bars.probe_with(&sources).concat(hold.map_in_place_unit()), handle))
+}
+
+/// Emptied streams of `()`: lets a hold stream join a stream of bars.
+trait UnitToBars<'s> {
+    fn map_in_place_unit(self) -> StreamVec<'s, Time, Bar>;
+}
+
+impl<'s> UnitToBars<'s> for StreamVec<'s, Time, ()> {
+    fn map_in_place_unit(self) -> StreamVec<'s, Time, Bar> {
+        use timely::dataflow::operators::vec::Map;
+        self.flat_map(|()| None::<Bar>)
+    }
+}
+
+/// This worker's Kafka reader: it connects, assigns the partitions `p % peers == index`,
+/// resuming those in `restored` at their checkpointed offsets and watermarks (the others at
+/// the configured `start`), and reads bars for [`crate::sources::driver::drive`].
+#[allow(clippy::too_many_arguments)]
+pub fn kafka_reader(
+    cfg: &KafkaSourceConfig,
+    index: usize,
+    peers: usize,
+    bounds: TimeBounds,
+    watermark_delay_ms: i64,
+    gate: ProbeHandle<Time>,
+    metrics: Option<Arc<ProcessMetrics>>,
+    restored: &[crate::recovery::KafkaPartitionState],
+) -> Result<(KafkaReader, KafkaSourceHandle), KafkaSourceError> {
     let errs = cfg.validate();
     if !errs.is_empty() {
         return Err(KafkaSourceError::Config(errs));
     }
-    let index = scope.index();
-    let peers = scope.peers();
     let clock: Arc<dyn Clock> = match &metrics {
         Some(m) => Arc::clone(m.clock()),
         None => Arc::new(SystemClock),
     };
     let topic = cfg.topic.clone();
-    let setup = connect(cfg, index, peers, metrics.clone())?;
+    let setup = connect(cfg, index, peers, metrics.clone(), restored)?;
     let partitions: Vec<i32> = setup.positions.iter().map(|p| p.partition).collect();
     if let Some(m) = &metrics {
         m.set_source_connected(true);
@@ -270,226 +310,283 @@ pub fn kafka_source<'s>(
         worker: index,
         partitions: partitions.clone(),
         shared: Rc::clone(&shared),
-        probe: gate.clone(),
+        probe: gate,
         stats: Arc::clone(&stats),
         stopper: stopper.clone(),
     };
-
-    let cfg = cfg.clone();
-    let stream = source(scope, "KafkaSource", move |cap, info| {
-        let activator = scope.activator_for(Rc::clone(&info.address));
-        let sync = scope.worker().sync_activator_for(info.address.to_vec());
-        let _ = stopper.activator.set(sync.clone());
-        let mut cap = Some(cap);
-        let consumer = setup.consumer;
-        if consumer.is_none() {
-            tracing::info!(worker = index, topic = %topic, "Kafka source owns no partition; releasing its capability");
-            cap = None;
-        }
-        // Per-partition queues, each waking the operator when it becomes non-empty.
-        let mut queues = Vec::with_capacity(partitions.len());
-        for (&p, consumer) in partitions.iter().zip(std::iter::repeat(&consumer).flatten()) {
-            // `split_partition_queue` only fails for a topic name with a NUL byte (validated
-            // away) or an unknown partition (we just read it from the metadata).
-            let mut q = consumer.split_partition_queue(&topic, p).expect("an assigned partition has a queue");
-            let s = sync.clone();
-            q.set_nonempty_callback(move || {
+    // Per-partition queues, each waking the worker when it becomes non-empty.
+    let mut queues = Vec::with_capacity(partitions.len());
+    let wake = Arc::new(OnceLock::<SyncActivator>::new());
+    for (&p, consumer) in partitions.iter().zip(std::iter::repeat(&setup.consumer).flatten()) {
+        // `split_partition_queue` only fails for a topic name with a NUL byte (validated
+        // away) or an unknown partition (we just read it from the metadata).
+        let mut q = consumer.split_partition_queue(&topic, p).expect("an assigned partition has a queue");
+        let w = Arc::clone(&wake);
+        q.set_nonempty_callback(move || {
+            if let Some(a) = w.get() {
                 // Fails only once the worker is gone; then nobody needs waking.
-                let _ = s.activate();
-            });
-            queues.push(q);
+                let _ = a.activate();
+            }
+        });
+        queues.push(q);
+    }
+    let now = clock.now_ms();
+    let mut watermarks = Watermarks::new(&partitions, watermark_delay_ms, cfg.idle_timeout().as_millis() as i64, now);
+    for (i, pos) in setup.positions.iter().enumerate() {
+        if let Some(ts) = restored.iter().find(|r| r.topic == topic && r.partition == pos.partition).and_then(|r| r.max_ts)
+        {
+            watermarks.on_data(i, ts, now);
         }
-        let mut positions = setup.positions;
-        let now = clock.now_ms();
-        let mut watermarks =
-            Watermarks::new(&partitions, watermark_delay_ms, cfg.idle_timeout().as_millis() as i64, now);
-        for (i, pos) in positions.iter().enumerate() {
-            if pos.reached_end {
-                watermarks.on_end(i);
-            }
+        if pos.reached_end {
+            watermarks.on_end(i);
         }
-        let max_batch = cfg.max_batch;
-        let stop_at_end = cfg.stop_at_end;
-        let commit_every = cfg.commit_interval();
-        let mut last_commit = Instant::now();
-        let mut last_status = Instant::now() - STATUS_EVERY;
-        let mut emitted_since_caught_up = 0u64;
-        let mut batch: Vec<Bar> = Vec::with_capacity(max_batch);
-        let group = cfg.group_id.clone();
-        let mut location = String::new();
-        if consumer.is_some() {
-            tracing::info!(
-                worker = index,
-                topic = %topic,
-                partitions = ?partitions,
-                start = %cfg.start_position(),
-                stop_at_end,
-                "Kafka source assigned"
-            );
-        }
-        move |output| {
-            let Some(consumer) = consumer.as_ref() else { return };
-            // Serve errors, statistics and commit results.
-            for _ in 0..MAX_EVENTS {
-                match consumer.poll(Duration::ZERO) {
-                    None => break,
-                    Some(Ok(m)) => tracing::warn!(
-                        worker = index,
-                        partition = m.partition(),
-                        offset = m.offset(),
-                        "unexpected message on the main queue; skipped"
-                    ),
-                    Some(Err(error)) => {
-                        stats.errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(worker = index, topic = %topic, %error, "Kafka consumer event");
-                    }
-                }
-            }
-            let Some(c) = cap.as_mut() else { return };
-            if stopper.is_stopped() {
-                tracing::info!(worker = index, topic = %topic, "Kafka source stopped; releasing its capability");
-                cap = None;
-                return;
-            }
-            let periodic_commit = |shared: &Rc<RefCell<Shared>>, last_commit: &mut Instant| {
-                if last_commit.elapsed() >= commit_every {
-                    *last_commit = Instant::now();
-                    if let Err(error) = commit(shared, &gate, &topic, &group, CommitMode::Async, &stats) {
-                        tracing::warn!(worker = index, %error, "committing offsets failed; the next commit retries");
-                    }
-                }
-            };
-            // Backpressure: wait while the outputs lag and we already have much in flight.
-            if gate.less_than(c.time()) {
-                if emitted_since_caught_up >= MAX_IN_FLIGHT {
-                    periodic_commit(&shared, &mut last_commit);
-                    activator.activate_after(GATE_RETRY);
-                    return;
-                }
-            } else {
-                emitted_since_caught_up = 0;
-            }
+    }
+    if setup.consumer.is_some() {
+        tracing::info!(
+            worker = index,
+            topic = %topic,
+            partitions = ?partitions,
+            start = %cfg.start_position(),
+            resumed = restored.iter().filter(|r| r.topic == topic && partitions.contains(&r.partition)).count(),
+            stop_at_end = cfg.stop_at_end,
+            "Kafka source assigned"
+        );
+    } else {
+        tracing::info!(worker = index, topic = %topic, "Kafka source owns no partition");
+    }
+    let reader = KafkaReader {
+        consumer: setup.consumer,
+        queues,
+        positions: setup.positions,
+        watermarks,
+        topic,
+        group: cfg.group_id.clone(),
+        index,
+        bounds,
+        stats,
+        shared,
+        stopper,
+        metrics,
+        commit_every: cfg.commit_interval(),
+        last_commit: Instant::now(),
+        last_status: Instant::now() - STATUS_EVERY,
+        stop_at_end: cfg.stop_at_end,
+        location: String::new(),
+        wake,
+    };
+    Ok((reader, handle))
+}
 
-            let now = clock.now_ms();
-            let time = *c.time();
-            let share = max_batch.div_ceil(queues.len()).max(1);
-            let (mut messages, mut invalid, mut errors) = (0u64, 0u64, 0u64);
-            let mut more = false;
-            let mut touched = false;
-            batch.clear();
-            for (i, q) in queues.iter().enumerate() {
-                let pos = &mut positions[i];
-                let (mut read, mut max_ts) = (0usize, None::<i64>);
-                while read < share {
-                    match q.poll(Duration::ZERO) {
-                        None => break,
-                        Some(Err(KafkaError::PartitionEOF(_))) => {
-                            watermarks.on_end(i);
-                            pos.reached_end = true;
-                            pos.high = pos.high.max(pos.next);
-                        }
-                        Some(Err(error)) => {
-                            errors += 1;
-                            tracing::warn!(worker = index, topic = %topic, partition = pos.partition, %error, "consume error; librdkafka retries");
-                            break;
-                        }
-                        Some(Ok(m)) => {
-                            read += 1;
-                            let offset = m.offset();
-                            pos.next = offset + 1;
-                            let decoded = match m.payload() {
-                                None => Err(payload_error(offset, "tombstone: the message has no payload")),
-                                Some([]) => Err(payload_error(offset, "empty payload")),
-                                Some(p) => decode_json_line(p, offset as u64, &bounds),
-                            };
-                            match decoded {
-                                Ok(bar) => {
-                                    max_ts = Some(max_ts.map_or(bar.ts, |t| t.max(bar.ts)));
-                                    batch.push(bar);
-                                }
-                                Err(error) => {
-                                    invalid += 1;
-                                    use std::fmt::Write as _;
-                                    location.clear();
-                                    // Writing to a String cannot fail.
-                                    let _ = write!(location, "{topic}/{}@{offset}", pos.partition);
-                                    on_invalid(&location, &error, m.payload().unwrap_or(&[]));
-                                }
+/// One worker's Kafka partitions, read for the source driver.
+pub struct KafkaReader {
+    consumer: Option<Arc<KafkaConsumer>>,
+    queues: Vec<rdkafka::consumer::base_consumer::PartitionQueue<SourceContext>>,
+    positions: Vec<PartitionPos>,
+    watermarks: Watermarks,
+    topic: String,
+    group: String,
+    index: usize,
+    bounds: TimeBounds,
+    stats: Arc<KafkaSourceStats>,
+    shared: Rc<RefCell<Shared>>,
+    stopper: KafkaStopper,
+    metrics: Option<Arc<ProcessMetrics>>,
+    commit_every: Duration,
+    last_commit: Instant,
+    last_status: Instant,
+    stop_at_end: bool,
+    location: String,
+    wake: Arc<OnceLock<SyncActivator>>,
+}
+
+impl KafkaReader {
+    /// Wakes `activator` when a partition queue becomes non-empty.
+    pub fn wake_with(&self, activator: SyncActivator) {
+        let _ = self.wake.set(activator.clone());
+        let _ = self.stopper.activator.set(activator);
+    }
+}
+
+impl crate::sources::driver::Reader for KafkaReader {
+    fn set_waker(&mut self, activator: SyncActivator) {
+        self.wake_with(activator);
+    }
+
+    fn read(
+        &mut self,
+        budget: usize,
+        now_ms: i64,
+        time: Time,
+        out: &mut Vec<Bar>,
+        dead: &mut dyn FnMut(&str, &DecodeError, &[u8]),
+    ) -> Result<crate::sources::driver::ReadOutcome, crate::sources::driver::SourceError> {
+        use crate::sources::driver::ReadOutcome;
+        if self.consumer.is_none() || self.stopper.is_stopped() {
+            return Ok(ReadOutcome { records: 0, more: false, exhausted: true });
+        }
+        let share = budget.div_ceil(self.queues.len().max(1)).max(1);
+        let (mut messages, mut invalid, mut errors) = (0u64, 0u64, 0u64);
+        let before = out.len();
+        let mut more = false;
+        let mut touched = false;
+        for (i, q) in self.queues.iter().enumerate() {
+            let pos = &mut self.positions[i];
+            let (mut read, mut max_ts) = (0usize, None::<i64>);
+            while read < share {
+                match q.poll(Duration::ZERO) {
+                    None => break,
+                    Some(Err(KafkaError::PartitionEOF(_))) => {
+                        self.watermarks.on_end(i);
+                        pos.reached_end = true;
+                        pos.high = pos.high.max(pos.next);
+                    }
+                    Some(Err(error)) => {
+                        errors += 1;
+                        tracing::warn!(worker = self.index, topic = %self.topic, partition = pos.partition, %error, "consume error; librdkafka retries");
+                        break;
+                    }
+                    Some(Ok(m)) => {
+                        read += 1;
+                        let offset = m.offset();
+                        pos.next = offset + 1;
+                        let decoded = match m.payload() {
+                            None => Err(payload_error(offset, "tombstone: the message has no payload")),
+                            Some([]) => Err(payload_error(offset, "empty payload")),
+                            Some(p) => decode_json_line(p, offset as u64, &self.bounds),
+                        };
+                        match decoded {
+                            Ok(bar) => {
+                                max_ts = Some(max_ts.map_or(bar.ts, |t| t.max(bar.ts)));
+                                out.push(bar);
+                            }
+                            Err(error) => {
+                                invalid += 1;
+                                use std::fmt::Write as _;
+                                self.location.clear();
+                                // Writing to a String cannot fail.
+                                let _ = write!(self.location, "{}/{}@{offset}", self.topic, pos.partition);
+                                dead(&self.location, &error, m.payload().unwrap_or(&[]));
                             }
                         }
                     }
                 }
-                if read > 0 {
-                    messages += read as u64;
-                    touched = true;
-                    watermarks.on_messages(i, max_ts, now);
-                    shared.borrow_mut().tracker.emitted(pos.partition, time, pos.next);
-                    pos.high = pos.high.max(pos.next);
+            }
+            if read > 0 {
+                messages += read as u64;
+                touched = true;
+                self.watermarks.on_messages(i, max_ts, now_ms);
+                self.shared.borrow_mut().tracker.emitted(pos.partition, time, pos.next);
+                pos.high = pos.high.max(pos.next);
+            }
+            more |= read == share;
+        }
+        let bars = (out.len() - before) as u64;
+        if messages > 0 || invalid > 0 || errors > 0 {
+            self.stats.messages.fetch_add(messages, Ordering::Relaxed);
+            self.stats.bars.fetch_add(bars, Ordering::Relaxed);
+            self.stats.invalid.fetch_add(invalid, Ordering::Relaxed);
+            self.stats.errors.fetch_add(errors, Ordering::Relaxed);
+        }
+        if let (Some(m), Some(consumer)) = (&self.metrics, self.consumer.as_ref()) {
+            if touched || self.last_status.elapsed() >= STATUS_EVERY {
+                self.last_status = Instant::now();
+                if touched {
+                    m.set_source_connected(true);
                 }
-                more |= read == share;
-            }
-            let bars = batch.len() as u64;
-            if !batch.is_empty() {
-                let mut session = output.session(c);
-                session.give_iterator(batch.drain(..));
-            }
-            emitted_since_caught_up += messages;
-            if messages > 0 || invalid > 0 || errors > 0 {
-                stats.messages.fetch_add(messages, Ordering::Relaxed);
-                stats.bars.fetch_add(bars, Ordering::Relaxed);
-                stats.invalid.fetch_add(invalid, Ordering::Relaxed);
-                stats.errors.fetch_add(errors, Ordering::Relaxed);
-            }
-            if let Some(m) = &metrics {
-                if let Ok(w) = m.worker(index) {
-                    let mut local = LocalCounters {
-                        bars_in: messages,
-                        batches: u64::from(messages > 0),
-                        ..LocalCounters::default()
-                    };
-                    local.watermark_ms = (*c.time() > 0).then_some(*c.time() as i64);
-                    local.publish(w);
-                }
-                if touched || last_status.elapsed() >= STATUS_EVERY {
-                    last_status = Instant::now();
-                    if touched {
-                        m.set_source_connected(true);
+                let ctx = consumer.context();
+                let topic = &self.topic;
+                let index = self.index;
+                m.update_partitions(self.positions.iter_mut().map(|p| {
+                    p.high = p.high.max(ctx.high_watermark(p.partition).unwrap_or(i64::MIN));
+                    PartitionUpdate {
+                        topic,
+                        partition: p.partition,
+                        owner_worker: index,
+                        offset: p.next,
+                        high_watermark: p.high,
                     }
-                    let ctx = consumer.context();
-                    m.update_partitions(positions.iter_mut().map(|p| {
-                        p.high = p.high.max(ctx.high_watermark(p.partition).unwrap_or(i64::MIN));
-                        PartitionUpdate {
-                            topic: &topic,
-                            partition: p.partition,
-                            owner_worker: index,
-                            offset: p.next,
-                            high_watermark: p.high,
-                        }
-                    }));
-                }
-            }
-            if stop_at_end && positions.iter().all(|p| p.reached_end) {
-                tracing::info!(worker = index, topic = %topic, "Kafka source reached the end of its partitions; releasing its capability");
-                cap = None;
-                return;
-            }
-            // Advance the watermark (never backwards); hold while nothing is known.
-            if let Some(wm) = watermarks.watermark(now) {
-                let wm = wm.max(0) as Time;
-                if wm > *c.time() {
-                    c.downgrade(&wm);
-                }
-            }
-            periodic_commit(&shared, &mut last_commit);
-            if more {
-                activator.activate();
-            } else {
-                let idle_in = watermarks.next_idle_in_ms(now).map(|ms| Duration::from_millis(ms as u64));
-                activator.activate_after(idle_in.map_or(HEARTBEAT, |d| d.min(HEARTBEAT)));
+                }));
             }
         }
-    });
-    Ok((stream, handle))
+        let exhausted = self.stop_at_end && self.positions.iter().all(|p| p.reached_end);
+        if exhausted {
+            tracing::info!(worker = self.index, topic = %self.topic, "Kafka source reached the end of its partitions");
+        }
+        Ok(ReadOutcome { records: messages as usize, more, exhausted })
+    }
+
+    fn watermark(&mut self, now_ms: i64) -> Result<Option<u64>, crate::sources::driver::SourceError> {
+        if self.consumer.is_none() {
+            return Ok(Some(crate::sources::driver::DONE));
+        }
+        Ok(self.watermarks.watermark(now_ms).map(|w| w.max(0) as u64))
+    }
+
+    fn position(&self) -> crate::recovery::SourceState {
+        let clocks = self.watermarks.partitions();
+        crate::recovery::SourceState::Kafka(
+            self.positions
+                .iter()
+                .zip(clocks)
+                .map(|(p, c)| crate::recovery::KafkaPartitionState {
+                    topic: self.topic.clone(),
+                    partition: p.partition,
+                    next: p.next,
+                    max_ts: c.max_ts,
+                })
+                .collect(),
+        )
+    }
+
+    fn describe(&self) -> Vec<crate::checkpoint::SourcePosition> {
+        let clocks = self.watermarks.partitions();
+        self.positions
+            .iter()
+            .zip(clocks)
+            .map(|(p, c)| crate::checkpoint::SourcePosition {
+                source: format!("kafka:{}/{}", self.topic, p.partition),
+                position: format!("offset {}", p.next),
+                watermark_ms: c.max_ts,
+            })
+            .collect()
+    }
+
+    fn idle_wake(&mut self, now_ms: i64) -> Duration {
+        let idle_in = self.watermarks.next_idle_in_ms(now_ms).map(|ms| Duration::from_millis(ms as u64));
+        idle_in.map_or(HEARTBEAT, |d| d.min(HEARTBEAT))
+    }
+
+    fn housekeeping(&mut self, durable: &ProbeHandle<Time>) {
+        let Some(consumer) = self.consumer.as_ref() else { return };
+        // Serve errors, statistics and commit results.
+        for _ in 0..MAX_EVENTS {
+            match consumer.poll(Duration::ZERO) {
+                None => break,
+                Some(Ok(m)) => tracing::warn!(
+                    worker = self.index,
+                    partition = m.partition(),
+                    offset = m.offset(),
+                    "unexpected message on the main queue; skipped"
+                ),
+                Some(Err(error)) => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(worker = self.index, topic = %self.topic, %error, "Kafka consumer event");
+                }
+            }
+        }
+        if self.last_commit.elapsed() >= self.commit_every {
+            self.last_commit = Instant::now();
+            if let Err(error) = commit(&self.shared, durable, &self.topic, &self.group, CommitMode::Async, &self.stats) {
+                tracing::warn!(worker = self.index, %error, "committing offsets failed; the next commit retries");
+            }
+        }
+    }
+
+    fn finish(&mut self, durable: &ProbeHandle<Time>) {
+        if let Err(error) = commit(&self.shared, durable, &self.topic, &self.group, CommitMode::Async, &self.stats) {
+            tracing::warn!(worker = self.index, %error, "committing offsets failed");
+        }
+    }
 }
 
 /// A decode error for a message without a usable payload.
@@ -513,6 +610,7 @@ fn connect(
     index: usize,
     peers: usize,
     metrics: Option<Arc<ProcessMetrics>>,
+    restored: &[crate::recovery::KafkaPartitionState],
 ) -> Result<Setup, KafkaSourceError> {
     let topic = cfg.topic.as_str();
     let brokers = cfg.brokers.as_str();
@@ -611,6 +709,16 @@ fn connect(
             // real end, librdkafka's `auto.offset.reset = earliest` applies.
             StartPosition::Committed => committed.map_or(low, |c| c.max(low)),
         };
+        // A checkpoint's position wins over `start` (offsets below the retained range resume
+        // at the oldest message, and say so).
+        let start = match restored.iter().find(|r| r.topic == topic && r.partition == p) {
+            Some(r) if r.next < low => {
+                tracing::warn!(topic, partition = p, checkpoint = r.next, oldest = low, "checkpointed offset no longer retained; resuming at the oldest message");
+                low
+            }
+            Some(r) => r.next,
+            None => start,
+        };
         let assign = |tpl: &mut TopicPartitionList| tpl.add_partition_offset(topic, p, Offset::Offset(start));
         assign(&mut tpl).map_err(|source| KafkaSourceError::Assign {
             topic: topic.to_owned(),
@@ -677,8 +785,10 @@ mod tests {
         let mut got = None;
         timely::execute_directly(move |worker| {
             let probe = ProbeHandle::new();
-            worker.dataflow::<Time, _, _>(|scope| {
-                got = kafka_source(scope, &cfg, TimeBounds::default(), 0, probe.clone(), |_, _, _| {}, None).err();
+            worker.dataflow::<u64, _, _>(|root| {
+                root.scoped::<Time, _, _>("Test", |scope| {
+                    got = kafka_source(scope, &cfg, TimeBounds::default(), 0, probe.clone(), |_, _, _| {}, None).err();
+                })
             });
             assert!(matches!(&got, Some(KafkaSourceError::Config(e)) if e.len() == 1), "{got:?}");
         });

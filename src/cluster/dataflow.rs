@@ -1,0 +1,115 @@
+//! The dataflow of one worker, top to bottom.
+//!
+//! ```text
+//! source driver ─┬ bars ─┐                                   ┌ Enrich ──► BarSink ────┐
+//!   (reader,     └ hold ─┴ concat ─ exchange by symbol hash ─┤                        ├─► durable probe
+//!    epochs)                                                 └ Candles ─► CandleSink ─┘
+//!        └ part reports ─► ManifestWriter (worker 0) ─► manifest probe
+//! ```
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use tickflow_operators::dataflow::candles::CandlesCore;
+use tickflow_operators::dataflow::enrich::EnrichCore;
+use tickflow_operators::dataflow::{Candles, Enrich, Time, route};
+use tickflow_operators::{Bar, IndicatorSet};
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::{Concat, Exchange, Probe};
+use timely::dataflow::{ProbeHandle, Scope};
+
+use crate::alerts::dataflow::{AlertsRuntime, build_alerts, ticks_from_bars, ticks_from_candles};
+use crate::checkpoint::CheckpointStore;
+use crate::config::Built;
+use crate::recovery::{RunControl, manifest_writer};
+use crate::sinks::durable::durable_sink;
+use crate::sinks::worker::WorkerOutputs;
+use crate::sources::driver::{DriverConfig, Host, Probes, Reader, drive};
+use crate::status::Clock;
+
+/// What one worker's dataflow is built from.
+pub struct Parts<R: Reader> {
+    /// The source's reader.
+    pub reader: R,
+    /// The source driver's settings.
+    pub driver: DriverConfig,
+    /// The worker's host of checkpoint steps.
+    pub host: Rc<RefCell<dyn Host>>,
+    /// The operators' state (restored before building).
+    pub enrich: Rc<RefCell<EnrichCore<Time>>>,
+    /// Candle state, when windows are configured.
+    pub candles: Option<Rc<RefCell<CandlesCore<Time>>>>,
+    /// The worker's outputs.
+    pub outputs: Rc<RefCell<WorkerOutputs>>,
+    /// Alerts, when configured.
+    pub alerts: Option<AlertsRuntime>,
+    /// Where checkpoints go (worker 0 writes manifests).
+    pub store: Option<CheckpointStore>,
+}
+
+/// The probes a worker's loop and source watch.
+#[derive(Clone, Default)]
+pub struct WorkerProbes {
+    /// Every output durable.
+    pub durable: ProbeHandle<Time>,
+    /// Every source's data capability.
+    pub sources: ProbeHandle<Time>,
+    /// Checkpoints published.
+    pub manifest: ProbeHandle<Time>,
+}
+
+/// Builds the worker's dataflow in `scope`.
+pub fn build_dataflow<'s, R: Reader>(
+    scope: Scope<'s, Time>,
+    built: &Built,
+    parts: Parts<R>,
+    probes: &WorkerProbes,
+    control: Arc<RunControl>,
+    clock: Arc<dyn Clock>,
+) {
+    let Parts { reader, driver, host, enrich, candles, outputs, alerts, store } = parts;
+    let set = Rc::new(built.set.clone());
+    let driver_probes = Probes {
+        durable: probes.durable.clone(),
+        sources: probes.sources.clone(),
+        manifest: probes.manifest.clone(),
+    };
+    let (bars, hold, reports) = drive(scope, driver, reader, driver_probes, host, control.clone(), clock);
+    let bars = bars.probe_with(&probes.sources).concat(hold.flat_map(|()| None::<Bar>)).exchange(route);
+
+    let enriched = bars.clone().enrich_with("Enrich", set.clone(), enrich);
+    durable_sink(enriched.clone(), "BarSink", outputs.clone(), control.clone(), |out, r| match r {
+        Ok(row) => out.bar(&row),
+        Err(bar) => out.late(&bar, 0),
+    })
+    .probe_with(&probes.durable);
+
+    let candles = candles.map(|core| candles_stream(bars, set, built, core));
+    if let Some(c) = &candles {
+        durable_sink(c.clone(), "CandleSink", outputs.clone(), control.clone(), |out, r| match r {
+            Ok(c) => out.candle(&c),
+            Err((bar, tf)) => out.late(&bar, tf),
+        })
+        .probe_with(&probes.durable);
+    }
+    if let Some(rt) = &alerts {
+        let mut ticks = ticks_from_bars(enriched);
+        if let Some(c) = &candles {
+            ticks = ticks.concat(ticks_from_candles(c.clone()));
+        }
+        build_alerts(scope, ticks, rt).probe_with(&probes.durable);
+    }
+    let retain = built.checkpoint.as_ref().map_or(1, |c| c.retain);
+    manifest_writer(reports, store, built.processes.len(), built.workers, retain, control)
+        .probe_with(&probes.manifest);
+}
+
+fn candles_stream<'s>(
+    bars: timely::dataflow::StreamVec<'s, Time, Bar>,
+    set: Rc<IndicatorSet>,
+    built: &Built,
+    core: Rc<RefCell<CandlesCore<Time>>>,
+) -> timely::dataflow::StreamVec<'s, Time, tickflow_operators::dataflow::CandleOut> {
+    bars.candles_with("Candles", set, built.windows.clone(), core)
+}

@@ -1,0 +1,444 @@
+//! The source driver: one timely operator per worker that runs a [`Reader`] (Kafka, files, the
+//! generator), emits its bars at the reader's event-time watermark, gates itself on the
+//! outputs' durable probe, and carries the checkpoint protocol of [`crate::recovery`].
+//!
+//! Outputs: the bars; a *hold* stream (no data) whose capability keeps the watermark of an
+//! epoch from passing this source's watermark while other sources are still cutting (concat
+//! it into the bars before the exchange); and the part reports (to [`manifest_writer`]).
+//!
+//! [`manifest_writer`]: crate::recovery::manifest_writer
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tickflow_operators::Bar;
+use tickflow_operators::dataflow::Time;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pushers::Output;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::{ProbeHandle, Scope, StreamVec};
+
+use crate::checkpoint::{PutTicket, SourcePosition};
+use crate::decode::DecodeError;
+use crate::recovery::{PartReport, RunControl, SourceState};
+use crate::status::Clock;
+
+/// Records a source may emit while the outputs' probe lags behind its capability.
+pub const MAX_IN_FLIGHT: u64 = 64 * 1024;
+/// Longest sleep between two activations.
+const HEARTBEAT: Duration = Duration::from_millis(100);
+/// Retry delay while gated by the probe or waiting for a checkpoint step.
+const GATE_RETRY: Duration = Duration::from_micros(200);
+
+/// The watermark of a source whose input has ended (or that has no input): it never holds
+/// anything back.
+pub const DONE: u64 = u64::MAX;
+
+/// What one activation read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadOutcome {
+    /// Records read (valid and invalid).
+    pub records: usize,
+    /// The budget was used up: more is probably waiting (re-activate at once).
+    pub more: bool,
+    /// The input has ended (files read, generator count reached, Kafka end with `stop-at-end`).
+    pub exhausted: bool,
+}
+
+/// A failure of a source: the run stops with this message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+/// Where a source's bars come from.
+pub trait Reader: 'static {
+    /// Reads at most `budget` records: valid bars into `out`, invalid records to `dead`
+    /// (location, error, payload).
+    fn read(
+        &mut self,
+        budget: usize,
+        now_ms: i64,
+        time: Time,
+        out: &mut Vec<Bar>,
+        dead: &mut dyn FnMut(&str, &DecodeError, &[u8]),
+    ) -> Result<ReadOutcome, SourceError>;
+    /// The event-time watermark after what was read (ms; `None`: nothing known, hold;
+    /// [`DONE`]: never holds anything back).
+    fn watermark(&mut self, now_ms: i64) -> Result<Option<u64>, SourceError>;
+    /// The position to resume from after a checkpoint cut now.
+    fn position(&self) -> SourceState;
+    /// The position for people (`tickflow checkpoints show`).
+    fn describe(&self) -> Vec<SourcePosition>;
+    /// How long to sleep when nothing was read.
+    fn idle_wake(&mut self, _now_ms: i64) -> Duration {
+        HEARTBEAT
+    }
+    /// Wakes the source when new input arrives (Kafka's partition queues).
+    fn set_waker(&mut self, _activator: timely::scheduling::SyncActivator) {}
+    /// Called on every activation: events, periodic offset commits, status.
+    fn housekeeping(&mut self, _durable: &ProbeHandle<Time>) {}
+    /// The dataflow is complete (or stopping): last commits.
+    fn finish(&mut self, _durable: &ProbeHandle<Time>) {}
+}
+
+/// What the driver hands its records and checkpoint steps to: the worker's
+/// [`Coordinator`](crate::recovery::Coordinator) in a run, [`SimpleHost`] elsewhere.
+pub trait Host {
+    /// An invalid input record.
+    fn dead_letter(&mut self, location: &str, error: &DecodeError, payload: &[u8]);
+    /// After each batch read (`watermark` is the capability's, ms).
+    fn source_batch(&mut self, records: u64, watermark: u64) -> Result<(), String>;
+    /// The part of checkpoint `k`: see [`Coordinator::snapshot`](crate::recovery::Coordinator::snapshot).
+    fn snapshot(
+        &mut self,
+        k: u64,
+        watermark: u64,
+        source: SourceState,
+        sources: Vec<SourcePosition>,
+        last: bool,
+    ) -> Result<(PutTicket, PartReport), String>;
+    /// Checkpoint `k` is published.
+    fn committed(&mut self, k: u64) -> Result<(), String>;
+    /// The final savepoint is complete.
+    fn set_done(&mut self);
+}
+
+/// A host without checkpoints: invalid records go to a callback.
+pub struct SimpleHost<F> {
+    on_invalid: F,
+}
+
+impl<F: FnMut(&str, &DecodeError, &[u8])> SimpleHost<F> {
+    /// Invalid records go to `on_invalid(location, error, payload)`.
+    pub fn new(on_invalid: F) -> SimpleHost<F> {
+        SimpleHost { on_invalid }
+    }
+}
+
+impl<F: FnMut(&str, &DecodeError, &[u8])> Host for SimpleHost<F> {
+    fn dead_letter(&mut self, location: &str, error: &DecodeError, payload: &[u8]) {
+        (self.on_invalid)(location, error, payload)
+    }
+    fn source_batch(&mut self, _records: u64, _watermark: u64) -> Result<(), String> {
+        Ok(())
+    }
+    fn snapshot(
+        &mut self,
+        _k: u64,
+        _watermark: u64,
+        _source: SourceState,
+        _sources: Vec<SourcePosition>,
+        _last: bool,
+    ) -> Result<(PutTicket, PartReport), String> {
+        Err("checkpoints are off".into())
+    }
+    fn committed(&mut self, _k: u64) -> Result<(), String> {
+        Ok(())
+    }
+    fn set_done(&mut self) {}
+}
+
+/// How the driver takes part in checkpoints.
+pub struct DriverConfig {
+    /// Operator name.
+    pub name: String,
+    /// The first epoch (0 on a fresh start, `k + 1` after restoring checkpoint `k`).
+    pub epoch: u64,
+    /// The watermark to start at (the restored cut's watermark), ms.
+    pub start_watermark: u64,
+    /// Checkpoint interval (`None`: no checkpoints; a stop request then drains).
+    pub interval: Option<Duration>,
+    /// Records per activation.
+    pub batch: usize,
+    /// Bars per second (0: as fast as possible), for this worker.
+    pub rate: u64,
+}
+
+/// The probes the driver watches.
+pub struct Probes {
+    /// The outputs' durable frontier.
+    pub durable: ProbeHandle<Time>,
+    /// The sources' data outputs (all workers): every source has cut when it passes `k + 1`.
+    pub sources: ProbeHandle<Time>,
+    /// The manifest writer's output: checkpoint `k` is published when it passes `k + 1`.
+    pub manifest: ProbeHandle<Time>,
+}
+
+enum Phase {
+    Running,
+    /// Cut for epoch `k`: the data capability is at `k + 1`, the hold still at `k`.
+    Cut { k: u64, position: SourceState, sources: Vec<SourcePosition>, watermark: u64, last: bool },
+    /// All sources cut; waiting for the outputs to be durable up to the cut.
+    Drain { k: u64, position: SourceState, sources: Vec<SourcePosition>, watermark: u64, last: bool },
+    /// The final savepoint is written; nothing more is read.
+    Stopped,
+}
+
+/// The driver's outputs: bars, the hold stream, part reports.
+pub type DriverStreams<'s> =
+    (StreamVec<'s, Time, Bar>, StreamVec<'s, Time, ()>, StreamVec<'s, Time, PartReport>);
+
+/// Builds the source operator of this worker around `reader`.
+pub fn drive<'s, R: Reader>(
+    scope: Scope<'s, Time>,
+    cfg: DriverConfig,
+    mut reader: R,
+    probes: Probes,
+    coordinator: Rc<RefCell<dyn Host>>,
+    control: Arc<RunControl>,
+    clock: Arc<dyn Clock>,
+) -> DriverStreams<'s> {
+    let mut builder = OperatorBuilder::new(cfg.name.clone(), scope);
+    let info = builder.operator_info();
+    let (data_out, data) = builder.new_output::<Vec<Bar>>();
+    let (hold_out, hold) = builder.new_output::<Vec<()>>();
+    let (report_out, reports) = builder.new_output::<Vec<PartReport>>();
+    let activator = scope.activator_for(Rc::clone(&info.address));
+    let sync = scope.worker().sync_activator_for(info.address.to_vec());
+    control.register(sync.clone());
+    reader.set_waker(sync);
+    let index = scope.index();
+    builder.build(move |mut caps| {
+        let mut data_out: OutputBuilder<Time, CapacityContainerBuilder<Vec<Bar>>> = OutputBuilder::from(data_out);
+        let _hold_out: Output<Time, Vec<()>> = hold_out;
+        let mut report_out: OutputBuilder<Time, CapacityContainerBuilder<Vec<PartReport>>> =
+            OutputBuilder::from(report_out);
+        let start: Time = (cfg.epoch, cfg.start_watermark);
+        let mut report_cap: Option<Capability<Time>> = caps.pop();
+        let mut hold_cap: Option<Capability<Time>> = caps.pop();
+        let mut data_cap: Option<Capability<Time>> = caps.pop();
+        for c in [&mut data_cap, &mut hold_cap] {
+            if let Some(c) = c.as_mut() {
+                c.downgrade(&start);
+            }
+        }
+        if let Some(c) = report_cap.as_mut() {
+            c.downgrade(&(cfg.epoch, 0));
+        }
+        let interval_ms = cfg.interval.map(|d| d.as_millis().max(1) as i64);
+        let first_cut = move |now: i64| interval_ms.map(|i| (now.div_euclid(i) + 1) * i);
+        let mut next_cut = first_cut(clock.now_ms());
+        let mut phase = Phase::Running;
+        let mut writing: Option<(u64, PutTicket, PartReport)> = None;
+        let mut awaiting_commit: Option<(u64, bool)> = None;
+        let mut exhausted = false;
+        let mut emitted_since_caught_up = 0u64;
+        let mut batch: Vec<Bar> = Vec::with_capacity(cfg.batch);
+        let mut pace = (cfg.rate > 0).then(|| (Instant::now(), 0u64));
+        move |_frontiers| {
+            if control.failed() {
+                // The worker loop stops the run; hold everything (no drain, no commit).
+                return;
+            }
+            reader.housekeeping(&probes.durable);
+            let now = clock.now_ms();
+            let mut wake = HEARTBEAT;
+
+            // 1. The part write in flight: report it once durable, then move on an epoch.
+            if let Some((k, ticket, _)) = writing.as_mut() {
+                match ticket.poll() {
+                    None => wake = wake.min(Duration::from_millis(1)),
+                    Some(Ok(info)) => {
+                        let (k, _, mut report) = writing.take().expect("checked above");
+                        report.part = info;
+                        if let Some(c) = report_cap.as_mut() {
+                            report_out.activate().session(&*c).give(report.clone());
+                            c.downgrade(&(k + 1, 0));
+                        }
+                        awaiting_commit = Some((k, report.final_savepoint));
+                    }
+                    Some(Err(e)) => {
+                        control.fail(format!("worker {index}: writing its part of checkpoint {k}: {e}"));
+                        return;
+                    }
+                }
+            }
+            // 2. The manifest of the awaited checkpoint is published: commit file parts.
+            if let Some((k, last)) = awaiting_commit {
+                if !probes.manifest.less_than(&(k + 1, 0)) {
+                    awaiting_commit = None;
+                    if let Err(e) = coordinator.borrow_mut().committed(k) {
+                        control.fail(format!("worker {index}: committing checkpoint {k}: {e}"));
+                        return;
+                    }
+                    if last {
+                        if data_cap.is_none() && probes.sources.with_frontier(|f| f.is_empty()) {
+                            // Every source's input ended and the end state is checkpointed:
+                            // release everything; the dataflow drains and the run completes.
+                            tracing::debug!(worker = index, checkpoint = k, "inputs ended; draining");
+                            hold_cap = None;
+                            report_cap = None;
+                            reader.finish(&probes.durable);
+                            return;
+                        }
+                        tracing::info!(worker = index, checkpoint = k, "savepoint complete; stopping");
+                        coordinator.borrow_mut().set_done();
+                        phase = Phase::Stopped;
+                        return;
+                    }
+                } else {
+                    wake = wake.min(Duration::from_millis(1));
+                }
+            }
+
+            // 3. Checkpoint phases. A source whose input ended has no data capability: it
+            //    follows the others' cuts (seen on the sources' probe), and when every
+            //    source's input has ended it takes one last checkpoint and then lets the
+            //    dataflow drain.
+            phase = match std::mem::replace(&mut phase, Phase::Stopped) {
+                Phase::Running if interval_ms.is_some() && writing.is_none() && awaiting_commit.is_none() => {
+                    let stop = control.stop_requested();
+                    let cut = match data_cap.as_mut() {
+                        Some(c) => {
+                            let due = next_cut.is_some_and(|t| now >= t);
+                            (stop || due).then(|| {
+                                let (k, watermark) = *c.time();
+                                c.downgrade(&(k + 1, watermark));
+                                (k, watermark, stop)
+                            })
+                        }
+                        None => hold_cap.as_ref().and_then(|h| {
+                            let k = h.time().0;
+                            let ended = probes.sources.with_frontier(|f| f.is_empty());
+                            (!probes.sources.less_than(&(k + 1, 0))).then_some((k, DONE, stop || ended))
+                        }),
+                    };
+                    match cut {
+                        Some((k, watermark, last)) => {
+                            next_cut = first_cut(now);
+                            tracing::debug!(worker = index, checkpoint = k, watermark, last, "checkpoint cut");
+                            Phase::Cut { k, position: reader.position(), sources: reader.describe(), watermark, last }
+                        }
+                        None => Phase::Running,
+                    }
+                }
+                Phase::Cut { k, position, sources, watermark, last } => {
+                    if probes.sources.less_than(&(k + 1, 0)) {
+                        wake = wake.min(GATE_RETRY);
+                        Phase::Cut { k, position, sources, watermark, last }
+                    } else {
+                        if let Some(c) = hold_cap.as_mut() {
+                            c.downgrade(&(k + 1, watermark));
+                        }
+                        Phase::Drain { k, position, sources, watermark, last }
+                    }
+                }
+                Phase::Drain { k, position, sources, watermark, last } => {
+                    if probes.durable.less_than(&(k + 1, 0)) {
+                        wake = wake.min(GATE_RETRY);
+                        Phase::Drain { k, position, sources, watermark, last }
+                    } else {
+                        match coordinator.borrow_mut().snapshot(k, watermark, position, sources, last) {
+                            Ok((ticket, report)) => writing = Some((k, ticket, report)),
+                            Err(e) => {
+                                control.fail(format!("worker {index}: checkpoint {k}: {e}"));
+                                return;
+                            }
+                        }
+                        wake = wake.min(Duration::from_millis(1));
+                        Phase::Running
+                    }
+                }
+                other => other,
+            };
+            if !matches!(phase, Phase::Running) {
+                activator.activate_after(wake);
+                return;
+            }
+            // Without checkpoints a stop request drains: the input simply ends here.
+            if interval_ms.is_none() && control.stop_requested() {
+                exhausted = true;
+            }
+
+            // 4. The input has ended: without checkpoints, release everything at once (the
+            //    dataflow drains); with them, the last checkpoint decides (step 2).
+            if exhausted {
+                if interval_ms.is_none() {
+                    data_cap = None;
+                    hold_cap = None;
+                    report_cap = None;
+                    reader.finish(&probes.durable);
+                    return;
+                }
+                data_cap = None;
+                activator.activate_after(wake.min(Duration::from_millis(10)));
+                return;
+            }
+
+            // 5. Read.
+            let Some(c) = data_cap.as_mut() else { return };
+            if probes.durable.less_than(c.time()) {
+                if emitted_since_caught_up >= MAX_IN_FLIGHT {
+                    activator.activate_after(GATE_RETRY);
+                    return;
+                }
+            } else {
+                emitted_since_caught_up = 0;
+            }
+            let mut budget = cfg.batch;
+            if let Some((started, emitted)) = pace.as_mut() {
+                let due = (started.elapsed().as_secs_f64() * cfg.rate as f64) as u64;
+                budget = budget.min(due.saturating_sub(*emitted) as usize);
+                if budget == 0 {
+                    activator.activate_after(Duration::from_millis(5));
+                    return;
+                }
+            }
+            batch.clear();
+            let outcome = {
+                let mut co = coordinator.borrow_mut();
+                let mut dead = |location: &str, error: &DecodeError, payload: &[u8]| co.dead_letter(location, error, payload);
+                reader.read(budget, now, *c.time(), &mut batch, &mut dead)
+            };
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(e) => {
+                    control.fail(format!("worker {index}: source: {e}"));
+                    return;
+                }
+            };
+            if let Some((_, emitted)) = pace.as_mut() {
+                *emitted += outcome.records as u64;
+            }
+            emitted_since_caught_up += outcome.records as u64;
+            if !batch.is_empty() {
+                data_out.activate().session(&*c).give_iterator(batch.drain(..));
+            }
+            if let Err(e) = coordinator.borrow_mut().source_batch(outcome.records as u64, c.time().1) {
+                control.fail(format!("worker {index}: writing results: {e}"));
+                return;
+            }
+            let wm = if outcome.exhausted {
+                exhausted = true;
+                Some(DONE)
+            } else {
+                match reader.watermark(now) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        control.fail(format!("worker {index}: source: {e}"));
+                        return;
+                    }
+                }
+            };
+            if let Some(wm) = wm {
+                let t = (c.time().0, wm);
+                if t > *c.time() {
+                    c.downgrade(&t);
+                    if let Some(h) = hold_cap.as_mut() {
+                        h.downgrade(&t);
+                    }
+                }
+            }
+            if outcome.more || exhausted {
+                activator.activate();
+            } else {
+                activator.activate_after(wake.min(reader.idle_wake(now)));
+            }
+        }
+    });
+    (data, hold, reports)
+}
