@@ -17,11 +17,27 @@ echo "== rustfmt"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --workspace --all-targets --release -- -D warnings
+# --- s3 (checkpoint store) ---
+# An S3-compatible server (moto, installed with pip when missing) for the S3 test in
+# tests/checkpoint_store.rs; without one that test prints why and skips.
+echo "== S3 test server (moto, for the checkpoint store)"
+s3_stop=false
+s3_cleanup() { if $s3_stop; then scripts/s3-test-server.sh stop || true; fi; }
+if scripts/s3-test-server.sh env >/dev/null 2>&1; then
+  eval "$(scripts/s3-test-server.sh env)"   # someone else's server: use it, leave it running
+elif s3_env=$(scripts/s3-test-server.sh start); then
+  eval "$s3_env"
+  s3_stop=true
+else
+  echo "test.sh: no S3 test server; the checkpoint store's S3 test will skip"
+fi
+trap s3_cleanup EXIT
+# --- end s3 ---
 echo "== tests"
 cargo test --workspace --release
 echo "== replay CLI vs TA-Lib reference vectors"
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+trap 'rm -rf "$out"; s3_cleanup' EXIT   # s3_cleanup: see "--- s3" above
 mkdir -p "$out/actual"
 for f in operators/tests/data/indicators/input/*.csv; do
   name=$(basename "$f" .csv)

@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - [`alerts`]: run-time alert rules (`/rules`, rules topic), the alert dataflow, notifications.
+//! - [`checkpoint`]: checkpoint parts, manifests, the store (directory, S3), `tickflow checkpoints`.
 //! - [`config`]: `cluster.toml`: parse, validate (every error at once), build.
 //! - [`connectors`]: `tickflow connect`: exchange pollers (Nobitex, Alpha Vantage) to Kafka.
 //! - [`decode`]: bar payloads (JSON shapes, CSV) to validated bars, with per-record errors.
@@ -15,6 +16,7 @@
 //! - [`sinks`]: file/stdout (CSV, NDJSON) and QuestDB over ILP.
 //! - [`status`]: per-worker metrics and the warp status endpoint.
 pub mod alerts;
+pub mod checkpoint;
 pub mod cluster;
 pub mod config;
 pub mod connectors;

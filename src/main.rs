@@ -77,6 +77,8 @@ enum Command {
         #[arg(long, default_value = "cluster.toml")]
         config: PathBuf,
     },
+    /// List the checkpoints in the checkpoint store, or show one.
+    Checkpoints(tickflow::checkpoint::cli::CheckpointsArgs),
 }
 
 fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
@@ -97,6 +99,10 @@ fn main() -> ExitCode {
     match real_main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(e) = e.downcast_ref::<tickflow::checkpoint::cli::CheckpointsError>() {
+                eprintln!("tickflow checkpoints: {e}");
+                return ExitCode::from(2);
+            }
             eprintln!("tickflow: {e:#}");
             ExitCode::FAILURE
         }
@@ -149,6 +155,9 @@ fn real_main() -> anyhow::Result<()> {
         Command::Gateway(args) => tickflow::gateway::run_gateway(args),
         Command::Generate(args) => tickflow::generate::run_generate(args),
         Command::Connect(args) => tickflow::connectors::run_connector(args),
+        Command::Checkpoints(args) => {
+            Ok(tickflow::checkpoint::cli::run_checkpoints(args, &mut std::io::stdout().lock())?)
+        }
         Command::Status { config } => {
             let built = load(Some(&config))?.build()?;
             let bad = tickflow::status_cli::print_status(&built);
