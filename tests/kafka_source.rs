@@ -88,22 +88,25 @@ fn run(cfg: KafkaSourceConfig, workers: usize, stop_after: Option<u64>) -> Outco
         let index = worker.index();
         let probe = ProbeHandle::<Time>::new();
         let (o1, o2) = (Arc::clone(&out), Arc::clone(&out));
-        let handle = worker.dataflow::<u64, _, _>(|root| root.scoped::<Time, _, _>("Test", |scope| {
-            let on_invalid = move |loc: &str, err: &tickflow::decode::DecodeError, payload: &[u8]| {
-                o1.lock().unwrap().invalid.push((index, loc.to_owned(), err.to_string(), payload.to_vec()));
-            };
-            let (bars, handle) = kafka_source(scope, &cfg, TimeBounds::default(), 0, probe.clone(), on_invalid, None)
-                .expect("building the Kafka source");
-            bars.inspect_core(move |event| {
-                if let Ok((stamp, data)) = event {
-                    let time = stamp.least().expect("a source stamps its messages with its capability").1;
-                    let mut o = o2.lock().unwrap();
-                    o.bars.extend(data.iter().map(|b| (index, time, *b)));
-                }
+        let handle = worker.dataflow::<u64, _, _>(|root| {
+            root.scoped::<Time, _, _>("Test", |scope| {
+                let on_invalid = move |loc: &str, err: &tickflow::decode::DecodeError, payload: &[u8]| {
+                    o1.lock().unwrap().invalid.push((index, loc.to_owned(), err.to_string(), payload.to_vec()));
+                };
+                let (bars, handle) =
+                    kafka_source(scope, &cfg, TimeBounds::default(), 0, probe.clone(), on_invalid, None)
+                        .expect("building the Kafka source");
+                bars.inspect_core(move |event| {
+                    if let Ok((stamp, data)) = event {
+                        let time = stamp.least().expect("a source stamps its messages with its capability").1;
+                        let mut o = o2.lock().unwrap();
+                        o.bars.extend(data.iter().map(|b| (index, time, *b)));
+                    }
+                })
+                .probe_with(&probe);
+                handle
             })
-            .probe_with(&probe);
-            handle
-        }));
+        });
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut max_frontier = 0;
         while worker.step_or_park(Some(Duration::from_millis(20))) {

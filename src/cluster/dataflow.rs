@@ -1,9 +1,9 @@
 //! The dataflow of one worker, top to bottom.
 //!
 //! ```text
-//! source driver ─┬ bars ─┐                                   ┌ Enrich ──► BarSink ────┐
-//!   (reader,     └ hold ─┴ concat ─ exchange by symbol hash ─┤                        ├─► durable probe
-//!    epochs)                                                 └ Candles ─► CandleSink ─┘
+//! source driver ─┬ bars ── exchange by symbol ─┬ WatermarkGuard ─┬ Enrich ──► BarSink ────┐
+//!   (reader,     └ cut markers ─ to every worker ┘                 └ Candles ─► CandleSink ─┴► durable probe
+//!    epochs)
 //!        └ part reports ─► ManifestWriter (worker 0) ─► manifest probe
 //! ```
 
@@ -15,7 +15,6 @@ use tickflow_operators::dataflow::candles::CandlesCore;
 use tickflow_operators::dataflow::enrich::EnrichCore;
 use tickflow_operators::dataflow::{Candles, Enrich, Time, route};
 use tickflow_operators::{Bar, IndicatorSet};
-use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concat, Exchange, Probe};
 use timely::dataflow::{ProbeHandle, Scope};
 
@@ -25,7 +24,7 @@ use crate::config::Built;
 use crate::recovery::{RunControl, manifest_writer};
 use crate::sinks::durable::durable_sink;
 use crate::sinks::worker::WorkerOutputs;
-use crate::sources::driver::{DriverConfig, Host, Probes, Reader, drive};
+use crate::sources::driver::{DriverConfig, Host, Probes, Reader, drive, watermark_guard};
 use crate::status::Clock;
 
 /// What one worker's dataflow is built from.
@@ -70,13 +69,10 @@ pub fn build_dataflow<'s, R: Reader>(
 ) {
     let Parts { reader, driver, host, enrich, candles, outputs, alerts, store } = parts;
     let set = Rc::new(built.set.clone());
-    let driver_probes = Probes {
-        durable: probes.durable.clone(),
-        sources: probes.sources.clone(),
-        manifest: probes.manifest.clone(),
-    };
-    let (bars, hold, reports) = drive(scope, driver, reader, driver_probes, host, control.clone(), clock);
-    let bars = bars.probe_with(&probes.sources).concat(hold.flat_map(|()| None::<Bar>)).exchange(route);
+    let driver_probes =
+        Probes { durable: probes.durable.clone(), sources: probes.sources.clone(), manifest: probes.manifest.clone() };
+    let (bars, markers, reports) = drive(scope, driver, reader, driver_probes, host, control.clone(), clock);
+    let bars = watermark_guard(bars.probe_with(&probes.sources).exchange(route), markers);
 
     let enriched = bars.clone().enrich_with("Enrich", set.clone(), enrich);
     durable_sink(enriched.clone(), "BarSink", outputs.clone(), control.clone(), |out, r| match r {
@@ -101,8 +97,7 @@ pub fn build_dataflow<'s, R: Reader>(
         build_alerts(scope, ticks, rt).probe_with(&probes.durable);
     }
     let retain = built.checkpoint.as_ref().map_or(1, |c| c.retain);
-    manifest_writer(reports, store, built.processes.len(), built.workers, retain, control)
-        .probe_with(&probes.manifest);
+    manifest_writer(reports, store, built.processes.len(), built.workers, retain, control).probe_with(&probes.manifest);
 }
 
 fn candles_stream<'s>(

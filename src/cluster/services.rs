@@ -27,9 +27,13 @@ pub struct Services {
 impl Services {
     /// Starts what `output` needs: for the configured sinks the QuestDB sink, alerts and the
     /// status server; for a replay nothing.
-    pub fn start(built: &Built, process: usize, output: &Output, metrics: &Arc<ProcessMetrics>) -> anyhow::Result<Services> {
-        let acks: AckTable =
-            Arc::new((0..built.workers * built.processes.len()).map(|_| Default::default()).collect());
+    pub fn start(
+        built: &Built,
+        process: usize,
+        output: &Output,
+        metrics: &Arc<ProcessMetrics>,
+    ) -> anyhow::Result<Services> {
+        let acks: AckTable = Arc::new((0..built.workers * built.processes.len()).map(|_| Default::default()).collect());
         let questdb = match (output, &built.questdb) {
             (Output::Configured, Some(cfg)) => {
                 let tables = Tables::new(&built.set, &cfg.table_prefix).context("QuestDB table layout")?;
@@ -42,7 +46,9 @@ impl Services {
                         record_ack(&a, seq);
                         m.mark_sink_flush();
                     })
-                    .on_rejected(|row| tracing::error!(line = %row.line, message = %row.message, "QuestDB rejected a row"))
+                    .on_rejected(
+                        |row| tracing::error!(line = %row.line, message = %row.message, "QuestDB rejected a row"),
+                    )
                     .start()
                     .with_context(|| format!("starting the QuestDB sink at {}", cfg.addr))?;
                 Some((sink, Arc::new(tables)))

@@ -322,10 +322,13 @@ impl Config {
 
         let mut roll = crate::sinks::file::RollPolicy::default();
         if let Some(f) = &self.sinks.file {
-            roll.interval =
-                std::time::Duration::from_millis(duration_ms(&mut errs, "sinks.file.roll-interval", &f.roll_interval).max(0) as u64);
+            roll.interval = std::time::Duration::from_millis(
+                duration_ms(&mut errs, "sinks.file.roll-interval", &f.roll_interval).max(0) as u64,
+            );
             if f.roll_bytes == 0 {
-                errs.push("sinks.file.roll-bytes: 0 would close a part at every checkpoint; expected e.g. 134217728".into());
+                errs.push(
+                    "sinks.file.roll-bytes: 0 would close a part at every checkpoint; expected e.g. 134217728".into(),
+                );
             }
             roll.bytes = f.roll_bytes.max(1);
         }
@@ -336,7 +339,10 @@ impl Config {
                 errs.push(format!("checkpoint.interval: {:?} must be positive; expected e.g. \"10s\"", ck.interval));
             }
             if ck.url.trim().is_empty() {
-                errs.push("checkpoint.url: empty; expected a directory such as \"run/checkpoints\" or \"s3://bucket/prefix\"".into());
+                errs.push(
+                    "checkpoint.url: empty; expected a directory such as \"run/checkpoints\" or \"s3://bucket/prefix\""
+                        .into(),
+                );
             }
             if ck.retain == 0 {
                 errs.push("checkpoint.retain: 0 would delete every checkpoint; expected e.g. 3".into());

@@ -47,9 +47,7 @@ impl RestorePlan {
         let loaded = match resume {
             Resume::Fresh => None,
             Resume::Latest => store.load_latest().with_context(|| format!("reading checkpoints in {}", store.url()))?,
-            Resume::From(id) => {
-                Some(store.load(id).with_context(|| format!("checkpoint {id} in {}", store.url()))?)
-            }
+            Resume::From(id) => Some(store.load(id).with_context(|| format!("checkpoint {id} in {}", store.url()))?),
         };
         let Some(loaded) = loaded else {
             // Start after every existing checkpoint, so a fresh run never mixes with them.

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tickflow_operators::dataflow::Time;
 use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::{Capability, Operator};
-use timely::dataflow::StreamVec;
 
 use crate::recovery::RunControl;
 use crate::sinks::worker::{OutputError, WorkerOutputs};

@@ -351,7 +351,12 @@ impl PartFile {
             part.writer.get_ref().sync_data().map_err(|e| with_path(&path, e))?;
             created = true;
             let close = last || part.len >= roll.bytes || part.opened.elapsed() >= roll.interval;
-            let entry = PartEntry { in_progress: part.in_progress.clone(), name: part.name.clone(), len: part.len, closed: close };
+            let entry = PartEntry {
+                in_progress: part.in_progress.clone(),
+                name: part.name.clone(),
+                len: part.len,
+                closed: close,
+            };
             entries.push(entry.clone());
             if close {
                 *open = None;

@@ -2,9 +2,14 @@
 //! generator), emits its bars at the reader's event-time watermark, gates itself on the
 //! outputs' durable probe, and carries the checkpoint protocol of [`crate::recovery`].
 //!
-//! Outputs: the bars; a *hold* stream (no data) whose capability keeps the watermark of an
-//! epoch from passing this source's watermark while other sources are still cutting (concat
-//! it into the bars before the exchange); and the part reports (to [`manifest_writer`]).
+//! Outputs: the bars; *cut markers* `(target worker, epoch, watermark)`, one per worker at
+//! each cut, for [`watermark_guard`]; and the part reports (to [`manifest_writer`]).
+//!
+//! Why markers: time is `(epoch, watermark)` in lexicographic order, so while some sources
+//! have moved to epoch `k + 1` and others have not, the frontier is the least epoch-`k`
+//! capability left, whose watermark may be above a moved source's. The guard, after the
+//! exchange, holds the least marker of the epoch until every source has cut, so operators
+//! never see a watermark above any source's.
 //!
 //! [`manifest_writer`]: crate::recovery::manifest_writer
 
@@ -16,10 +21,9 @@ use std::time::{Duration, Instant};
 use tickflow_operators::Bar;
 use tickflow_operators::dataflow::Time;
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pushers::Output;
 use timely::dataflow::operators::Capability;
-use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 use crate::checkpoint::{PutTicket, SourcePosition};
@@ -170,17 +174,23 @@ pub struct Probes {
 
 enum Phase {
     Running,
-    /// Cut for epoch `k`: the data capability is at `k + 1`, the hold still at `k`.
-    Cut { k: u64, position: SourceState, sources: Vec<SourcePosition>, watermark: u64, last: bool },
     /// All sources cut; waiting for the outputs to be durable up to the cut.
-    Drain { k: u64, position: SourceState, sources: Vec<SourcePosition>, watermark: u64, last: bool },
+    Drain {
+        k: u64,
+        position: SourceState,
+        sources: Vec<SourcePosition>,
+        watermark: u64,
+        last: bool,
+    },
     /// The final savepoint is written; nothing more is read.
     Stopped,
 }
 
-/// The driver's outputs: bars, the hold stream, part reports.
-pub type DriverStreams<'s> =
-    (StreamVec<'s, Time, Bar>, StreamVec<'s, Time, ()>, StreamVec<'s, Time, PartReport>);
+/// A cut marker: (target worker, epoch, the source's watermark at the cut).
+pub type Marker = (u64, u64, u64);
+
+/// The driver's outputs: bars, cut markers, part reports.
+pub type DriverStreams<'s> = (StreamVec<'s, Time, Bar>, StreamVec<'s, Time, Marker>, StreamVec<'s, Time, PartReport>);
 
 /// Builds the source operator of this worker around `reader`.
 pub fn drive<'s, R: Reader>(
@@ -195,7 +205,7 @@ pub fn drive<'s, R: Reader>(
     let mut builder = OperatorBuilder::new(cfg.name.clone(), scope);
     let info = builder.operator_info();
     let (data_out, data) = builder.new_output::<Vec<Bar>>();
-    let (hold_out, hold) = builder.new_output::<Vec<()>>();
+    let (marker_out, markers) = builder.new_output::<Vec<Marker>>();
     let (report_out, reports) = builder.new_output::<Vec<PartReport>>();
     let activator = scope.activator_for(Rc::clone(&info.address));
     let sync = scope.worker().sync_activator_for(info.address.to_vec());
@@ -204,18 +214,22 @@ pub fn drive<'s, R: Reader>(
     let index = scope.index();
     builder.build(move |mut caps| {
         let mut data_out: OutputBuilder<Time, CapacityContainerBuilder<Vec<Bar>>> = OutputBuilder::from(data_out);
-        let _hold_out: Output<Time, Vec<()>> = hold_out;
+        let mut marker_out: OutputBuilder<Time, CapacityContainerBuilder<Vec<Marker>>> =
+            OutputBuilder::from(marker_out);
         let mut report_out: OutputBuilder<Time, CapacityContainerBuilder<Vec<PartReport>>> =
             OutputBuilder::from(report_out);
         let start: Time = (cfg.epoch, cfg.start_watermark);
         let mut report_cap: Option<Capability<Time>> = caps.pop();
-        let mut hold_cap: Option<Capability<Time>> = caps.pop();
+        let mut marker_cap: Option<Capability<Time>> = caps.pop();
         let mut data_cap: Option<Capability<Time>> = caps.pop();
-        for c in [&mut data_cap, &mut hold_cap] {
+        for c in [&mut data_cap, &mut marker_cap] {
             if let Some(c) = c.as_mut() {
                 c.downgrade(&start);
             }
         }
+        // The epoch this source is in (also once its input ended and it has no capability).
+        let mut epoch = cfg.epoch;
+        let peers = scope.peers() as u64;
         if let Some(c) = report_cap.as_mut() {
             c.downgrade(&(cfg.epoch, 0));
         }
@@ -270,7 +284,7 @@ pub fn drive<'s, R: Reader>(
                             // Every source's input ended and the end state is checkpointed:
                             // release everything; the dataflow drains and the run completes.
                             tracing::debug!(worker = index, checkpoint = k, "inputs ended; draining");
-                            hold_cap = None;
+                            marker_cap = None;
                             report_cap = None;
                             reader.finish(&probes.durable);
                             return;
@@ -297,34 +311,34 @@ pub fn drive<'s, R: Reader>(
                             let due = next_cut.is_some_and(|t| now >= t);
                             (stop || due).then(|| {
                                 let (k, watermark) = *c.time();
+                                if let Some(m) = marker_cap.as_mut() {
+                                    let mut out = marker_out.activate();
+                                    let mut session = out.session(&*m);
+                                    for target in 0..peers {
+                                        session.give((target, k, watermark));
+                                    }
+                                    drop(session);
+                                    drop(out);
+                                    m.downgrade(&(k + 1, watermark));
+                                }
                                 c.downgrade(&(k + 1, watermark));
                                 (k, watermark, stop)
                             })
                         }
-                        None => hold_cap.as_ref().and_then(|h| {
-                            let k = h.time().0;
+                        // Input ended: follow the others' cuts (seen on the sources' probe).
+                        None => {
                             let ended = probes.sources.with_frontier(|f| f.is_empty());
-                            (!probes.sources.less_than(&(k + 1, 0))).then_some((k, DONE, stop || ended))
-                        }),
+                            (!probes.sources.less_than(&(epoch + 1, 0))).then_some((epoch, DONE, stop || ended))
+                        }
                     };
                     match cut {
                         Some((k, watermark, last)) => {
+                            epoch = k + 1;
                             next_cut = first_cut(now);
                             tracing::debug!(worker = index, checkpoint = k, watermark, last, "checkpoint cut");
-                            Phase::Cut { k, position: reader.position(), sources: reader.describe(), watermark, last }
+                            Phase::Drain { k, position: reader.position(), sources: reader.describe(), watermark, last }
                         }
                         None => Phase::Running,
-                    }
-                }
-                Phase::Cut { k, position, sources, watermark, last } => {
-                    if probes.sources.less_than(&(k + 1, 0)) {
-                        wake = wake.min(GATE_RETRY);
-                        Phase::Cut { k, position, sources, watermark, last }
-                    } else {
-                        if let Some(c) = hold_cap.as_mut() {
-                            c.downgrade(&(k + 1, watermark));
-                        }
-                        Phase::Drain { k, position, sources, watermark, last }
                     }
                 }
                 Phase::Drain { k, position, sources, watermark, last } => {
@@ -359,12 +373,15 @@ pub fn drive<'s, R: Reader>(
             if exhausted {
                 if interval_ms.is_none() {
                     data_cap = None;
-                    hold_cap = None;
+                    marker_cap = None;
                     report_cap = None;
                     reader.finish(&probes.durable);
                     return;
                 }
-                data_cap = None;
+                if let Some(c) = data_cap.take() {
+                    epoch = c.time().0;
+                }
+                marker_cap = None;
                 activator.activate_after(wake.min(Duration::from_millis(10)));
                 return;
             }
@@ -391,7 +408,8 @@ pub fn drive<'s, R: Reader>(
             batch.clear();
             let outcome = {
                 let mut co = coordinator.borrow_mut();
-                let mut dead = |location: &str, error: &DecodeError, payload: &[u8]| co.dead_letter(location, error, payload);
+                let mut dead =
+                    |location: &str, error: &DecodeError, payload: &[u8]| co.dead_letter(location, error, payload);
                 reader.read(budget, now, *c.time(), &mut batch, &mut dead)
             };
             let outcome = match outcome {
@@ -428,8 +446,8 @@ pub fn drive<'s, R: Reader>(
                 let t = (c.time().0, wm);
                 if t > *c.time() {
                     c.downgrade(&t);
-                    if let Some(h) = hold_cap.as_mut() {
-                        h.downgrade(&t);
+                    if let Some(m) = marker_cap.as_mut() {
+                        m.downgrade(&t);
                     }
                 }
             }
@@ -440,5 +458,44 @@ pub fn drive<'s, R: Reader>(
             }
         }
     });
-    (data, hold, reports)
+    (data, markers, reports)
+}
+
+/// After the exchange: passes the bars on, and holds, per epoch, the least cut marker's
+/// capability until every source has cut (both inputs' frontiers passed `(k + 1, 0)`), so
+/// that downstream the watermark never passes a source that has cut already (module docs).
+pub fn watermark_guard<'s>(
+    bars: StreamVec<'s, Time, Bar>,
+    markers: StreamVec<'s, Time, Marker>,
+) -> StreamVec<'s, Time, Bar> {
+    use timely::dataflow::channels::pact::{Exchange, Pipeline};
+    use timely::dataflow::operators::Operator;
+    bars.binary_frontier::<_, CapacityContainerBuilder<Vec<Bar>>, _, _, _, _>(
+        markers,
+        Pipeline,
+        Exchange::new(|m: &Marker| m.0),
+        "WatermarkGuard",
+        move |_cap, _info| {
+            let mut held: std::collections::BTreeMap<u64, Capability<Time>> = std::collections::BTreeMap::new();
+            move |(bars, bars_frontier), (markers, markers_frontier), output| {
+                bars.for_each(|cap, data| {
+                    output.session(&cap).give_container(data);
+                });
+                markers.for_each(|cap, data| {
+                    for &(_, k, _) in data.iter() {
+                        if let Some(c) = cap.retain_least(0) {
+                            if held.get(&k).is_none_or(|h| c.time() < h.time()) {
+                                held.insert(k, c);
+                            }
+                        }
+                    }
+                    data.clear();
+                });
+                held.retain(|&k, _| {
+                    let next = (k + 1, 0);
+                    bars_frontier.less_than(&next) || markers_frontier.less_than(&next)
+                });
+            }
+        },
+    )
 }

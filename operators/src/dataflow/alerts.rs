@@ -466,11 +466,10 @@ impl<'s, T: AlertTime> Alerts<'s, T> for StreamVec<'s, T, Tick> {
             })
             .as_collection();
 
-        let latest =
-            arrange_from_upsert::<ValBuilder<Key, Snapshot, T, isize>, ValSpine<Key, Snapshot, T, isize>, _, _>(
-                upserts,
-                &format!("{name}Latest"),
-            );
+        let latest = arrange_from_upsert::<ValBuilder<Key, Snapshot, T, isize>, ValSpine<Key, Snapshot, T, isize>, _, _>(
+            upserts,
+            &format!("{name}Latest"),
+        );
         let wildcard = rules
             .clone()
             .filter(|r| r.symbol.is_none())

@@ -63,8 +63,12 @@ pub struct EnrichSnapshot {
 impl<T: EventTime> EnrichCore<T> {
     /// A copy of the state, symbols in first-seen order.
     pub fn snapshot(&self) -> EnrichSnapshot {
-        let symbols =
-            self.states.iter().enumerate().map(|(id, (s, ts))| (self.table.symbol(id as u32), s.clone(), *ts)).collect();
+        let symbols = self
+            .states
+            .iter()
+            .enumerate()
+            .map(|(id, (s, ts))| (self.table.symbol(id as u32), s.clone(), *ts))
+            .collect();
         EnrichSnapshot { symbols, pending: self.reorder.pending().to_vec() }
     }
 

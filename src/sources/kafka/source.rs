@@ -35,7 +35,6 @@ use super::watermark::Watermarks;
 use crate::decode::{DecodeError, DecodeErrorKind, Location, decode_json_line};
 use crate::status::{Clock, PartitionUpdate, ProcessMetrics, SystemClock};
 
-
 pub use crate::sources::driver::MAX_IN_FLIGHT;
 /// Longest sleep between two activations (idleness, main queue, commits, stop requests).
 const HEARTBEAT: Duration = Duration::from_millis(100);
@@ -238,7 +237,7 @@ pub fn kafka_source<'s>(
     metrics: Option<Arc<ProcessMetrics>>,
 ) -> Result<(StreamVec<'s, Time, Bar>, KafkaSourceHandle), KafkaSourceError> {
     use crate::sources::driver::{DriverConfig, Probes, SimpleHost, drive};
-    use timely::dataflow::operators::{Concat, Probe};
+    use timely::dataflow::operators::Probe;
     let clock: Arc<dyn Clock> = match &metrics {
         Some(m) => Arc::clone(m.clock()),
         None => Arc::new(SystemClock),
@@ -257,20 +256,8 @@ pub fn kafka_source<'s>(
         batch: cfg.max_batch.max(1),
         rate: 0,
     };
-    let (bars, hold, _reports) = drive(scope, cfg, reader, probes, host, control, clock);
-    Ok((bars.probe_with(&sources).concat(hold.map_in_place_unit()), handle))
-}
-
-/// Emptied streams of `()`: lets a hold stream join a stream of bars.
-trait UnitToBars<'s> {
-    fn map_in_place_unit(self) -> StreamVec<'s, Time, Bar>;
-}
-
-impl<'s> UnitToBars<'s> for StreamVec<'s, Time, ()> {
-    fn map_in_place_unit(self) -> StreamVec<'s, Time, Bar> {
-        use timely::dataflow::operators::vec::Map;
-        self.flat_map(|()| None::<Bar>)
-    }
+    let (bars, _markers, _reports) = drive(scope, cfg, reader, probes, host, control, clock);
+    Ok((bars.probe_with(&sources), handle))
 }
 
 /// This worker's Kafka reader: it connects, assigns the partitions `p % peers == index`,
@@ -333,7 +320,8 @@ pub fn kafka_reader(
     let now = clock.now_ms();
     let mut watermarks = Watermarks::new(&partitions, watermark_delay_ms, cfg.idle_timeout().as_millis() as i64, now);
     for (i, pos) in setup.positions.iter().enumerate() {
-        if let Some(ts) = restored.iter().find(|r| r.topic == topic && r.partition == pos.partition).and_then(|r| r.max_ts)
+        if let Some(ts) =
+            restored.iter().find(|r| r.topic == topic && r.partition == pos.partition).and_then(|r| r.max_ts)
         {
             watermarks.on_data(i, ts, now);
         }
@@ -576,7 +564,8 @@ impl crate::sources::driver::Reader for KafkaReader {
         }
         if self.last_commit.elapsed() >= self.commit_every {
             self.last_commit = Instant::now();
-            if let Err(error) = commit(&self.shared, durable, &self.topic, &self.group, CommitMode::Async, &self.stats) {
+            if let Err(error) = commit(&self.shared, durable, &self.topic, &self.group, CommitMode::Async, &self.stats)
+            {
                 tracing::warn!(worker = self.index, %error, "committing offsets failed; the next commit retries");
             }
         }
@@ -713,7 +702,13 @@ fn connect(
         // at the oldest message, and say so).
         let start = match restored.iter().find(|r| r.topic == topic && r.partition == p) {
             Some(r) if r.next < low => {
-                tracing::warn!(topic, partition = p, checkpoint = r.next, oldest = low, "checkpointed offset no longer retained; resuming at the oldest message");
+                tracing::warn!(
+                    topic,
+                    partition = p,
+                    checkpoint = r.next,
+                    oldest = low,
+                    "checkpointed offset no longer retained; resuming at the oldest message"
+                );
                 low
             }
             Some(r) => r.next,
