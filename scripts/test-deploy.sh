@@ -42,9 +42,9 @@ fi
 kustomize_ok() {
   local d
   d=$(mktemp -d)
-  printf 'labels:\n- pairs: {a: b}\nresources: [cm.yaml]\npatches:\n- patch: |-\n    - {op: add, path: /data/y, value: z}\n  target: {kind: ConfigMap}\n' >"$d/kustomization.yaml"
-  printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {x: y}\n' >"$d/cm.yaml"
-  "$1" kustomize "$d" 2>/dev/null | grep -q 'y: z'
+  printf 'labels:\n- pairs: {a: b}\nresources: [cm.yaml]\npatches:\n- patch: |-\n    - {op: add, path: /data/added, value: byPatch}\n  target: {kind: ConfigMap}\n' >"$d/kustomization.yaml"
+  printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {k: v}\n' >"$d/cm.yaml"
+  "$1" kustomize "$d" 2>/dev/null | grep -q 'added: byPatch'
   local rc=$?
   rm -rf "$d"
   return $rc
