@@ -438,6 +438,9 @@ def check_compose(tmp: Path) -> None:
     check(f"compose: the cluster services ({', '.join(cluster)}) run the entry script and share the checkpoint volume", len(cluster) >= 2 and mounts and "checkpoints" in cfg.get("volumes", {}))
     replicas = {svcs[n]["environment"].get("REPLICAS") for n in cluster}
     check("compose: REPLICAS equals the number of cluster services", replicas == {str(len(cluster))}, str(replicas))
+    binds = [str(v).split(":")[0] for sv in svcs.values() for v in sv.get("volumes", []) if str(v).startswith("/")]
+    missing_binds = [b for b in binds if not Path(b).exists()]
+    check(f"compose: every bind-mounted file exists ({len(binds)})", bool(binds) and not missing_binds, str(missing_binds))
     ignore = (ROOT / ".dockerignore").read_text().split()
     missing = [p for p in ("target/", "run/", ".git", "**/node_modules/") if p not in ignore]
     check("compose: .dockerignore keeps target/, run/, .git and node_modules out of the context", not missing, str(missing))
@@ -454,6 +457,32 @@ def check_compose(tmp: Path) -> None:
     else:
         ok, detail = False, r.stderr
     check("compose: docker/cluster.toml renders to [tickflow-0:2101, tickflow-1:2101] and passes `tickflow check`", ok, detail)
+
+
+def check_grafana(objs: list[dict]) -> None:
+    prov = named(objs, "ConfigMap", next(v["configMap"]["name"] for _, sp in pod_specs(objs) for v in sp.get("volumes", [])
+                                         if v.get("configMap", {}).get("name", "").startswith("grafana-provisioning")))
+    sources = yaml.safe_load(prov["data"]["datasources.yaml"])["datasources"]
+    uids = {d["uid"]: d for d in sources}
+    qdb = uids.get("questdb", {})
+    grafana = next(o for o in by_kind(objs, "Deployment") if o["metadata"]["name"] == "grafana")
+    env = env_of(grafana["spec"]["template"]["spec"]["containers"][0])
+    # The url is ${QUESTDB_PG_ADDR}, expanded by Grafana from the Deployment's env.
+    url = env.get("QUESTDB_PG_ADDR", {}).get("value", "") if qdb.get("url") == "${QUESTDB_PG_ADDR}" else qdb.get("url", "")
+    ok = qdb.get("type") == "postgres" and url.endswith(":8812") and qdb.get("jsonData", {}).get("database") == "qdb"
+    ok = ok and uids.get("prometheus", {}).get("type") == "prometheus"
+    check("grafana: QuestDB (PostgreSQL wire, 8812) and Prometheus data sources are provisioned", ok, str(sources))
+    bad = []
+    dash_cm = [o for o in by_kind(objs, "ConfigMap") if o["metadata"]["name"].startswith("grafana-dashboards")]
+    for cm in dash_cm:
+        for key, text in cm["data"].items():
+            d = json.loads(text)
+            for panel in d.get("panels", []):
+                for t in [panel] + panel.get("targets", []):
+                    uid = t.get("datasource", {}).get("uid")
+                    if uid and uid not in uids:
+                        bad.append(f"{key} panel {panel.get('title')}: data source {uid}")
+    check("grafana: the provisioned dashboards are JSON and use only provisioned data sources", bool(dash_cm) and not bad, "; ".join(bad))
 
 
 # ---------------------------------------------------------------- a real 2-process cluster
@@ -620,7 +649,7 @@ def main() -> int:
                 except Exception as e:
                     check(f"{name}: {fn.__name__}", False, f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
         base = rendered.get("base")
-        for fn in ([check_secret_rendering] if base else []) + [lambda _o, t: check_compose(t)] + ([] if ARGS.skip_cluster or not base else [check_real_cluster]):
+        for fn in ([check_secret_rendering, lambda o, _t: check_grafana(o)] if base else []) + [lambda _o, t: check_compose(t)] + ([] if ARGS.skip_cluster or not base else [check_real_cluster]):
             try:
                 fn(base, tmp)
             except Exception as e:
