@@ -6,6 +6,8 @@
 #   scripts/bench.sh w1         # W1 file → dataflow → file, 1 and 2 workers, vs the no-engine loop
 #   scripts/bench.sh kafka      # Kafka → 2-process cluster → ILP/HTTP receiver: rate and latency
 #   scripts/bench.sh soak       # the generator at a fixed rate; RSS sampled over time
+#   scripts/bench.sh checkpoint # checkpoint size, pause and write time at 1k/10k/100k symbols;
+#                               # throughput with checkpoints every second vs none
 #
 # Environment: W1_RECORDS (default 2000000), RUNS (repeats, median taken; default 3),
 # KAFKA_BARS (pre-loaded bars, default 1000000), RATES (fixed input rates, default "10000 20000 50000"),
@@ -206,9 +208,77 @@ TOML
   } | tee -a "$results"
 }
 
+# ck_config FILE SYMBOLS BARS OUTDIR CKDIR ENABLED: the default pipeline (standard set, signals,
+# 1m/5m/1h candles) on the generator, 2 workers, rate 0, checkpoints every second.
+ck_config() {
+  cat >"$1" <<TOML
+[cluster]
+workers = 2
+processes = ["127.0.0.1:$(free_port)"]
+[status]
+listen = "127.0.0.1:0"
+[source.generator]
+symbols = $2
+rate = 0
+interval = "1s"
+count = $3
+[sinks.file]
+dir = "$4"
+[checkpoint]
+enabled = $6
+url = "$5"
+interval = "1s"
+retain = 100
+TOML
+}
+
+bench_checkpoint() {
+  local dir; dir=$(mktemp -d)
+  {
+    echo "## Checkpoints (generator, standard set + signals + 1m/5m/1h candles, 2 workers, every 1 s)"
+    echo
+    echo "| symbols | bars | checkpoints | bytes per checkpoint (all parts) | bytes/symbol | reading paused ms (median) | part written ms (median) |"
+    echo "|---|---|---|---|---|---|---|"
+  } | tee -a "$results"
+  for n in 1000 10000 100000; do
+    local bars=$((n * 40))
+    ck_config "$dir/ck$n.toml" "$n" "$bars" "$dir/out$n" "$dir/ck$n" true
+    RUST_LOG=warn,tickflow::sources::driver=debug "$TF" run --config "$dir/ck$n.toml" 2>"$dir/log$n" >/dev/null
+    local parts count bytes pause write
+    parts=$(sed 's/\x1b\[[0-9;]*m//g' "$dir/log$n" | grep 'checkpoint part written' || true)
+    count=$(ls "$dir/ck$n" | grep -c '^manifest-' || true)
+    bytes=$(cat "$dir/ck$n"/ckpt-*/* | wc -c)
+    pause=$(echo "$parts" | grep -o 'paused_ms=[0-9.]*' | cut -d= -f2 | median)
+    write=$(echo "$parts" | grep -o 'written_ms=[0-9.]*' | cut -d= -f2 | median)
+    awk -v n="$n" -v b="$bars" -v c="$count" -v by="$bytes" -v p="$pause" -v w="$write" \
+      'BEGIN {per = c ? by / c : 0; printf "| %d | %d | %d | %.0f | %.0f | %.1f | %.1f |\n", n, b, c, per, per / n, p, w}' | tee -a "$results"
+  done
+  echo | tee -a "$results"
+  local on="" off="" w
+  for ((r = 1; r <= RUNS; r++)); do
+    for mode in on off; do
+      rm -rf "$dir/tp-$mode" "$dir/tpo-$mode"
+      ck_config "$dir/tp-$mode.toml" 1000 2000000 "$dir/tpo-$mode" "$dir/tp-$mode" "$([ $mode = on ] && echo true || echo false)"
+      read -r w _ < <(time_run "$TF" run --config "$dir/tp-$mode.toml")
+      if [ $mode = on ]; then on+="$w "; else off+="$w "; fi
+    done
+  done
+  local won woff
+  won=$(echo "$on" | tr ' ' '\n' | grep . | median); woff=$(echo "$off" | tr ' ' '\n' | grep . | median)
+  {
+    echo "| 2 M bars, 1000 symbols, 2 workers (median of $RUNS, interleaved) | wall s | bars/s |"
+    echo "|---|---|---|"
+    awk -v w="$woff" 'BEGIN {printf "| checkpoints off | %.2f | %.0f |\n", w, 2000000 / w}'
+    awk -v w="$won" -v o="$woff" 'BEGIN {printf "| checkpoints every 1 s | %.2f | %.0f (%+.1f%% time) |\n", w, 2000000 / w, (w / o - 1) * 100}'
+    echo
+  } | tee -a "$results"
+  rm -rf "$dir"
+}
+
 case "$what" in
   w1) bench_w1 ;;
   kafka) bench_kafka ;;
+  checkpoint) bench_checkpoint ;;
   soak) bench_soak ;;
   all) bench_w1; bench_kafka; bench_soak ;;
   *) echo "usage: scripts/bench.sh [w1|kafka|soak|all]" >&2; exit 2 ;;

@@ -46,6 +46,7 @@ pub fn build_alerts<'s>(
     scope: Scope<'s, Time>,
     ticks: StreamVec<'s, Time, Tick>,
     rt: &AlertsRuntime,
+    core: std::rc::Rc<std::cell::RefCell<tickflow_operators::dataflow::alerts::AlertsCore>>,
 ) -> StreamVec<'s, Time, Alert> {
     let probe = ProbeHandle::new();
     let ticks = ticks.probe_with(&probe);
@@ -73,7 +74,7 @@ pub fn build_alerts<'s>(
         Some(rules)
     };
     let rules = rules_source(scope, "AlertRules", probe, rt.poll_interval, poll);
-    let alerts = ticks.alerts(rules);
+    let alerts = ticks.alerts_with("Alerts", rules, core);
     match rt.notifier.clone() {
         Some(n) => alerts.inspect_core(move |event| {
             if let Ok((_, batch)) = event {

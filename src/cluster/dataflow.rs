@@ -41,8 +41,8 @@ pub struct Parts<R: Reader> {
     pub candles: Option<Rc<RefCell<CandlesCore<Time>>>>,
     /// The worker's outputs.
     pub outputs: Rc<RefCell<WorkerOutputs>>,
-    /// Alerts, when configured.
-    pub alerts: Option<AlertsRuntime>,
+    /// Alerts, when configured, and their state.
+    pub alerts: Option<(AlertsRuntime, Rc<RefCell<tickflow_operators::dataflow::alerts::AlertsCore>>)>,
     /// Where checkpoints go (worker 0 writes manifests).
     pub store: Option<CheckpointStore>,
 }
@@ -89,12 +89,12 @@ pub fn build_dataflow<'s, R: Reader>(
         })
         .probe_with(&probes.durable);
     }
-    if let Some(rt) = &alerts {
+    if let Some((rt, core)) = alerts {
         let mut ticks = ticks_from_bars(enriched);
         if let Some(c) = &candles {
             ticks = ticks.concat(ticks_from_candles(c.clone()));
         }
-        build_alerts(scope, ticks, rt).probe_with(&probes.durable);
+        build_alerts(scope, ticks, &rt, core).probe_with(&probes.durable);
     }
     let retain = built.checkpoint.as_ref().map_or(1, |c| c.retain);
     manifest_writer(reports, store, built.processes.len(), built.workers, retain, control).probe_with(&probes.manifest);

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tickflow_operators::dataflow::Time;
+use tickflow_operators::dataflow::alerts::AlertsCore;
 use tickflow_operators::dataflow::candles::CandlesCore;
 use tickflow_operators::dataflow::enrich::EnrichCore;
 use timely::CommunicationConfig;
@@ -173,10 +174,14 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
         let outputs = Rc::new(RefCell::new(WorkerOutputs::new(index, file, qdb, Some(wm.clone()))));
         let enrich = Rc::new(RefCell::new(EnrichCore::<Time>::default()));
         let candles = (!b.windows.timeframes.is_empty()).then(|| Rc::new(RefCell::new(CandlesCore::new(&b.windows))));
+        let alerts = alerts_rt.as_ref().map(|rt| (rt.clone(), Rc::new(RefCell::new(AlertsCore::default()))));
         for part in &plan.parts {
             enrich.borrow_mut().restore(part.enrich.clone(), |s| owns(s, index, peers));
             if let (Some(core), Some(snap)) = (&candles, &part.candles) {
                 core.borrow_mut().restore(snap.clone(), |s| owns(s, index, peers));
+            }
+            if let (Some((_, core)), Some(snap)) = (&alerts, &part.alerts) {
+                core.borrow_mut().restore(snap.clone(), index, peers, |s| owns(s, index, peers));
             }
         }
         if plan.checkpoint.is_some() {
@@ -189,6 +194,7 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
             fingerprint(&b),
             enrich.clone(),
             candles.clone(),
+            alerts.as_ref().map(|(_, c)| c.clone()),
             outputs.clone(),
         )));
         let host: Rc<RefCell<dyn Host>> = coordinator.clone();
@@ -211,15 +217,16 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
                     enrich: enrich.clone(),
                     candles: candles.clone(),
                     outputs: outputs.clone(),
-                    alerts: alerts_rt.clone(),
+                    alerts: alerts.clone(),
                     store: store_w.clone(),
                 }
             };
         }
+        let mut kafka_handle = None;
         match &b.source {
             SourceSpec::Kafka(cfg) => {
                 let restored = plan.kafka_positions();
-                let (reader, _handle) = kafka_reader(
+                let (reader, handle) = kafka_reader(
                     cfg,
                     index,
                     peers,
@@ -230,6 +237,7 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
                     &restored,
                 )
                 .map_err(|e| format!("worker {index}: Kafka source: {e}"))?;
+                kafka_handle = Some(handle);
                 let d = driver("KafkaSource", cfg.max_batch.max(1), 0);
                 install(worker, &b, parts!(reader, d), &probes, &ctl, &clock);
             }
@@ -280,6 +288,12 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
         }
         if complete {
             outputs.borrow_mut().finish().map_err(|e| format!("flushing results: {e}"))?;
+            if let Some(k) = &kafka_handle {
+                // Everything read is durable now: commit all of it (for lag dashboards).
+                if let Err(e) = k.finish() {
+                    tracing::warn!(error = %e, "final Kafka offset commit failed");
+                }
+            }
         }
         Ok(())
     })

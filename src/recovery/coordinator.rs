@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tickflow_operators::dataflow::Time;
+use tickflow_operators::dataflow::alerts::AlertsCore;
 use tickflow_operators::dataflow::candles::CandlesCore;
 use tickflow_operators::dataflow::enrich::EnrichCore;
 use timely::container::CapacityContainerBuilder;
@@ -100,6 +101,7 @@ pub struct Coordinator {
     fingerprint: String,
     enrich: Rc<RefCell<EnrichCore<Time>>>,
     candles: Option<Rc<RefCell<CandlesCore<Time>>>>,
+    alerts: Option<Rc<RefCell<AlertsCore>>>,
     outputs: Rc<RefCell<WorkerOutputs>>,
     io_error: Option<String>,
     /// The final savepoint is complete: the worker may stop.
@@ -107,8 +109,8 @@ pub struct Coordinator {
 }
 
 impl crate::sources::driver::Host for Coordinator {
-    fn dead_letter(&mut self, location: &str, error: &DecodeError, payload: &[u8]) {
-        Coordinator::dead_letter(self, location, error, payload)
+    fn dead_letter(&mut self, location: &str, event_ms: Option<i64>, error: &DecodeError, payload: &[u8]) {
+        Coordinator::dead_letter(self, location, event_ms, error, payload)
     }
     fn source_batch(&mut self, records: u64, watermark: u64) -> Result<(), String> {
         Coordinator::source_batch(self, records, watermark)
@@ -140,9 +142,10 @@ impl Coordinator {
         fingerprint: String,
         enrich: Rc<RefCell<EnrichCore<Time>>>,
         candles: Option<Rc<RefCell<CandlesCore<Time>>>>,
+        alerts: Option<Rc<RefCell<AlertsCore>>>,
         outputs: Rc<RefCell<WorkerOutputs>>,
     ) -> Coordinator {
-        Coordinator { worker, peers, store, fingerprint, enrich, candles, outputs, io_error: None, done: false }
+        Coordinator { worker, peers, store, fingerprint, enrich, candles, alerts, outputs, io_error: None, done: false }
     }
 
     /// The part of checkpoint `k` (everything before the cut is durable at the sinks now):
@@ -171,6 +174,7 @@ impl Coordinator {
             enrich,
             candles,
             files,
+            alerts: self.alerts.as_ref().map(|a| a.borrow().snapshot()),
         };
         let bytes = encode_part(&part);
         let ticket = store.submit_part(k, &part_name(self.worker), bytes);
@@ -192,9 +196,9 @@ impl Coordinator {
     }
 
     /// An invalid input record (written with the other results of the epoch).
-    pub fn dead_letter(&mut self, location: &str, error: &DecodeError, payload: &[u8]) {
+    pub fn dead_letter(&mut self, location: &str, event_ms: Option<i64>, error: &DecodeError, payload: &[u8]) {
         tracing::debug!(%location, %error, "invalid record dead-lettered");
-        if let Err(e) = self.outputs.borrow_mut().dead_letter(location, &error.to_string(), payload) {
+        if let Err(e) = self.outputs.borrow_mut().dead_letter(location, event_ms, &error.to_string(), payload) {
             self.io_error.get_or_insert_with(|| e.to_string());
         }
     }

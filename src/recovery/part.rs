@@ -1,6 +1,7 @@
 //! What one worker writes into a checkpoint.
 
 use serde::{Deserialize, Serialize};
+use tickflow_operators::dataflow::alerts::AlertsSnapshot;
 use tickflow_operators::dataflow::candles::CandlesSnapshot;
 use tickflow_operators::dataflow::enrich::EnrichSnapshot;
 
@@ -30,6 +31,8 @@ pub struct WorkerPart {
     pub candles: Option<CandlesSnapshot>,
     /// The worker's in-progress and rolled result files.
     pub files: FileParts,
+    /// Alert state (latest values, firing state), when alerts are configured.
+    pub alerts: Option<AlertsSnapshot>,
 }
 
 /// One Kafka partition's position.

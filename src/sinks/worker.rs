@@ -188,16 +188,25 @@ impl WorkerOutputs {
         Ok(())
     }
 
-    /// An invalid input record.
-    pub fn dead_letter(&mut self, source: &str, reason: &str, payload: &[u8]) -> Result<(), OutputError> {
+    /// An invalid input record. `event_ms` (the event time of the last valid bar before it in
+    /// its partition) is its QuestDB timestamp, so a record dead-lettered again after a
+    /// restore replaces itself (`DEDUP UPSERT KEYS(ts, source)`); without one, the wall clock.
+    pub fn dead_letter(
+        &mut self,
+        source: &str,
+        event_ms: Option<i64>,
+        reason: &str,
+        payload: &[u8],
+    ) -> Result<(), OutputError> {
         self.counters.bars_invalid += 1;
         self.counters.dead_letters += 1;
         if let Some(f) = self.file.as_mut() {
             f.dead_letter(source, reason, payload)?;
         }
         if let Some(q) = self.questdb.as_mut() {
-            let ts_ms =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            let ts_ms = event_ms.unwrap_or_else(|| {
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+            });
             let row = DeadLetter {
                 ts_ms,
                 source: source.to_string(),

@@ -61,14 +61,15 @@ pub struct SourceError(pub String);
 /// Where a source's bars come from.
 pub trait Reader: 'static {
     /// Reads at most `budget` records: valid bars into `out`, invalid records to `dead`
-    /// (location, error, payload).
+    /// (location, event time of the last valid bar before it in its partition, error,
+    /// payload).
     fn read(
         &mut self,
         budget: usize,
         now_ms: i64,
         time: Time,
         out: &mut Vec<Bar>,
-        dead: &mut dyn FnMut(&str, &DecodeError, &[u8]),
+        dead: &mut dyn FnMut(&str, Option<i64>, &DecodeError, &[u8]),
     ) -> Result<ReadOutcome, SourceError>;
     /// The event-time watermark after what was read (ms; `None`: nothing known, hold;
     /// [`DONE`]: never holds anything back).
@@ -92,8 +93,8 @@ pub trait Reader: 'static {
 /// What the driver hands its records and checkpoint steps to: the worker's
 /// [`Coordinator`](crate::recovery::Coordinator) in a run, [`SimpleHost`] elsewhere.
 pub trait Host {
-    /// An invalid input record.
-    fn dead_letter(&mut self, location: &str, error: &DecodeError, payload: &[u8]);
+    /// An invalid input record (`event_ms`: see [`Reader::read`]).
+    fn dead_letter(&mut self, location: &str, event_ms: Option<i64>, error: &DecodeError, payload: &[u8]);
     /// After each batch read (`watermark` is the capability's, ms).
     fn source_batch(&mut self, records: u64, watermark: u64) -> Result<(), String>;
     /// The part of checkpoint `k`: see [`Coordinator::snapshot`](crate::recovery::Coordinator::snapshot).
@@ -124,7 +125,7 @@ impl<F: FnMut(&str, &DecodeError, &[u8])> SimpleHost<F> {
 }
 
 impl<F: FnMut(&str, &DecodeError, &[u8])> Host for SimpleHost<F> {
-    fn dead_letter(&mut self, location: &str, error: &DecodeError, payload: &[u8]) {
+    fn dead_letter(&mut self, location: &str, _event_ms: Option<i64>, error: &DecodeError, payload: &[u8]) {
         (self.on_invalid)(location, error, payload)
     }
     fn source_batch(&mut self, _records: u64, _watermark: u64) -> Result<(), String> {
@@ -239,6 +240,9 @@ pub fn drive<'s, R: Reader>(
         let mut phase = Phase::Running;
         let mut writing: Option<(u64, PutTicket, PartReport)> = None;
         let mut awaiting_commit: Option<(u64, bool)> = None;
+        // For the log: when the last cut was taken, and how long reading paused for it.
+        let mut cut_at: Option<Instant> = None;
+        let mut paused_ms = 0.0f64;
         let mut exhausted = false;
         let mut emitted_since_caught_up = 0u64;
         let mut batch: Vec<Bar> = Vec::with_capacity(cfg.batch);
@@ -258,6 +262,16 @@ pub fn drive<'s, R: Reader>(
                     None => wake = wake.min(Duration::from_millis(1)),
                     Some(Ok(info)) => {
                         let (k, _, mut report) = writing.take().expect("checked above");
+                        if let Some(started) = cut_at.take() {
+                            tracing::debug!(
+                                worker = index,
+                                checkpoint = k,
+                                bytes = info.bytes,
+                                paused_ms,
+                                written_ms = started.elapsed().as_secs_f64() * 1e3,
+                                "checkpoint part written"
+                            );
+                        }
                         report.part = info;
                         if let Some(c) = report_cap.as_mut() {
                             report_out.activate().session(&*c).give(report.clone());
@@ -334,6 +348,7 @@ pub fn drive<'s, R: Reader>(
                     match cut {
                         Some((k, watermark, last)) => {
                             epoch = k + 1;
+                            cut_at = Some(Instant::now());
                             next_cut = first_cut(now);
                             tracing::debug!(worker = index, checkpoint = k, watermark, last, "checkpoint cut");
                             Phase::Drain { k, position: reader.position(), sources: reader.describe(), watermark, last }
@@ -354,6 +369,7 @@ pub fn drive<'s, R: Reader>(
                             }
                         }
                         wake = wake.min(Duration::from_millis(1));
+                        paused_ms = cut_at.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1e3);
                         Phase::Running
                     }
                 }
@@ -408,8 +424,9 @@ pub fn drive<'s, R: Reader>(
             batch.clear();
             let outcome = {
                 let mut co = coordinator.borrow_mut();
-                let mut dead =
-                    |location: &str, error: &DecodeError, payload: &[u8]| co.dead_letter(location, error, payload);
+                let mut dead = |location: &str, event_ms: Option<i64>, error: &DecodeError, payload: &[u8]| {
+                    co.dead_letter(location, event_ms, error, payload)
+                };
                 reader.read(budget, now, *c.time(), &mut batch, &mut dead)
             };
             let outcome = match outcome {

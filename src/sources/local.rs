@@ -33,7 +33,7 @@ impl Reader for GeneratorReader {
         _now_ms: i64,
         _time: tickflow_operators::dataflow::Time,
         out: &mut Vec<Bar>,
-        _dead: &mut dyn FnMut(&str, &DecodeError, &[u8]),
+        _dead: &mut dyn FnMut(&str, Option<i64>, &DecodeError, &[u8]),
     ) -> Result<ReadOutcome, SourceError> {
         let before = out.len();
         let n = self.generator.fill(out, budget);
@@ -93,7 +93,7 @@ impl Reader for FileReader {
         _now_ms: i64,
         _time: tickflow_operators::dataflow::Time,
         out: &mut Vec<Bar>,
-        dead: &mut dyn FnMut(&str, &DecodeError, &[u8]),
+        dead: &mut dyn FnMut(&str, Option<i64>, &DecodeError, &[u8]),
     ) -> Result<ReadOutcome, SourceError> {
         let mut records = 0;
         while records < budget {
@@ -106,7 +106,9 @@ impl Reader for FileReader {
                     self.max_seen = self.max_seen.max(b.ts);
                     out.push(b);
                 }
-                Some(FileRecord::Invalid { location, error, payload }) => dead(&location, &error, &payload),
+                Some(FileRecord::Invalid { location, error, payload }) => {
+                    dead(&location, (self.max_seen > i64::MIN).then_some(self.max_seen), &error, &payload)
+                }
             }
             records += 1;
         }

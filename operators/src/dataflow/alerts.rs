@@ -360,8 +360,8 @@ struct Hit {
 }
 
 /// Firing state of one (rule, symbol).
-#[derive(Debug, Default)]
-struct FireState {
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FireState {
     /// Matches currently holding (0 or 1; more only with duplicated inputs).
     holding: isize,
     /// Stopped holding since the last alert (or never fired).
@@ -407,6 +407,13 @@ pub trait Alerts<'s, T: AlertTime> {
     fn alerts(self, rules: VecCollection<'s, T, AlertRule>) -> StreamVec<'s, T, Alert>;
     /// Names the operators (`{name}Latest`, `{name}Symbols`, `{name}Fire`).
     fn alerts_named(self, name: &str, rules: VecCollection<'s, T, AlertRule>) -> StreamVec<'s, T, Alert>;
+    /// Keeps the state in `core` (restored beforehand, checkpointed by the caller).
+    fn alerts_with(
+        self,
+        name: &str,
+        rules: VecCollection<'s, T, AlertRule>,
+        core: std::rc::Rc<std::cell::RefCell<AlertsCore>>,
+    ) -> StreamVec<'s, T, Alert>;
 }
 
 /// The timestamps alerts run on: event time that differential can arrange.
@@ -420,19 +427,93 @@ fn at_least<T: EventTime>(t: T, ts: Millis) -> T {
 
 type Key = (Symbol, Millis);
 
+/// The state of one worker's alert operators, shareable (same thread) with whoever
+/// checkpoints it: the latest values per (symbol, timeframe) and the symbols seen, on the
+/// symbols' worker; the firing state per (rule, symbol), on its [`fire_owner`].
+#[derive(Debug, Default)]
+pub struct AlertsCore {
+    latest: HashMap<Key, Snapshot>,
+    seen: HashSet<(Millis, Symbol)>,
+    fire: HashMap<(String, Symbol), FireState>,
+}
+
+/// The checkpointed form of an [`AlertsCore`] (sorted, so equal states encode equally).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertsSnapshot {
+    /// Latest values per (symbol, timeframe).
+    pub latest: Vec<(Key, Snapshot)>,
+    /// (timeframe, symbol) seen (for `*` rules).
+    pub seen: Vec<(Millis, Symbol)>,
+    /// Firing state per (rule, symbol).
+    pub fire: Vec<((String, Symbol), FireState)>,
+}
+
+impl AlertsCore {
+    /// A copy of the state.
+    pub fn snapshot(&self) -> AlertsSnapshot {
+        let mut latest: Vec<_> = self.latest.iter().map(|(k, v)| (*k, v.clone())).collect();
+        latest.sort();
+        let mut seen: Vec<_> = self.seen.iter().copied().collect();
+        seen.sort();
+        let mut fire: Vec<_> = self.fire.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        fire.sort_by(|a, b| a.0.cmp(&b.0));
+        AlertsSnapshot { latest, seen, fire }
+    }
+
+    /// Adds what this worker owns of `snap` (`index` of `peers`; `owns` says whether it owns a
+    /// symbol). Call before the dataflow runs: the restored latest values are fed to the join
+    /// again at start, and re-establish which rules hold; firing state keeps when each rule
+    /// last fired and whether it may fire again.
+    pub fn restore(&mut self, snap: AlertsSnapshot, index: usize, peers: usize, owns: impl Fn(&Symbol) -> bool) {
+        self.latest.extend(snap.latest.into_iter().filter(|(k, _)| owns(&k.0)));
+        self.seen.extend(snap.seen.into_iter().filter(|(_, s)| owns(s)));
+        for ((rule, symbol), mut st) in snap.fire {
+            if fire_owner(&rule, &symbol, peers) == index {
+                st.holding = 0; // the re-fed values say again which rules hold
+                self.fire.insert((rule, symbol), st);
+            }
+        }
+    }
+}
+
+/// The worker that keeps the firing state of (`rule`, `symbol`).
+pub fn fire_owner(rule: &str, symbol: &Symbol, peers: usize) -> usize {
+    (alert_id(rule, symbol, 0) % peers.max(1) as u64) as usize
+}
+
 impl<'s, T: AlertTime> Alerts<'s, T> for StreamVec<'s, T, Tick> {
     fn alerts(self, rules: VecCollection<'s, T, AlertRule>) -> StreamVec<'s, T, Alert> {
         self.alerts_named("Alerts", rules)
     }
 
     fn alerts_named(self, name: &str, rules: VecCollection<'s, T, AlertRule>) -> StreamVec<'s, T, Alert> {
+        self.alerts_with(name, rules, Default::default())
+    }
+
+    fn alerts_with(
+        self,
+        name: &str,
+        rules: VecCollection<'s, T, AlertRule>,
+        core: std::rc::Rc<std::cell::RefCell<AlertsCore>>,
+    ) -> StreamVec<'s, T, Alert> {
+        let scope = self.scope();
         // Upserts at each tick's event time, carrying the previous values of the key (for
         // crossings), and first sightings of each (timeframe, symbol) for `*` rules. Ticks
         // arrive partitioned by symbol (or not: duplicates only raise multiplicities, which
         // the firing state treats as "holds").
-        let upserts = self.clone().unary(Pipeline, &format!("{name}Latest"), |_cap, _info| {
-            let mut prev: HashMap<Key, Vec<i64>> = HashMap::new();
+        let c1 = core.clone();
+        let upserts = self.clone().unary(Pipeline, &format!("{name}Latest"), move |cap, info| {
+            // Restored values enter again at the start (under the initial capability).
+            let mut restore = (!c1.borrow().latest.is_empty()).then_some(cap);
+            scope.activator_for(info.address).activate();
             move |input, output| {
+                let mut core = c1.borrow_mut();
+                if let Some(c) = restore.take() {
+                    let t = *c.time();
+                    let mut all: Vec<_> = core.latest.iter().map(|(k, v)| (*k, v.clone())).collect();
+                    all.sort();
+                    output.session(&c).give_iterator(all.into_iter().map(|(k, v)| (k, Some(v), t)));
+                }
                 input.for_each(|cap, data| {
                     let Some(c) = cap.retain_least(output.output_index()) else { return };
                     let t0 = *c.time();
@@ -440,24 +521,36 @@ impl<'s, T: AlertTime> Alerts<'s, T> for StreamVec<'s, T, Tick> {
                     for tick in data.drain(..) {
                         let t = at_least(t0, tick.ts);
                         let key = (tick.symbol, tick.timeframe);
-                        let old = prev.insert(key, tick.values.clone());
-                        let prev_values = old.unwrap_or_else(|| vec![MISSING; tick.values.len()]);
+                        let prev_values = match core.latest.get(&key) {
+                            Some(old) => old.cur.clone(),
+                            None => vec![MISSING; tick.values.len()],
+                        };
                         let snap = Snapshot { ts: tick.ts, cur: tick.values, prev: prev_values };
+                        core.latest.insert(key, snap.clone());
                         session.give((key, Some(snap), t));
                     }
                 });
             }
         });
+        let c2 = core.clone();
         let symbols = self
-            .unary(Pipeline, &format!("{name}Symbols"), |_cap, _info| {
-                let mut seen: HashSet<(Millis, Symbol)> = HashSet::new();
+            .unary(Pipeline, &format!("{name}Symbols"), move |cap, info| {
+                let mut restore = (!c2.borrow().seen.is_empty()).then_some(cap);
+                scope.activator_for(info.address).activate();
                 move |input, output| {
+                    let mut core = c2.borrow_mut();
+                    if let Some(c) = restore.take() {
+                        let t = *c.time();
+                        let mut all: Vec<_> = core.seen.iter().copied().collect();
+                        all.sort();
+                        output.session(&c).give_iterator(all.into_iter().map(|k| (k, t, 1isize)));
+                    }
                     input.for_each(|cap, data| {
                         let Some(c) = cap.retain_least(output.output_index()) else { return };
                         let t0 = *c.time();
                         let mut session = output.session(&c);
                         for tick in data.drain(..) {
-                            if seen.insert((tick.timeframe, tick.symbol)) {
+                            if core.seen.insert((tick.timeframe, tick.symbol)) {
                                 session.give(((tick.timeframe, tick.symbol), at_least(t0, tick.ts), 1isize));
                             }
                         }
@@ -490,7 +583,7 @@ impl<'s, T: AlertTime> Alerts<'s, T> for StreamVec<'s, T, Tick> {
                 meta: rule.meta.clone(),
             })
         });
-        fire(hits.inner, &format!("{name}Fire"))
+        fire(hits.inner, &format!("{name}Fire"), core)
     }
 }
 
@@ -500,12 +593,17 @@ fn hit_route<T>(h: &(Hit, T, isize)) -> u64 {
 
 /// Per (rule, symbol): turns the +1/−1 transitions of the join into alerts, in time order
 /// once the frontier passed each time.
-fn fire<'s, T: AlertTime>(hits: StreamVec<'s, T, (Hit, T, isize)>, name: &str) -> StreamVec<'s, T, Alert> {
+fn fire<'s, T: AlertTime>(
+    hits: StreamVec<'s, T, (Hit, T, isize)>,
+    name: &str,
+    core: std::rc::Rc<std::cell::RefCell<AlertsCore>>,
+) -> StreamVec<'s, T, Alert> {
     hits.unary_frontier(Exchange::new(hit_route), name, move |_cap, _info| {
         let mut held: Option<Capability<T>> = None;
         let mut pending: BTreeMap<T, Vec<(Hit, isize)>> = BTreeMap::new();
-        let mut states: HashMap<(String, Symbol), FireState> = HashMap::new();
         move |(input, frontier), output| {
+            let mut core = core.borrow_mut();
+            let states = &mut core.fire;
             input.for_each(|cap, data| {
                 if let Some(c) = cap.retain_least(output.output_index()) {
                     if held.as_ref().is_none_or(|h| c.time() < h.time()) {

@@ -205,11 +205,13 @@ impl Tables {
                 n.signal_changes,
                 tail("ts, symbol, timeframe")
             ),
-            // No dedup: two dead letters of one source in the same millisecond are distinct.
+            // `source` names the record (`topic/partition@offset`, `file@byte N`) and `ts` is
+            // derived from the data, so a record dead-lettered again after a restore replaces
+            // itself.
             format!(
-                "CREATE TABLE IF NOT EXISTS {} (ts TIMESTAMP, source SYMBOL, reason STRING, payload STRING) \
-                 TIMESTAMP(ts) PARTITION BY DAY WAL",
-                n.dead_letters
+                "CREATE TABLE IF NOT EXISTS {} (ts TIMESTAMP, source SYMBOL, reason STRING, payload STRING) {}",
+                n.dead_letters,
+                tail("ts, source")
             ),
         ]
     }

@@ -406,7 +406,7 @@ impl crate::sources::driver::Reader for KafkaReader {
         now_ms: i64,
         time: Time,
         out: &mut Vec<Bar>,
-        dead: &mut dyn FnMut(&str, &DecodeError, &[u8]),
+        dead: &mut dyn FnMut(&str, Option<i64>, &DecodeError, &[u8]),
     ) -> Result<crate::sources::driver::ReadOutcome, crate::sources::driver::SourceError> {
         use crate::sources::driver::ReadOutcome;
         if self.consumer.is_none() || self.stopper.is_stopped() {
@@ -453,7 +453,12 @@ impl crate::sources::driver::Reader for KafkaReader {
                                 self.location.clear();
                                 // Writing to a String cannot fail.
                                 let _ = write!(self.location, "{}/{}@{offset}", self.topic, pos.partition);
-                                dead(&self.location, &error, m.payload().unwrap_or(&[]));
+                                let before = self.watermarks.partitions()[i].max_ts;
+                                let event_ms = match (before, max_ts) {
+                                    (Some(a), Some(b)) => Some(a.max(b)),
+                                    (a, b) => a.or(b),
+                                };
+                                dead(&self.location, event_ms, &error, m.payload().unwrap_or(&[]));
                             }
                         }
                     }
