@@ -1,7 +1,9 @@
 //! Crash-exact recovery of a real 2-process × 2-worker cluster reading a fixed Kafka topic
 //! (Tansu): killed with SIGKILL at seeded random moments and restarted each time, it must
 //! leave exactly the committed files of an uninterrupted run; stopped with SIGTERM (a
-//! savepoint) and restored into another shape (1 process × 3 workers), too.
+//! savepoint) and restored into another shape (1 process × 3 workers), too. The runs also
+//! write to a receiver that answers like QuestDB: after upserts (QuestDB's `DEDUP UPSERT
+//! KEYS`: the designated timestamp and the SYMBOL columns) every table holds the same rows.
 
 mod common;
 
@@ -10,6 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::Fake;
 use common::cluster::{process_list, read_outputs};
 use common::kafka::{Broker, Msg, produce};
 use tickflow::sources::generator::{GeneratorConfig, MarketGenerator};
@@ -42,7 +45,15 @@ fn topic(broker: &Broker, name: &str) -> usize {
     bars.len()
 }
 
-fn config(broker: &Broker, topic: &str, out: &Path, ck: &Path, processes: usize, workers: usize) -> String {
+fn config(
+    broker: &Broker,
+    topic: &str,
+    out: &Path,
+    ck: &Path,
+    processes: usize,
+    workers: usize,
+    questdb: &Fake,
+) -> String {
     format!(
         r#"
 [cluster]
@@ -63,6 +74,9 @@ timeframes = ["1m", "5m"]
 [sinks.file]
 dir = "{}"
 roll-interval = "0s"
+[sinks.questdb]
+addr = "{}"
+max-delay = "5ms"
 [checkpoint]
 url = "{}"
 interval = "150ms"
@@ -70,6 +84,7 @@ interval = "150ms"
         process_list(processes),
         broker.brokers(),
         out.display(),
+        questdb.addr,
         ck.display()
     )
 }
@@ -104,10 +119,23 @@ fn kill(children: Vec<Child>, sig: &str) {
     }
 }
 
-fn run_fresh(root: &Path, tag: &str, broker: &Broker, topic: &str) -> BTreeMap<String, Vec<String>> {
+/// The tables as QuestDB holds them after upserts: per (table, timestamp, SYMBOL columns) the
+/// last line written.
+fn upserted(fake: &Fake) -> BTreeMap<(String, String, Vec<String>), String> {
+    let mut tables = BTreeMap::new();
+    for line in fake.accepted() {
+        let parsed = influxdb_line_protocol::parse_lines(&line).next().unwrap().unwrap();
+        let tags: Vec<String> = parsed.series.tag_set.iter().flatten().map(|(k, v)| format!("{k}={v}")).collect();
+        let key = (parsed.series.measurement.to_string(), format!("{:?}", parsed.timestamp), tags);
+        tables.insert(key, line.clone());
+    }
+    tables
+}
+
+fn run_fresh(root: &Path, tag: &str, broker: &Broker, topic: &str, questdb: &Fake) -> BTreeMap<String, Vec<String>> {
     let out = root.join(format!("out-{tag}"));
     let cfg = root.join(format!("{tag}.toml"));
-    std::fs::write(&cfg, config(broker, topic, &out, &root.join(format!("ck-{tag}")), 2, 2)).unwrap();
+    std::fs::write(&cfg, config(broker, topic, &out, &root.join(format!("ck-{tag}")), 2, 2, questdb)).unwrap();
     wait_ok(spawn(&cfg, 2), tag);
     read_outputs(&out)
 }
@@ -128,7 +156,10 @@ fn kafka_2x2_killed_three_times_and_restored_into_1x3_equals_an_uninterrupted_ru
     let broker = Broker::start();
     let n = topic(&broker, "bars");
     let root = tempfile::tempdir().unwrap();
-    let want = run_fresh(root.path(), "reference", &broker, "bars");
+    let reference_db = Fake::start(Vec::new());
+    let want = run_fresh(root.path(), "reference", &broker, "bars", &reference_db);
+    let want_db = upserted(&reference_db);
+    assert!(want_db.len() >= n, "every bar reached the receiver");
     assert_eq!(want["bars"].len(), n, "the reference run read every valid bar once");
     assert_eq!(want["dead_letters"].len(), 3);
 
@@ -137,7 +168,8 @@ fn kafka_2x2_killed_three_times_and_restored_into_1x3_equals_an_uninterrupted_ru
     let out = root.path().join("out-kill");
     let ck = root.path().join("ck-kill");
     let cfg = root.path().join("kill.toml");
-    std::fs::write(&cfg, config(&broker, "bars", &out, &ck, 2, 2)).unwrap();
+    let kill_db = Fake::start(Vec::new());
+    std::fs::write(&cfg, config(&broker, "bars", &out, &ck, 2, 2, &kill_db)).unwrap();
     for at in [450u64, 800, 1250] {
         let children = spawn(&cfg, 2);
         std::thread::sleep(Duration::from_millis(at));
@@ -145,12 +177,18 @@ fn kafka_2x2_killed_three_times_and_restored_into_1x3_equals_an_uninterrupted_ru
     }
     wait_ok(spawn(&cfg, 2), "the last restart");
     assert_same(&read_outputs(&out), &want, "2x2 killed 3 times");
+    let got_db = upserted(&kill_db);
+    assert_eq!(got_db.len(), want_db.len(), "QuestDB rows after upserts");
+    for (k, v) in &want_db {
+        assert_eq!(got_db.get(k), Some(v), "QuestDB row {k:?}");
+    }
 
     // SIGTERM = stop with a savepoint, then restore into 1 process x 3 workers.
     let out = root.path().join("out-rescale");
     let ck = root.path().join("ck-rescale");
     let cfg2x2 = root.path().join("rescale-2x2.toml");
-    std::fs::write(&cfg2x2, config(&broker, "bars", &out, &ck, 2, 2)).unwrap();
+    let rescale_db = Fake::start(Vec::new());
+    std::fs::write(&cfg2x2, config(&broker, "bars", &out, &ck, 2, 2, &rescale_db)).unwrap();
     let children = spawn(&cfg2x2, 2);
     std::thread::sleep(Duration::from_millis(700));
     for c in &children {
@@ -158,7 +196,8 @@ fn kafka_2x2_killed_three_times_and_restored_into_1x3_equals_an_uninterrupted_ru
     }
     wait_ok(children, "SIGTERM");
     let cfg1x3 = root.path().join("rescale-1x3.toml");
-    std::fs::write(&cfg1x3, config(&broker, "bars", &out, &ck, 1, 3)).unwrap();
+    std::fs::write(&cfg1x3, config(&broker, "bars", &out, &ck, 1, 3, &rescale_db)).unwrap();
     wait_ok(spawn(&cfg1x3, 1), "restore into 1x3");
     assert_same(&read_outputs(&out), &want, "2x2 savepoint restored into 1x3");
+    assert_eq!(upserted(&rescale_db), want_db, "QuestDB rows after upserts, restored into 1x3");
 }
