@@ -36,16 +36,17 @@ fi
 trap s3_cleanup EXIT
 # --- end s3 ---
 echo "== deployment checks (Kubernetes manifests, compose, a cluster through the entry script)"
-scripts/test-deploy.sh
+cargo build --profile ci --quiet --bin tickflow
+TICKFLOW_BIN="${CARGO_TARGET_DIR:-target}/ci/tickflow" scripts/test-deploy.sh
 echo "== tests"
-cargo test --workspace --release
+cargo test --workspace --profile ci
 echo "== replay CLI vs TA-Lib reference vectors"
 out=$(mktemp -d)
 trap 'rm -rf "$out"; s3_cleanup' EXIT   # s3_cleanup: see "--- s3" above
 mkdir -p "$out/actual"
 for f in operators/tests/data/indicators/input/*.csv; do
   name=$(basename "$f" .csv)
-  cargo run --release --quiet -- replay --input "$f" --symbol "$name" --output "$out/$name.csv" 2>/dev/null
+  cargo run --profile ci --quiet -- replay --input "$f" --symbol "$name" --output "$out/$name.csv" 2>/dev/null
   cut -d, -f2- "$out/$name.csv" > "$out/actual/$name.csv"   # the checker wants ts first
 done
 python3 tests/reference/check_indicators.py operators/tests/data/indicators/expected "$out/actual" --quiet
