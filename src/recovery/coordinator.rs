@@ -223,10 +223,11 @@ pub fn part_name(w: usize) -> String {
     format!("w{w:05}.bin")
 }
 
-/// Worker 0 collects the part reports of every checkpoint; once all `peers` parts of `k` are
-/// durable (the reports' frontier passed `k + 1`), it writes manifest `k`, holding a
-/// capability at `k` until the manifest is durable: a probe on the output passing `k + 1`
-/// means checkpoint `k` is published. Older checkpoints beyond `retain` are then removed.
+/// Worker 0 collects the part reports of every checkpoint (sent at `(k, 1)`); once all
+/// `peers` parts of `k` are durable (the reports' frontier passed `(k, 1)`), it writes
+/// manifest `k`, holding a capability at `(k, 1)` until the manifest is durable: a probe on
+/// the output passing `(k, 1)` means checkpoint `k` is published. Older checkpoints beyond
+/// `retain` are then removed.
 #[allow(clippy::too_many_arguments)]
 pub fn manifest_writer<'s>(
     reports: StreamVec<'s, Time, PartReport>,
@@ -279,7 +280,7 @@ pub fn manifest_writer<'s>(
                 }
                 if writing.is_none() {
                     if let Some((&k, (_, parts))) = held.first_key_value() {
-                        if !frontier.less_than(&(k + 1, 0)) {
+                        if !frontier.less_equal(&(k, 1)) {
                             let peers = processes * workers;
                             if parts.len() != peers {
                                 control.fail(format!("checkpoint {k}: {} of {peers} parts reported", parts.len()));

@@ -647,24 +647,35 @@ pub fn recover_dir(dir: &Path, k: Option<u64>, parts: &[FileParts]) -> io::Resul
     for e in parts.iter().flat_map(|p| &p.entries) {
         listed.insert(e.in_progress.clone());
         listed.insert(e.name.clone());
+        // Every process of a cluster may run this on a shared directory at once: a file
+        // another process already renamed or removed is not an error.
         let (from, to) = (dir.join(&e.in_progress), dir.join(&e.name));
-        let path = if from.exists() {
-            from.clone()
-        } else if to.exists() {
-            to.clone()
+        let mut done = false;
+        for path in [&from, &to] {
+            let f = match std::fs::OpenOptions::new().write(true).open(path) {
+                Ok(f) => f,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(with_path(path, err)),
+            };
+            if f.metadata()?.len() > e.len {
+                f.set_len(e.len).map_err(|err| with_path(path, err))?;
+            }
+            f.sync_all().map_err(|err| with_path(path, err))?;
+            if path == &from {
+                match std::fs::rename(&from, &to) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::NotFound && to.exists() => {}
+                    Err(err) => return Err(with_path(&from, err)),
+                }
+            }
+            done = true;
+            break;
+        }
+        if done {
+            report.restored += 1;
         } else {
             report.missing += 1;
-            continue;
-        };
-        let f = std::fs::OpenOptions::new().write(true).open(&path).map_err(|err| with_path(&path, err))?;
-        if f.metadata()?.len() > e.len {
-            f.set_len(e.len).map_err(|err| with_path(&path, err))?;
         }
-        f.sync_all().map_err(|err| with_path(&path, err))?;
-        if path == from {
-            std::fs::rename(&from, &to).map_err(|err| with_path(&from, err))?;
-        }
-        report.restored += 1;
     }
     for entry in std::fs::read_dir(dir).map_err(|e| with_path(dir, e))? {
         let entry = entry?;
@@ -675,8 +686,11 @@ pub fn recover_dir(dir: &Path, k: Option<u64>, parts: &[FileParts]) -> io::Resul
         }
         let uncommitted = name.ends_with(".inprogress");
         if uncommitted || k.is_some_and(|k| epoch > k) {
-            std::fs::remove_file(entry.path()).map_err(|e| with_path(&entry.path(), e))?;
-            report.removed += 1;
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => report.removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(with_path(&entry.path(), e)),
+            }
         }
     }
     sync_dir(dir)?;

@@ -231,8 +231,12 @@ pub fn drive<'s, R: Reader>(
         // The epoch this source is in (also once its input ended and it has no capability).
         let mut epoch = cfg.epoch;
         let peers = scope.peers() as u64;
+        // Reports of checkpoint k travel at (k, 1). After reporting, the capability moves to
+        // (k + 1, 0) when this source is stopping and to (k + 1, 1) otherwise: once manifest k
+        // is published, the manifest probe's frontier is below (k + 1, 1) exactly when some
+        // source is stopping, and then every source stops after it (one savepoint for all).
         if let Some(c) = report_cap.as_mut() {
-            c.downgrade(&(cfg.epoch, 0));
+            c.downgrade(&(cfg.epoch, 1));
         }
         let interval_ms = cfg.interval.map(|d| d.as_millis().max(1) as i64);
         let first_cut = move |now: i64| interval_ms.map(|i| (now.div_euclid(i) + 1) * i);
@@ -275,7 +279,7 @@ pub fn drive<'s, R: Reader>(
                         report.part = info;
                         if let Some(c) = report_cap.as_mut() {
                             report_out.activate().session(&*c).give(report.clone());
-                            c.downgrade(&(k + 1, 0));
+                            c.downgrade(&(k + 1, if report.final_savepoint { 0 } else { 1 }));
                         }
                         awaiting_commit = Some((k, report.final_savepoint));
                     }
@@ -287,7 +291,9 @@ pub fn drive<'s, R: Reader>(
             }
             // 2. The manifest of the awaited checkpoint is published: commit file parts.
             if let Some((k, last)) = awaiting_commit {
-                if !probes.manifest.less_than(&(k + 1, 0)) {
+                if !probes.manifest.less_equal(&(k, 1)) {
+                    // Published. Some source stopping (here or in another process)?
+                    let last = last || probes.manifest.less_than(&(k + 1, 1));
                     awaiting_commit = None;
                     if let Err(e) = coordinator.borrow_mut().committed(k) {
                         control.fail(format!("worker {index}: committing checkpoint {k}: {e}"));
@@ -402,7 +408,13 @@ pub fn drive<'s, R: Reader>(
                 return;
             }
 
-            // 5. Read.
+            // 5. Read. Not while a checkpoint is unpublished: another worker may not have taken
+            //    its snapshot yet, and bars of the next epoch reaching its operators first
+            //    would end up in it.
+            if writing.is_some() || awaiting_commit.is_some() {
+                activator.activate_after(wake);
+                return;
+            }
             let Some(c) = data_cap.as_mut() else { return };
             if probes.durable.less_than(c.time()) {
                 if emitted_since_caught_up >= MAX_IN_FLIGHT {

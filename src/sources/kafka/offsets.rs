@@ -25,11 +25,11 @@ struct Pending {
 /// ```
 /// use tickflow::sources::kafka::OffsetTracker;
 /// let mut t = OffsetTracker::default();
-/// t.emitted(0, 100, 10); // offsets ..10 of partition 0 emitted at time 100
-/// t.emitted(0, 250, 25);
-/// t.completed(&[100]); // frontier at 100: time 100 not complete yet
+/// t.emitted(0, (0, 100), 10); // offsets ..10 of partition 0 emitted at time (epoch 0, 100)
+/// t.emitted(0, (0, 250), 25);
+/// t.completed(&[(0, 100)]); // frontier at (0, 100): time (0, 100) not complete yet
 /// assert_eq!(t.take_commits(), []);
-/// t.completed(&[200]);
+/// t.completed(&[(0, 200)]);
 /// assert_eq!(t.take_commits(), [(0, 10)]);
 /// t.completed(&[]); // empty frontier: everything complete
 /// assert_eq!(t.take_commits(), [(0, 25)]);
