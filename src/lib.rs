@@ -10,6 +10,7 @@
 //! - [`decode`]: bar payloads (JSON shapes, CSV) to validated bars, with per-record errors.
 //! - [`gateway`]: `tickflow gateway`: HTTP ingest, validated, to the bars topic on Kafka.
 //! - [`generate`]: `tickflow generate`: the synthetic market to the gateway, Kafka or a file.
+//! - [`http`]: what every HTTP listener shares: bearer tokens, client limits, the accept loop.
 //! - [`sources`]: file replay, the synthetic market generator, Kafka.
 //! - [`sinks`]: file/stdout (CSV, NDJSON) and QuestDB over ILP.
 //! - [`status`]: per-worker metrics and the warp status endpoint.
@@ -20,6 +21,7 @@ pub mod connectors;
 pub mod decode;
 pub mod gateway;
 pub mod generate;
+pub mod http;
 pub mod sinks;
 pub mod sources;
 pub mod status;
