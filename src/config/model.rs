@@ -100,6 +100,10 @@ pub struct SourceConfig {
     /// `[source.kafka]`
     #[serde(default)]
     pub kafka: crate::sources::kafka::KafkaSourceConfig,
+    /// Accept bars whose prices are zero or negative (spreads, some futures); by default
+    /// every price must be > 0 and other bars are dead-lettered.
+    #[serde(default)]
+    pub allow_non_positive_prices: bool,
 }
 
 fn default_source_kind() -> String {
@@ -113,6 +117,7 @@ impl Default for SourceConfig {
             generator: GeneratorSection::default(),
             file: FileSection::default(),
             kafka: Default::default(),
+            allow_non_positive_prices: false,
         }
     }
 }

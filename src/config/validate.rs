@@ -236,6 +236,7 @@ impl Config {
         let bounds = TimeBounds {
             min: bound("time.min-timestamp", &t.min_timestamp),
             max: bound("time.max-timestamp", &t.max_timestamp),
+            allow_non_positive_prices: self.source.allow_non_positive_prices,
         };
         if bounds.min >= bounds.max {
             errs.push(format!(
