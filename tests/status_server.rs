@@ -305,6 +305,7 @@ fn status_reports_known_state() {
             "rows": 60,
             "retries": 1,
             "errors": 1,
+            "consecutive_failures": 0,
             "backlog": 8,
             "last_flush_ms": T0 + 10_000,
             "last_flush_age_ms": 2_000,
