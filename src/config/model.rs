@@ -72,6 +72,18 @@ pub struct StatusConfig {
     /// Address of process 0's status server; process N listens on port + N.
     #[serde(default = "default_status_listen")]
     pub listen: String,
+    /// Bearer token for `/status`, `/metrics`, `/alerts/stats` and `GET /rules` (the
+    /// `alerts.token` is accepted there too); none = those are open. `/health` and `/ready`
+    /// stay open. `TICKFLOW_STATUS_READ_TOKEN` sets it from the environment.
+    #[serde(default)]
+    pub read_token: Option<String>,
+    /// Refuse to start unless a read token is set (for deployments that publish the port,
+    /// e.g. `docker/cluster.toml`).
+    #[serde(default)]
+    pub require_read_token: bool,
+    /// `[status.limits]`: timeouts, connection cap, buffered-body budget.
+    #[serde(default)]
+    pub limits: crate::http::HttpLimits,
 }
 
 fn default_status_listen() -> String {
@@ -80,7 +92,12 @@ fn default_status_listen() -> String {
 
 impl Default for StatusConfig {
     fn default() -> Self {
-        StatusConfig { listen: default_status_listen() }
+        StatusConfig {
+            listen: default_status_listen(),
+            read_token: None,
+            require_read_token: false,
+            limits: crate::http::HttpLimits::default(),
+        }
     }
 }
 
