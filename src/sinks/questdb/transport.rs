@@ -137,6 +137,7 @@ impl Backoff {
         let start = Instant::now();
         let mut delay = self.initial;
         let mut n = 0u32;
+        let mut spent_quick_retry = false;
         loop {
             let (error, unreachable) = match attempt()? {
                 Attempt::Done(t) => {
@@ -155,23 +156,42 @@ impl Backoff {
             }
             stats.retry(what, &error, n, delay);
             if unreachable {
-                let until = Instant::now() + delay;
-                loop {
-                    let now = Instant::now();
-                    if now >= until {
-                        break;
-                    }
-                    std::thread::sleep(PROBE_EVERY.min(until - now));
-                    if accepts_connections(addr, PROBE_EVERY) {
-                        tracing::info!(what, addr, "QuestDB accepts connections again; retrying now");
-                        break;
-                    }
-                }
+                wait_probing(addr, delay, &mut spent_quick_retry);
             } else {
                 std::thread::sleep(delay);
             }
             delay = (delay * 2).min(self.max);
         }
+    }
+}
+
+/// Waits up to `delay` for `addr` to accept connections again, probing every
+/// [`PROBE_EVERY`]; returns as soon as it does after having been seen down. A server that
+/// accepts from the first probe (the failure was a stale kept-alive connection, say) gets
+/// one quick retry per write (`quick`); after that the slot is waited out, so a server that
+/// accepts and then fails is not hammered.
+fn wait_probing(addr: &str, delay: Duration, quick: &mut bool) {
+    let until = Instant::now() + delay;
+    let mut seen_down = false;
+    loop {
+        let now = Instant::now();
+        if now >= until {
+            return;
+        }
+        std::thread::sleep(PROBE_EVERY.min(until - now));
+        if accepts_connections(addr, PROBE_EVERY) {
+            if seen_down {
+                tracing::info!(addr, "QuestDB accepts connections again; retrying now");
+                return;
+            }
+            if !*quick {
+                *quick = true;
+                return;
+            }
+            std::thread::sleep(until.saturating_duration_since(Instant::now()));
+            return;
+        }
+        seen_down = true;
     }
 }
 
