@@ -36,8 +36,8 @@ use super::limits::Limits;
 /// `431`). Small, so many connections cost little memory.
 pub const MAX_BUF_BYTES: usize = 64 * 1024;
 
-/// Refusals (`503` to connections over the cap) written at once; beyond that a connection
-/// over the cap is closed at once.
+/// Refusals (`503` to connections over the cap) written at once; beyond that new
+/// connections wait in the kernel's backlog.
 const MAX_REFUSING: usize = 64;
 
 /// Counters of one listener.
@@ -79,6 +79,19 @@ pub async fn serve(
     let mut shutdown = std::pin::pin!(shutdown);
     let (mut last_refusal_log, mut last_error_log): (Option<Instant>, Option<Instant>) = (None, None);
     loop {
+        // A slot before the connection: one of the cap, or one to refuse with. With neither
+        // free, wait: new connections queue in the kernel's backlog instead of being reset.
+        let slot = match Arc::clone(&conns).try_acquire_owned() {
+            Ok(p) => Slot::Serve(p),
+            Err(_) => match Arc::clone(&refusing).try_acquire_owned() {
+                Ok(r) => Slot::Refuse(r),
+                Err(_) => tokio::select! {
+                    p = Arc::clone(&conns).acquire_owned() => Slot::Serve(p.expect("the semaphore is never closed")),
+                    r = Arc::clone(&refusing).acquire_owned() => Slot::Refuse(r.expect("the semaphore is never closed")),
+                    () = &mut shutdown => break,
+                },
+            },
+        };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             () = &mut shutdown => break,
@@ -97,16 +110,25 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&conns).try_acquire_owned() else {
-            connection_refused(&stats, peer, limits.max_connections, &mut last_refusal_log);
-            if let Ok(slot) = Arc::clone(&refusing).try_acquire_owned() {
+        // A connection may have ended while we waited to accept.
+        let slot = match slot {
+            Slot::Refuse(r) => match Arc::clone(&conns).try_acquire_owned() {
+                Ok(p) => Slot::Serve(p),
+                Err(_) => Slot::Refuse(r),
+            },
+            serve => serve,
+        };
+        let permit = match slot {
+            Slot::Serve(p) => p,
+            Slot::Refuse(r) => {
+                connection_refused(&stats, peer, limits.max_connections, &mut last_refusal_log);
                 let (retry, cap) = (limits.retry_after_secs, limits.max_connections);
                 tokio::spawn(async move {
                     refuse(stream, retry, cap).await;
-                    drop(slot);
+                    drop(r);
                 });
+                continue;
             }
-            continue;
         };
         stats.accepted.fetch_add(1, Relaxed);
         stats.open.fetch_add(1, Relaxed);
@@ -128,6 +150,14 @@ pub async fn serve(
             "connections still open after the grace period; closing them"
         );
     }
+}
+
+/// What the accept loop holds for the next connection.
+enum Slot {
+    /// A place under the connection cap.
+    Serve(tokio::sync::OwnedSemaphorePermit),
+    /// A place among the refusals being written.
+    Refuse(tokio::sync::OwnedSemaphorePermit),
 }
 
 /// Serves one connection until it ends, then lingers if its last request's body was not read.
@@ -196,8 +226,9 @@ async fn linger(stream: &mut TcpStream, limit: u64, within: Duration) {
     }
 }
 
-/// Answers a connection over the cap with `503` and closes it, reading (and discarding) a
-/// little of what the client sent so it sees the answer rather than a reset. At most ~2 s.
+/// Answers a connection over the cap with `503` and closes it, reading (and discarding) what
+/// the client is still sending so it sees the answer rather than a reset: until it pauses
+/// for 50 ms, 256 KiB, or 1 s.
 async fn refuse(mut stream: TcpStream, retry_after: u64, cap: usize) {
     let body = format!(
         "{{\"error\":\"server busy: {cap} connections are open, the most it serves at once; retry later\",\
@@ -212,7 +243,17 @@ async fn refuse(mut stream: TcpStream, retry_after: u64, cap: usize) {
     if tokio::time::timeout(second, stream.write_all(answer.as_bytes())).await.is_err() {
         return;
     }
-    linger(&mut stream, 256 * 1024, second).await;
+    let deadline = Instant::now() + second;
+    let _ = tokio::time::timeout(second, stream.shutdown()).await;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut seen = 0usize;
+    while seen < 256 * 1024 {
+        let pause = (Instant::now() + Duration::from_millis(50)).min(deadline);
+        match tokio::time::timeout_at(pause, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => seen += n,
+            _ => return,
+        }
+    }
 }
 
 /// What the service and the socket of one connection share: requests being handled, when a
