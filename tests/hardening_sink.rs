@@ -15,12 +15,19 @@ use tickflow::sinks::questdb::{Name, QuestDbConfig, QuestDbSink, RowBatch, Table
 use tickflow::status::{ProcessMetrics, render_prometheus, status_report};
 use tickflow_operators::IndicatorSet;
 
+/// The accept loop of a running fake: its stop flag, its connections, its thread.
+struct Running {
+    stop: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
 /// A QuestDB stand-in on a fixed port that can be stopped (listener and connections
 /// closed) and started again.
 struct FakeQuestDb {
     port: u16,
     lines: Arc<Mutex<Vec<String>>>,
-    running: Option<(Arc<AtomicBool>, Arc<Mutex<Vec<TcpStream>>>, std::thread::JoinHandle<()>)>,
+    running: Option<Running>,
 }
 
 impl FakeQuestDb {
@@ -51,12 +58,12 @@ impl FakeQuestDb {
                 std::thread::spawn(move || serve(conn, &lines));
             }
         });
-        self.running = Some((stop, conns, thread));
+        self.running = Some(Running { stop, conns, thread });
     }
 
     /// Goes away: no listener, every open connection closed.
     fn stop(&mut self) {
-        if let Some((stop, conns, thread)) = self.running.take() {
+        if let Some(Running { stop, conns, thread }) = self.running.take() {
             stop.store(true, Ordering::SeqCst);
             let _ = TcpStream::connect(self.addr()); // wake the accept loop
             thread.join().unwrap();
