@@ -12,7 +12,7 @@
 //! drained (bounded) by the listener afterwards, so clients that send it whole before
 //! reading still see the answer.
 //!
-//! The listener itself ([`crate::http::serve`]) caps connections and enforces header and
+//! The listener itself ([`crate::http::serve()`]) caps connections and enforces header and
 //! idle timeouts.
 
 use std::net::SocketAddr;

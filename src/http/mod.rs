@@ -1,10 +1,10 @@
 //! What every tickflow HTTP listener shares: bearer-token checks, limits on what one client
 //! may hold, and the accept loop that enforces them. The gateway (`/ingest`) and the status
-//! server (`/status`, `/metrics`, `/rules`) both serve through [`serve::serve`].
+//! server (`/status`, `/metrics`, `/rules`) both serve through [`serve::serve()`].
 //!
 //! - [`auth`]: bearer tokens, constant-time, and the "no token off loopback" start-up rule.
 //! - [`limits`]: `[*.limits]` config, the buffered-body budget, the bounded body reader.
-//! - [`serve`]: the accept loop: connection cap, timeouts, graceful stop.
+//! - [`serve`](mod@serve): the accept loop: connection cap, timeouts, graceful stop.
 pub mod auth;
 pub mod limits;
 pub mod serve;

@@ -27,7 +27,7 @@ pub use operators::{OperatorEntry, OperatorRecorder, OperatorStats, OperatorValu
 pub use process::{ErrorRecord, PartitionStatus, PartitionUpdate, ProcessMetrics, Readiness};
 pub use prometheus::{CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE, render as render_prometheus};
 pub use rates::{RateRing, Rates, Sample};
-pub use server::{ExtraRoutes, ServerOptions, StatusServer, routes, routes_with};
+pub use server::{ExtraRoutes, READ_TOKEN_ENV, ServerOptions, StatusServer, routes, routes_with};
 pub use snapshot::{
     OperatorSummary, ProcessInfo, RateSummary, RatesReport, ReadyInfo, SinkStatus, StatusReport, Totals, WorkerStatus,
     status_report,

@@ -8,7 +8,7 @@
 //! Routes: `GET /health`, `GET /ready`, `GET /status`, `GET /metrics` (see [`routes`]), plus
 //! any extra filter passed in (tickflow's `/rules` endpoints), tried after these. With read
 //! tokens configured, `/status` and `/metrics` need one (`/health` and `/ready` stay open
-//! for probes). Connections are served by [`crate::http::serve`]: capped, with header and
+//! for probes). Connections are served by [`crate::http::serve()`]: capped, with header and
 //! idle timeouts.
 
 use std::net::SocketAddr;
