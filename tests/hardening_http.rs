@@ -399,3 +399,31 @@ fn write_apis_refuse_to_start_open_off_loopback() {
     let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/cluster.toml")).unwrap();
     assert!(Config::parse(&shipped).unwrap().build().is_ok());
 }
+
+#[test]
+fn listeners_serve_https_when_given_a_certificate() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+    let files =
+        tickflow::http::TlsFiles { cert: format!("{dir}/server.pem").into(), key: format!("{dir}/server.key").into() };
+    let metrics = Arc::new(ProcessMetrics::with_system_clock(0, 0..1));
+    let options =
+        ServerOptions { sample_interval: None, tls: Some(files.load("status").unwrap()), ..ServerOptions::default() };
+    let srv = StatusServer::start_with("127.0.0.1:0".parse().unwrap(), metrics, None, options).unwrap();
+    let ca = std::fs::read(format!("{dir}/ca.pem")).unwrap();
+    let roots = vec![ureq::tls::Certificate::from_pem(&ca).unwrap()];
+    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots))).build();
+    let agent =
+        ureq::Agent::new_with_config(ureq::Agent::config_builder().tls_config(tls).http_status_as_error(false).build());
+    let mut r = agent.get(&format!("https://127.0.0.1:{}/health", srv.local_addr().port())).call().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.body_mut().read_to_string().unwrap(), r#"{"status":"ok"}"#);
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    assert_eq!(request(srv.local_addr(), "GET", "/health", &[], "").status, 0);
+    let missing = tickflow::http::TlsFiles { cert: "/nonexistent/cert.pem".into(), key: files.key.clone() };
+    assert_eq!(
+        missing.load("gateway").unwrap_err(),
+        "gateway.tls.cert: /nonexistent/cert.pem: No such file or directory (os error 2)"
+    );
+    let swapped = tickflow::http::TlsFiles { cert: files.key.clone(), key: files.cert.clone() };
+    assert!(swapped.load("status").unwrap_err().starts_with("status.tls.cert: "), "a key is not a certificate");
+}

@@ -84,6 +84,9 @@ pub struct StatusConfig {
     /// `[status.limits]`: timeouts, connection cap, buffered-body budget.
     #[serde(default)]
     pub limits: crate::http::HttpLimits,
+    /// `[status.tls]`: serve HTTPS with this certificate and key (PEM); absent = plain HTTP.
+    #[serde(default)]
+    pub tls: Option<crate::http::TlsFiles>,
 }
 
 fn default_status_listen() -> String {
@@ -97,6 +100,7 @@ impl Default for StatusConfig {
             read_token: None,
             require_read_token: false,
             limits: crate::http::HttpLimits::default(),
+            tls: None,
         }
     }
 }

@@ -330,6 +330,7 @@ impl Config {
             st.read_token.as_deref(),
             st.require_read_token,
             &st.limits,
+            st.tls.as_ref(),
             &mut errs,
         );
         let alerts = self.alerts.clone().map(crate::alerts::AlertsConfig::with_env);

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::error::GatewayError;
 use crate::http::auth::{Tokens, require_off_loopback, validate_token};
 use crate::http::limits::{HttpLimits, Limits};
+use crate::http::tls::{Tls, TlsFiles};
 
 /// `[gateway]`: where the gateway listens, where it produces, and its limits.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -48,6 +49,10 @@ pub struct GatewayConfig {
     /// `[gateway.limits]`: timeouts, connection cap and buffered-body budget.
     #[serde(default)]
     pub limits: HttpLimits,
+    /// `[gateway.tls]`: serve HTTPS with this certificate and key (PEM); absent = plain HTTP
+    /// (put a TLS-terminating proxy in front when the port leaves the host).
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
     /// Records (bars and dead letters, over all requests) that may wait for the broker's
     /// acknowledgement at once. A request that does not fit gets `503` with `Retry-After`.
     #[serde(default = "default_queue_capacity")]
@@ -122,6 +127,7 @@ impl Default for GatewayConfig {
             read_tokens: Vec::new(),
             allow_non_positive_prices: false,
             limits: HttpLimits::default(),
+            tls: None,
             queue_capacity: default_queue_capacity(),
             request_timeout: default_request_timeout(),
             retry_after: default_retry_after(),
@@ -155,6 +161,8 @@ pub struct BuiltGateway {
     pub allow_non_positive_prices: bool,
     /// Server limits (with `retry_after_secs` set from `retry-after`).
     pub limits: Limits,
+    /// The loaded certificate and key, when serving HTTPS.
+    pub tls: Option<Tls>,
     /// Producer queue bound, in records.
     pub queue_capacity: usize,
     /// Request timeout (and producer message timeout).
@@ -286,6 +294,7 @@ impl GatewayConfig {
             errs.push(format!("gateway.threads: {} is outside 1 ..= 256; expected e.g. 2", self.threads));
         }
         limits.retry_after_secs = retry_after.as_secs().max(1);
+        let tls = self.tls.as_ref().and_then(|t| t.load("gateway").map_err(|e| errs.push(e)).ok());
         BuiltGateway {
             listen,
             brokers: self.brokers.trim().to_string(),
@@ -296,6 +305,7 @@ impl GatewayConfig {
             read_tokens,
             allow_non_positive_prices: self.allow_non_positive_prices,
             limits,
+            tls,
             queue_capacity: self.queue_capacity,
             request_timeout,
             retry_after_secs: retry_after.as_secs().max(1),

@@ -401,9 +401,13 @@ impl Gateway {
                 // Err: the handle is gone, which also means stop.
                 let _ = rx.wait_for(|s| *s).await;
             };
-            let (limits, grace, stats) =
-                (state.cfg.limits.clone(), state.cfg.shutdown_grace, Arc::clone(&state.serve_stats));
-            let serve = crate::http::serve(listener, filter, limits, stopped, grace, stats);
+            let (limits, tls, grace, stats) = (
+                state.cfg.limits.clone(),
+                state.cfg.tls.clone(),
+                state.cfg.shutdown_grace,
+                Arc::clone(&state.serve_stats),
+            );
+            let serve = crate::http::serve(listener, filter, limits, tls, stopped, grace, stats);
             Ok::<_, GatewayError>(tokio::spawn(serve))
         })?;
         process.set_source_connected(true);
@@ -413,6 +417,7 @@ impl Gateway {
             topic = %state.cfg.topic,
             max_connections = state.cfg.limits.max_connections,
             auth = !state.cfg.tokens.is_empty(),
+            tls = state.cfg.tls.is_some(),
             "gateway listening"
         );
         Ok(Gateway {

@@ -24,13 +24,14 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use super::limits::Limits;
+use super::tls::Tls;
 
 /// hyper's per-connection read buffer (it also bounds the request head: larger heads get
 /// `431`). Small, so many connections cost little memory.
@@ -63,12 +64,14 @@ fn connection_refused(stats: &ServeStats, peer: SocketAddr, cap: usize, last_log
     }
 }
 
-/// Serves `filter` on `listener` within `limits` until `shutdown` resolves, then stops
-/// accepting and lets open connections finish for up to `grace`.
+/// Serves `filter` on `listener` within `limits` (over TLS when `tls` is given) until
+/// `shutdown` resolves, then stops accepting and lets open connections finish for up to
+/// `grace`.
 pub async fn serve(
     listener: TcpListener,
     filter: BoxedFilter<(Response,)>,
     limits: Limits,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
     stats: Arc<ServeStats>,
@@ -122,9 +125,17 @@ pub async fn serve(
             Slot::Serve(p) => p,
             Slot::Refuse(r) => {
                 connection_refused(&stats, peer, limits.max_connections, &mut last_refusal_log);
-                let (retry, cap) = (limits.retry_after_secs, limits.max_connections);
+                let (retry, cap, tls) = (limits.retry_after_secs, limits.max_connections, tls.clone());
                 tokio::spawn(async move {
-                    refuse(stream, retry, cap).await;
+                    match tls {
+                        None => refuse(stream, retry, cap).await,
+                        Some(tls) => {
+                            let handshake = tls.acceptor().accept(stream);
+                            if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(1), handshake).await {
+                                refuse(s, retry, cap).await;
+                            }
+                        }
+                    }
                     drop(r);
                 });
                 continue;
@@ -133,8 +144,21 @@ pub async fn serve(
         stats.accepted.fetch_add(1, Relaxed);
         stats.open.fetch_add(1, Relaxed);
         let (filter, limits, stats, stop) = (filter.clone(), limits.clone(), Arc::clone(&stats), stop_rx.clone());
+        let tls = tls.clone();
         tokio::spawn(async move {
-            connection(stream, peer, filter, &limits, stop).await;
+            let _ = stream.set_nodelay(true);
+            match tls {
+                None => connection(stream, peer, filter, &limits, stop).await,
+                Some(tls) => {
+                    // The handshake counts against the header-read timeout.
+                    let handshake = tls.acceptor().accept(stream);
+                    match tokio::time::timeout(limits.header_read_timeout, handshake).await {
+                        Ok(Ok(s)) => connection(s, peer, filter, &limits, stop).await,
+                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake did not finish within the header-read timeout"),
+                    }
+                }
+            }
             stats.open.fetch_sub(1, Relaxed);
             drop(permit);
         });
@@ -161,14 +185,15 @@ enum Slot {
 }
 
 /// Serves one connection until it ends, then lingers if its last request's body was not read.
-async fn connection(
-    stream: TcpStream,
+async fn connection<IO>(
+    stream: IO,
     peer: SocketAddr,
     filter: BoxedFilter<(Response,)>,
     limits: &Limits,
     mut stop: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let state = Arc::new(ConnState::new());
     let io = TokioIo::new(Watched::new(stream, Arc::clone(&state), limits.idle_timeout));
     let service = Tracked {
@@ -211,7 +236,7 @@ async fn connection(
 
 /// Half-closes `stream` (the client sees the end of the answer) and reads and discards what
 /// the client still sends: until it closes, `limit` bytes, or `within`.
-async fn linger(stream: &mut TcpStream, limit: u64, within: Duration) {
+async fn linger<IO: AsyncRead + AsyncWrite + Unpin>(stream: &mut IO, limit: u64, within: Duration) {
     let deadline = Instant::now() + within;
     if tokio::time::timeout_at(deadline, stream.shutdown()).await.is_err() {
         return;
@@ -229,7 +254,7 @@ async fn linger(stream: &mut TcpStream, limit: u64, within: Duration) {
 /// Answers a connection over the cap with `503` and closes it, reading (and discarding) what
 /// the client is still sending so it sees the answer rather than a reset: until it pauses
 /// for 50 ms, 256 KiB, or 1 s.
-async fn refuse(mut stream: TcpStream, retry_after: u64, cap: usize) {
+async fn refuse<IO: AsyncRead + AsyncWrite + Unpin>(mut stream: IO, retry_after: u64, cap: usize) {
     let body = format!(
         "{{\"error\":\"server busy: {cap} connections are open, the most it serves at once; retry later\",\
          \"retry_after_s\":{retry_after}}}"
@@ -368,19 +393,19 @@ impl hyper::body::Body for TrackedBody {
 /// A socket that fails with `TimedOut` when no byte has moved for `idle`: reads only
 /// while no request is being handled, writes always (a client that stops reading its
 /// answer).
-struct Watched {
-    inner: TcpStream,
+struct Watched<IO> {
+    inner: IO,
     state: Arc<ConnState>,
     idle: Duration,
     sleep: Pin<Box<Sleep>>,
 }
 
-impl Watched {
-    fn into_inner(self) -> TcpStream {
+impl<IO> Watched<IO> {
+    fn into_inner(self) -> IO {
         self.inner
     }
 
-    fn new(inner: TcpStream, state: Arc<ConnState>, idle: Duration) -> Watched {
+    fn new(inner: IO, state: Arc<ConnState>, idle: Duration) -> Watched<IO> {
         let sleep = Box::pin(tokio::time::sleep(idle));
         Watched { inner, state, idle, sleep }
     }
@@ -409,7 +434,7 @@ impl Watched {
     }
 }
 
-impl AsyncRead for Watched {
+impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
@@ -425,7 +450,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_write(cx, buf) {

@@ -28,7 +28,7 @@ use super::prometheus;
 use super::snapshot::{ReadyInfo, status_report};
 use crate::http::auth::validate_token;
 use crate::http::limits::{connection_cap, open_file_limit};
-use crate::http::{HttpLimits, Limits, ServeStats, Tokens};
+use crate::http::{HttpLimits, Limits, ServeStats, Tls, TlsFiles, Tokens};
 
 /// Routes mounted next to the built-in ones: any warp filter mapped to a [`Response`]
 /// (`.map(|r| r.into_response()).boxed()`).
@@ -46,6 +46,8 @@ pub struct ServerOptions {
     pub read_tokens: Tokens,
     /// Timeouts and caps of the listener.
     pub limits: Limits,
+    /// Serve HTTPS with this certificate; `None` = plain HTTP.
+    pub tls: Option<Tls>,
 }
 
 impl Default for ServerOptions {
@@ -55,6 +57,7 @@ impl Default for ServerOptions {
             shutdown_grace: Duration::from_secs(5),
             read_tokens: Tokens::none(),
             limits: Limits::default(),
+            tls: None,
         }
     }
 }
@@ -64,12 +67,13 @@ pub const READ_TOKEN_ENV: &str = "TICKFLOW_STATUS_READ_TOKEN";
 
 impl ServerOptions {
     /// The options `[status]` asks for: the read token (from [`READ_TOKEN_ENV`] when set),
-    /// required when `require` is set, and `[status.limits]`. Problems are appended to
-    /// `errs`, one message each.
+    /// required when `require` is set, `[status.limits]` and `[status.tls]`. Problems are
+    /// appended to `errs`, one message each.
     pub fn from_config(
         read_token: Option<&str>,
         require: bool,
         limits: &HttpLimits,
+        tls: Option<&TlsFiles>,
         errs: &mut Vec<String>,
     ) -> ServerOptions {
         let env = std::env::var(READ_TOKEN_ENV).ok().filter(|t| !t.trim().is_empty());
@@ -86,7 +90,8 @@ impl ServerOptions {
             errs.extend(e);
             Limits::default()
         });
-        ServerOptions { read_tokens: Tokens::new(token), limits, ..ServerOptions::default() }
+        let tls = tls.and_then(|t| t.load("status").map_err(|e| errs.push(e)).ok());
+        ServerOptions { read_tokens: Tokens::new(token), limits, tls, ..ServerOptions::default() }
     }
 }
 
@@ -270,7 +275,8 @@ async fn serve(
         tokio::spawn(sample_every(every, metrics));
     }
     let stats = Arc::new(ServeStats::default());
-    crate::http::serve(listener, filter, options.limits, stopped(stop), options.shutdown_grace, stats).await;
+    crate::http::serve(listener, filter, options.limits, options.tls, stopped(stop), options.shutdown_grace, stats)
+        .await;
 }
 
 async fn sample_every(every: Duration, metrics: Arc<ProcessMetrics>) {
