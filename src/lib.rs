@@ -11,6 +11,7 @@
 //! - [`decode`]: bar payloads (JSON shapes, CSV) to validated bars, with per-record errors.
 //! - [`gateway`]: `tickflow gateway`: HTTP ingest, validated, to the bars topic on Kafka.
 //! - [`generate`]: `tickflow generate`: the synthetic market to the gateway, Kafka or a file.
+//! - [`http`]: what every HTTP listener shares: bearer tokens, client limits, the accept loop.
 //! - [`recovery`]: crash-exact recovery: epochs, checkpoint parts, restore, commit.
 //! - [`sources`]: the source driver (epochs, backpressure) around Kafka, files, the generator.
 //! - [`sinks`]: file/stdout (CSV, NDJSON) and QuestDB over ILP.
@@ -23,6 +24,7 @@ pub mod connectors;
 pub mod decode;
 pub mod gateway;
 pub mod generate;
+pub mod http;
 pub mod recovery;
 pub mod sinks;
 pub mod sources;

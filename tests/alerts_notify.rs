@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tickflow::alerts::AlertsConfig;
-use tickflow::alerts::api::{RuleBackend, routes};
+use tickflow::alerts::api::{RuleBackend, RulesAccess, routes};
 use tickflow::alerts::notify::{Notifier, Outputs};
 use tickflow::alerts::rule::{RuleContext, RuleDef};
 use tickflow::alerts::store::StoreError;
@@ -104,6 +104,8 @@ fn config(dir: &tempfile::TempDir, telegram_base: &str) -> AlertsConfig {
     c.max_attempts = 5;
     c.telegram_base_url = telegram_base.into();
     c.telegram_bot_token = Some("123:abc".into());
+    // The receivers are local test servers: allowed explicitly (loopback is refused otherwise).
+    c.allowed_hosts = vec!["127.0.0.1".into()];
     assert!(c.validate().is_empty(), "{:?}", c.validate());
     c
 }
@@ -206,7 +208,9 @@ impl RuleBackend for Memory {
 #[test]
 fn rules_routes_validate_authorize_and_round_trip() {
     let ctx = RuleContext::new(&IndicatorSet::standard(), &[60_000]);
-    let api = routes(Arc::new(Memory::default()), ctx, Some("tok".into()));
+    let tok = tickflow::http::Tokens::new(["tok"]);
+    let access = RulesAccess { write: tok.clone(), read: tok, ..RulesAccess::open() };
+    let api = routes(Arc::new(Memory::default()), ctx, access);
     let metrics = Arc::new(tickflow::status::ProcessMetrics::with_system_clock(0, 0..1));
     let server = tickflow::status::StatusServer::start("127.0.0.1:0".parse().unwrap(), metrics, Some(api)).unwrap();
     let base = format!("http://{}", server.local_addr());
@@ -238,12 +242,11 @@ fn rules_routes_validate_authorize_and_round_trip() {
         };
         (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
     };
-    let body =
-        r#"{"id":"r1","symbol":"AAPL","condition":"rsi_14 < 30","channel":{"type":"webhook","url":"http://h/x"}}"#;
+    let body = r#"{"id":"r1","symbol":"AAPL","condition":"rsi_14 < 30","channel":{"type":"webhook","url":"https://hooks.example.com/x"}}"#;
     assert_eq!(call("POST", "/rules", false, Some(body)).0, 401);
     let (code, text) = call("POST", "/rules", true, Some(body));
     assert_eq!(code, 201, "{text}");
-    let bad = r#"{"id":"r 2","symbol":"AAPL","condition":"rsi_14 <","channel":{"type":"webhook","url":"http://h/x"}}"#;
+    let bad = r#"{"id":"r 2","symbol":"AAPL","condition":"rsi_14 <","channel":{"type":"webhook","url":"https://hooks.example.com/x"}}"#;
     let (code, text) = call("POST", "/rules", true, Some(bad));
     assert_eq!(code, 400);
     let errors: serde_json::Value = serde_json::from_str(&text).unwrap();

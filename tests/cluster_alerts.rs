@@ -126,6 +126,7 @@ brokers = "{}"
 rules-topic = "rules"
 alerts-topic = "alerts"
 min-interval = "0s"
+allowed-hosts = ["127.0.0.1"]
 dead-letter = "{}"
 "#,
         process_list(2),

@@ -510,7 +510,8 @@ fn arb_bar() -> impl Strategy<Value = Bar> {
         any::<f64>().prop_filter("positive finite", |v| v.is_finite() && *v > 0.0).prop_map(|v| v.min(1e300)),
     ];
     (
-        "[A-Za-z0-9._:-]{1,32}",
+        // A symbol needs a letter or digit (Symbol::new refuses "-", "..").
+        "[A-Za-z0-9][A-Za-z0-9._:-]{0,31}",
         TimeBounds::DEFAULT_MIN..TimeBounds::DEFAULT_MAX,
         price.clone(),
         price,

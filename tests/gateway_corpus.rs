@@ -397,17 +397,17 @@ fn corpus() -> Vec<Case> {
     c.push(Case {
         name: "no token",
         auth: Some(String::new()),
-        ..req(Some("application/json"), Request(401, "missing or invalid bearer token"))
+        ..req(Some("application/json"), Request(401, "authorization: missing Authorization header"))
     });
     c.push(Case {
         name: "wrong token",
         auth: Some("Bearer nope-nope-nope-nope".into()),
-        ..req(Some("application/json"), Request(401, "missing or invalid bearer token"))
+        ..req(Some("application/json"), Request(401, "authorization: bearer token not accepted"))
     });
     c.push(Case {
         name: "basic auth",
         auth: Some(format!("Basic {TOKEN}")),
-        ..req(Some("application/json"), Request(401, "missing or invalid bearer token"))
+        ..req(Some("application/json"), Request(401, "authorization: Authorization header is not \"Bearer <token>\""))
     });
     c.push(Case {
         name: "unknown query parameter",

@@ -121,7 +121,11 @@ fn reference(root: &Path) -> BTreeMap<String, Vec<String>> {
 
 fn assert_same(got: &BTreeMap<String, Vec<String>>, want: &BTreeMap<String, Vec<String>>, what: &str) {
     for (kind, rows) in got.iter().filter(|(k, _)| !want.contains_key(*k)) {
-        panic!("{what}: {} {kind} rows the uninterrupted run does not have, e.g.\n{}", rows.len(), rows[..rows.len().min(5)].join("\n"));
+        panic!(
+            "{what}: {} {kind} rows the uninterrupted run does not have, e.g.\n{}",
+            rows.len(),
+            rows[..rows.len().min(5)].join("\n")
+        );
     }
     assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{what}: kinds of output");
     for (kind, rows) in want {

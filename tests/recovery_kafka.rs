@@ -142,7 +142,11 @@ fn run_fresh(root: &Path, tag: &str, broker: &Broker, topic: &str, questdb: &Fak
 
 fn assert_same(got: &BTreeMap<String, Vec<String>>, want: &BTreeMap<String, Vec<String>>, what: &str) {
     for (kind, rows) in got.iter().filter(|(k, _)| !want.contains_key(*k)) {
-        panic!("{what}: {} {kind} rows the uninterrupted run does not have, e.g.\n{}", rows.len(), rows[..rows.len().min(5)].join("\n"));
+        panic!(
+            "{what}: {} {kind} rows the uninterrupted run does not have, e.g.\n{}",
+            rows.len(),
+            rows[..rows.len().min(5)].join("\n")
+        );
     }
     assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{what}: kinds of output");
     for (kind, rows) in want {
@@ -210,4 +214,3 @@ fn kafka_2x2_killed_three_times_and_restored_into_1x3_equals_an_uninterrupted_ru
     assert_same(&read_outputs(&out), &want, "2x2 savepoint restored into 1x3");
     assert_eq!(upserted(&rescale_db), want_db, "QuestDB rows after upserts, restored into 1x3");
 }
-

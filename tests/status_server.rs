@@ -305,6 +305,7 @@ fn status_reports_known_state() {
             "rows": 60,
             "retries": 1,
             "errors": 1,
+            "consecutive_failures": 0,
             "backlog": 8,
             "last_flush_ms": T0 + 10_000,
             "last_flush_age_ms": 2_000,
@@ -439,9 +440,9 @@ fn metrics_exposition_has_exact_lines_and_valid_shape() {
         assert!(series.insert((name, labels)), "duplicate series: {line}");
         samples += 1;
     }
-    // 7 process gauges, 13 counters and 6 gauges for each of 2 workers, 3 gauges for each of
-    // 2 partitions, 2 operator counters for 1 operator.
-    assert_eq!(samples, 7 + 2 * (13 + 6) + 3 * 2 + 2);
+    // 7 process gauges, 4 process sink-health families, 13 counters and 6 gauges for each of
+    // 2 workers, 3 gauges for each of 2 partitions, 2 operator counters for 1 operator.
+    assert_eq!(samples, 7 + 4 + 2 * (13 + 6) + 3 * 2 + 2);
     assert_eq!(families["tickflow_bars_in_total"], 2);
 }
 

@@ -61,8 +61,9 @@ impl Bar {
 
     /// Checks every rule of the bar model; the first broken rule is returned.
     ///
-    /// Rules, in the order they are checked: every number finite; `volume ≥ 0`;
-    /// `low ≤ min(open, close)`; `high ≥ max(open, close)`; `ts` within `bounds`.
+    /// Rules, in the order they are checked: every number finite; `volume ≥ 0`; every price
+    /// `> 0` (unless [`TimeBounds::allow_non_positive_prices`]); `low ≤ min(open, close)`;
+    /// `high ≥ max(open, close)`; `ts` within `bounds`.
     /// (The symbol is validated when it is built: [`Symbol::new`].)
     ///
     /// ```
@@ -87,6 +88,15 @@ impl Bar {
         }
         if self.volume < 0.0 {
             return Err(BarError::NegativeVolume { volume: self.volume });
+        }
+        if !bounds.allow_non_positive_prices {
+            for (field, value) in
+                [(Field::Open, self.open), (Field::High, self.high), (Field::Low, self.low), (Field::Close, self.close)]
+            {
+                if value <= 0.0 {
+                    return Err(BarError::NonPositivePrice { field, value });
+                }
+            }
         }
         let min_oc = self.open.min(self.close);
         if self.low > min_oc {
@@ -149,6 +159,12 @@ pub enum BarError {
         /// Length of the rejected symbol, in characters.
         len: usize,
     },
+    /// The symbol is only punctuation (`-`, `.`, `..`): it names nothing.
+    #[error("symbol: {symbol:?} has no letter or digit; a symbol needs at least one of A-Z a-z 0-9")]
+    SymbolNoAlphanumeric {
+        /// The rejected symbol.
+        symbol: String,
+    },
     /// The symbol has a character outside `[A-Za-z0-9._:-]`.
     #[error("symbol: {symbol:?} has {ch:?} at byte {pos}; allowed are A-Z a-z 0-9 . _ : -")]
     SymbolChar {
@@ -163,6 +179,16 @@ pub enum BarError {
     #[error("{field}: {value} is not a finite number")]
     NotFinite {
         /// Which number.
+        field: Field,
+        /// The value seen.
+        value: f64,
+    },
+    /// A price is zero or negative while the bounds do not allow that.
+    #[error(
+        "{field}: {value} is not above 0 (rule: prices > 0; allow-non-positive-prices accepts instruments that can go negative)"
+    )]
+    NonPositivePrice {
+        /// Which price.
         field: Field,
         /// The value seen.
         value: f64,
@@ -208,8 +234,10 @@ impl BarError {
     /// The field the error is about.
     pub fn field(&self) -> Field {
         match self {
-            BarError::SymbolLength { .. } | BarError::SymbolChar { .. } => Field::Symbol,
-            BarError::NotFinite { field, .. } => *field,
+            BarError::SymbolLength { .. } | BarError::SymbolChar { .. } | BarError::SymbolNoAlphanumeric { .. } => {
+                Field::Symbol
+            }
+            BarError::NotFinite { field, .. } | BarError::NonPositivePrice { field, .. } => *field,
             BarError::NegativeVolume { .. } => Field::Volume,
             BarError::LowAboveOpenClose { .. } => Field::Low,
             BarError::HighBelowOpenClose { .. } => Field::High,
@@ -218,16 +246,23 @@ impl BarError {
     }
 }
 
-/// The accepted range of event times: `[min, max)` in ms since the epoch.
+/// The accepted range of a bar's values: event times `[min, max)` in ms since the epoch and,
+/// unless allowed, prices above 0.
 ///
 /// The default, 1990-01-01 .. 2100-01-01, rejects the usual unit mistakes (seconds read as
 /// milliseconds land in 1970; microseconds read as milliseconds land past year 50000).
+/// (The price rule lives here because these bounds are what every decoder is handed; a
+/// rename to `BarBounds` is left for a refactor that touches every caller anyway.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeBounds {
     /// Smallest accepted timestamp (ms, inclusive).
     pub min: Millis,
     /// Largest accepted timestamp (ms, exclusive).
     pub max: Millis,
+    /// Accept prices ≤ 0 (spreads, some futures and energy contracts). Default: `false`,
+    /// every price must be > 0.
+    #[serde(default)]
+    pub allow_non_positive_prices: bool,
 }
 
 impl TimeBounds {
@@ -258,6 +293,36 @@ impl TimeBounds {
 
 impl Default for TimeBounds {
     fn default() -> Self {
-        TimeBounds { min: Self::DEFAULT_MIN, max: Self::DEFAULT_MAX }
+        TimeBounds { min: Self::DEFAULT_MIN, max: Self::DEFAULT_MAX, allow_non_positive_prices: false }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bar(o: f64, h: f64, l: f64, c: f64, v: f64) -> Bar {
+        Bar::new(Symbol::new("SPREAD").unwrap(), 1_700_000_000_000, o, h, l, c, v)
+    }
+
+    #[test]
+    fn negative_and_zero_prices_are_rejected_unless_allowed() {
+        let strict = TimeBounds::default();
+        let negative = bar(-1.0, -0.5, -2.0, -1.0, 10.0);
+        assert_eq!(
+            negative.validate(&strict).unwrap_err().to_string(),
+            "open: -1 is not above 0 (rule: prices > 0; allow-non-positive-prices accepts instruments that can go negative)"
+        );
+        let zero = bar(0.0, 0.0, 0.0, 0.0, 0.0);
+        let e = zero.validate(&strict).unwrap_err();
+        assert_eq!(e, BarError::NonPositivePrice { field: Field::Open, value: 0.0 });
+        assert_eq!(e.field(), Field::Open);
+        let low_only = bar(1.0, 1.0, -0.0, 1.0, 0.0);
+        assert_eq!(low_only.validate(&strict).unwrap_err().field(), Field::Low);
+        let lenient = TimeBounds { allow_non_positive_prices: true, ..strict };
+        assert_eq!(negative.validate(&lenient), Ok(()));
+        assert_eq!(zero.validate(&lenient), Ok(()));
+        // The other rules still hold for negative prices.
+        assert_eq!(bar(-1.0, -0.5, -0.9, -1.0, 1.0).validate(&lenient).unwrap_err().field(), Field::Low);
     }
 }

@@ -29,7 +29,17 @@ impl Symbol {
     /// The longest symbol accepted, in bytes.
     pub const MAX_LEN: usize = 32;
 
-    /// Validates `s` (1–32 characters of `[A-Za-z0-9._:-]`) and stores it inline.
+    /// Validates `s` (1–32 characters of `[A-Za-z0-9._:-]`, at least one a letter or digit)
+    /// and stores it inline.
+    ///
+    /// ```
+    /// use tickflow_operators::Symbol;
+    /// assert_eq!(
+    ///     Symbol::new("..").unwrap_err().to_string(),
+    ///     "symbol: \"..\" has no letter or digit; a symbol needs at least one of A-Z a-z 0-9"
+    /// );
+    /// assert!(Symbol::new("-").is_err() && Symbol::new("BRK.B").is_ok() && Symbol::new("_1").is_ok());
+    /// ```
     pub fn new(s: &str) -> Result<Symbol, BarError> {
         let b = s.as_bytes();
         if b.is_empty() || b.len() > Self::MAX_LEN {
@@ -37,6 +47,9 @@ impl Symbol {
         }
         if let Some((pos, ch)) = s.char_indices().find(|&(_, c)| !Self::allowed(c)) {
             return Err(BarError::SymbolChar { symbol: truncate_for_error(s), ch, pos });
+        }
+        if !b.iter().any(u8::is_ascii_alphanumeric) {
+            return Err(BarError::SymbolNoAlphanumeric { symbol: s.to_string() });
         }
         let mut bytes = [0u8; Self::MAX_LEN];
         bytes[..b.len()].copy_from_slice(b);

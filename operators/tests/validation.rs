@@ -80,7 +80,7 @@ fn timestamp_must_be_within_bounds() {
     );
     b.ts = 1_700_000_000_000_000; // microseconds mistaken for milliseconds
     assert!(err(b).starts_with("timestamp: 55840-11-08T22:13:20.000Z"), "{}", err(b));
-    let tight = TimeBounds { min: TS, max: TS + 1 };
+    let tight = TimeBounds { min: TS, max: TS + 1, ..TimeBounds::default() };
     b.ts = TS;
     assert!(b.validate(&tight).is_ok());
     b.ts = TS + 1;

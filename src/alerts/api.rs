@@ -5,29 +5,63 @@
 //! - `GET /rules`: every rule (from the mirror); `GET /rules/{id}`: one, or 404.
 //! - `DELETE /rules/{id}`: 204 once deleted; 404 when unknown.
 //!
-//! With a token configured, every request needs `Authorization: Bearer <token>` (401).
-//! Kafka failures answer 503. Errors are `{"errors": ["field: problem; expected ..."]}`.
+//! Access ([`RulesAccess`]): writes need the `alerts.token` when one is set (and one must be
+//! set off loopback: [`AlertsConfig::validate_exposure`]); reads need a read token when the
+//! status server has one (the write token is accepted too). Both are checked by
+//! [`Tokens::check`]. Answers show channels with their secrets redacted
+//! ([`RuleDef::redacted`]). Bodies are read within the listener's limits (64 KiB, the
+//! body-read timeout, the buffered-body budget). Kafka failures answer 503. Errors are
+//! `{"errors": ["field: problem; expected ..."]}`.
 
 use std::sync::Arc;
 
+use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
-use warp::{Buf, Filter};
 
+use super::config::AlertsConfig;
 use super::rule::{RuleContext, RuleDef};
 use super::store::{RuleStore, StoreError};
+use crate::http::limits::{BodyBudget, BodyRejection, BodyRequest, Limits, read_body};
+use crate::http::{AuthError, Tokens};
 
-/// The request body as bytes (warp does not re-export its `Bytes` type).
-fn body_vec<B: Buf>(mut b: B) -> Vec<u8> {
-    let mut v = Vec::with_capacity(b.remaining());
-    while b.has_remaining() {
-        let chunk = b.chunk();
-        v.extend_from_slice(chunk);
-        let n = chunk.len();
-        b.advance(n);
+/// Largest `POST /rules` body.
+pub const MAX_RULE_BYTES: u64 = 64 * 1024;
+
+/// Who may read and write rules, and the limits bodies are read within. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct RulesAccess {
+    /// Tokens for `POST`/`DELETE` (empty = open).
+    pub write: Tokens,
+    /// Tokens for `GET /rules`, `GET /rules/{id}` and `GET /alerts/stats`, the write tokens
+    /// included (empty = open).
+    pub read: Tokens,
+    /// Body-read timeout and drain bound.
+    pub limits: Limits,
+    /// Buffered-body budget shared by the rule routes.
+    pub budget: BodyBudget,
+}
+
+impl RulesAccess {
+    /// Writes guarded by `cfg`'s token, reads by `read` (plus the write token) when `read`
+    /// is not empty, bodies within `limits`.
+    pub fn new(cfg: &AlertsConfig, read: &Tokens, limits: &Limits) -> RulesAccess {
+        let write = cfg.write_tokens();
+        let read = if read.is_empty() { Tokens::none() } else { read.union(&write) };
+        RulesAccess { write, read, limits: limits.clone(), budget: BodyBudget::new(limits.max_buffered_body_bytes) }
     }
-    v
+
+    /// Everything open (tests on loopback).
+    pub fn open() -> RulesAccess {
+        let limits = Limits::default();
+        RulesAccess {
+            write: Tokens::none(),
+            read: Tokens::none(),
+            budget: BodyBudget::new(limits.max_buffered_body_bytes),
+            limits,
+        }
+    }
 }
 
 /// Where the routes read and write rules: the Kafka-backed [`RuleStore`], or a stand-in in
@@ -62,81 +96,98 @@ fn errors(code: StatusCode, errors: Vec<String>) -> Response {
     warp::reply::with_status(warp::reply::json(&serde_json::json!({ "errors": errors })), code).into_response()
 }
 
-fn authorized(token: &Option<String>, header: Option<String>) -> bool {
-    match token {
-        None => true,
-        Some(t) => header.is_some_and(|h| h.strip_prefix("Bearer ").is_some_and(|given| given == t)),
+fn unauthorized(e: AuthError) -> Response {
+    let reply = errors(StatusCode::UNAUTHORIZED, vec![format!("authorization: {e}")]);
+    warp::reply::with_header(reply, "www-authenticate", "Bearer").into_response()
+}
+
+fn body_refused(e: &BodyRejection, retry_after_secs: u64) -> Response {
+    let code = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let reply = errors(code, vec![format!("body: {e}")]);
+    match e {
+        BodyRejection::Busy { .. } => {
+            warp::reply::with_header(reply, "retry-after", retry_after_secs.to_string()).into_response()
+        }
+        BodyRejection::TooLarge { .. } | BodyRejection::Timeout(_) => {
+            warp::reply::with_header(reply, "connection", "close").into_response()
+        }
+        BodyRejection::Read(_) => reply,
     }
 }
 
-/// The `/rules` routes over `backend`, validating against `ctx`, guarded by `token`.
-pub fn routes<B: RuleBackend>(backend: Arc<B>, ctx: RuleContext, token: Option<String>) -> BoxedFilter<(Response,)> {
+fn redacted_json(rule: &RuleDef) -> warp::reply::Json {
+    warp::reply::json(&rule.redacted())
+}
+
+/// The `/rules` routes over `backend`, validating against `ctx`, guarded by `access`.
+pub fn routes<B: RuleBackend>(backend: Arc<B>, ctx: RuleContext, access: RulesAccess) -> BoxedFilter<(Response,)> {
     let ctx = Arc::new(ctx);
-    let token = Arc::new(token);
+    let access = Arc::new(access);
     let auth = warp::header::optional::<String>("authorization");
     let with = move || {
-        let (b, c, t) = (backend.clone(), ctx.clone(), token.clone());
-        warp::any().map(move || (b.clone(), c.clone(), t.clone()))
+        let (b, c, a) = (backend.clone(), ctx.clone(), access.clone());
+        warp::any().map(move || (b.clone(), c.clone(), a.clone()))
     };
+    type With<B> = (Arc<B>, Arc<RuleContext>, Arc<RulesAccess>);
 
     let post = warp::path!("rules")
         .and(warp::post())
         .and(auth)
-        .and(warp::body::content_length_limit(64 * 1024))
-        .and(warp::body::bytes().map(body_vec))
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
         .and(with())
-        .then(
-            |h: Option<String>, body: Vec<u8>, (b, c, t): (Arc<B>, Arc<RuleContext>, Arc<Option<String>>)| async move {
-                if !authorized(&t, h) {
-                    return errors(
-                        StatusCode::UNAUTHORIZED,
-                        vec!["authorization: missing or wrong bearer token".into()],
-                    );
-                }
-                let rule: RuleDef = match serde_json::from_slice(&body) {
-                    Ok(r) => r,
-                    Err(e) => return errors(StatusCode::BAD_REQUEST, vec![format!("body: {e}")]),
-                };
-                if let Err(e) = rule.lower(&c) {
-                    return errors(StatusCode::BAD_REQUEST, e);
-                }
-                let r = rule.clone();
-                match tokio::task::spawn_blocking(move || b.put(&r)).await {
-                    Ok(Ok(())) => {
-                        tracing::info!(rule = %rule.id, owner = %rule.owner, "rule stored");
-                        warp::reply::with_status(warp::reply::json(&rule), StatusCode::CREATED).into_response()
-                    }
-                    Ok(Err(e)) => errors(StatusCode::SERVICE_UNAVAILABLE, vec![e.to_string()]),
-                    Err(e) => errors(StatusCode::INTERNAL_SERVER_ERROR, vec![e.to_string()]),
-                }
-            },
-        );
-
-    let list = warp::path!("rules").and(warp::get()).and(auth).and(with()).map(
-        |h: Option<String>, (b, _, t): (Arc<B>, Arc<RuleContext>, Arc<Option<String>>)| {
-            if !authorized(&t, h) {
-                return errors(StatusCode::UNAUTHORIZED, vec!["authorization: missing or wrong bearer token".into()]);
+        .then(|h: Option<String>, declared: Option<u64>, body, (b, c, a): With<B>| async move {
+            let req = BodyRequest { declared, limit: MAX_RULE_BYTES };
+            if let Err(e) = a.write.check(h.as_deref()) {
+                return unauthorized(e);
             }
-            warp::reply::json(&b.list()).into_response()
-        },
-    );
+            let (body, _permit) = match read_body(body, req, &a.limits, &a.budget).await {
+                Ok(b) => b,
+                Err(e) => return body_refused(&e, a.limits.retry_after_secs),
+            };
+            let rule: RuleDef = match serde_json::from_slice(&body) {
+                Ok(r) => r,
+                Err(e) => return errors(StatusCode::BAD_REQUEST, vec![format!("body: {e}")]),
+            };
+            if let Err(e) = rule.lower(&c) {
+                return errors(StatusCode::BAD_REQUEST, e);
+            }
+            let r = rule.clone();
+            match tokio::task::spawn_blocking(move || b.put(&r)).await {
+                Ok(Ok(())) => {
+                    tracing::info!(rule = %rule.id, owner = %rule.owner, "rule stored");
+                    warp::reply::with_status(redacted_json(&rule), StatusCode::CREATED).into_response()
+                }
+                Ok(Err(e)) => errors(StatusCode::SERVICE_UNAVAILABLE, vec![e.to_string()]),
+                Err(e) => errors(StatusCode::INTERNAL_SERVER_ERROR, vec![e.to_string()]),
+            }
+        });
+
+    let list =
+        warp::path!("rules").and(warp::get()).and(auth).and(with()).map(|h: Option<String>, (b, _, a): With<B>| {
+            if let Err(e) = a.read.check(h.as_deref()) {
+                return unauthorized(e);
+            }
+            let rules: Vec<RuleDef> = b.list().iter().map(RuleDef::redacted).collect();
+            warp::reply::json(&rules).into_response()
+        });
 
     let get = warp::path!("rules" / String).and(warp::get()).and(auth).and(with()).map(
-        |id: String, h: Option<String>, (b, _, t): (Arc<B>, Arc<RuleContext>, Arc<Option<String>>)| {
-            if !authorized(&t, h) {
-                return errors(StatusCode::UNAUTHORIZED, vec!["authorization: missing or wrong bearer token".into()]);
+        |id: String, h: Option<String>, (b, _, a): With<B>| {
+            if let Err(e) = a.read.check(h.as_deref()) {
+                return unauthorized(e);
             }
             match b.get(&id) {
-                Some(r) => warp::reply::json(&r).into_response(),
+                Some(r) => redacted_json(&r).into_response(),
                 None => errors(StatusCode::NOT_FOUND, vec![format!("id: no rule {id:?}")]),
             }
         },
     );
 
     let delete = warp::path!("rules" / String).and(warp::delete()).and(auth).and(with()).then(
-        |id: String, h: Option<String>, (b, _, t): (Arc<B>, Arc<RuleContext>, Arc<Option<String>>)| async move {
-            if !authorized(&t, h) {
-                return errors(StatusCode::UNAUTHORIZED, vec!["authorization: missing or wrong bearer token".into()]);
+        |id: String, h: Option<String>, (b, _, a): With<B>| async move {
+            if let Err(e) = a.write.check(h.as_deref()) {
+                return unauthorized(e);
             }
             if b.get(&id).is_none() {
                 return errors(StatusCode::NOT_FOUND, vec![format!("id: no rule {id:?}")]);
@@ -159,11 +210,17 @@ pub fn routes<B: RuleBackend>(backend: Arc<B>, ctx: RuleContext, token: Option<S
 /// `GET /alerts/stats`: the notifier's counters — every delivery attempt's outcome — as JSON
 /// (`queued`, `overflowed`, `attempts`, `delivered`, `retried`, `dead_lettered`,
 /// `kafka_written`, `kafka_failed`, `questdb_written`).
-pub fn stats_route(stats: Arc<crate::alerts::notify::NotifyStats>) -> BoxedFilter<(Response,)> {
+/// Guarded by `access.read`.
+pub fn stats_route(stats: Arc<crate::alerts::notify::NotifyStats>, access: &RulesAccess) -> BoxedFilter<(Response,)> {
     use std::sync::atomic::Ordering::Relaxed;
+    let read = access.read.clone();
     warp::path!("alerts" / "stats")
         .and(warp::get())
-        .map(move || {
+        .and(warp::header::optional::<String>("authorization"))
+        .map(move |h: Option<String>| {
+            if let Err(e) = read.check(h.as_deref()) {
+                return unauthorized(e);
+            }
             let s = &stats;
             let body = serde_json::json!({
                 "queued": s.queued.load(Relaxed),

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::http::auth::{Tokens, require_off_loopback, validate_token};
+
 /// Alert rules and notifications. Present = enabled.
 ///
 /// ```toml
@@ -12,7 +14,8 @@ use serde::{Deserialize, Serialize};
 /// brokers = "127.0.0.1:9092"
 /// rules-topic = "tickflow-rules"     # compacted, key = rule id
 /// alerts-topic = "tickflow-alerts"
-/// token = "s3cret"                   # Bearer token for POST/DELETE /rules (none = open)
+/// token = "4f9c2d7e8a1b3c5d"         # Bearer token for POST/DELETE /rules (or TICKFLOW_ALERTS_TOKEN)
+/// allowed-hosts = ["hooks.slack.com"] # where channels may point (empty: any public host)
 /// dead-letter = "alerts-dead.ndjson"
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,9 +30,16 @@ pub struct AlertsConfig {
     /// The topic fired alerts are written to (key = alert id); "" disables it.
     #[serde(default = "default_alerts_topic")]
     pub alerts_topic: String,
-    /// Bearer token required by every `/rules` request; none = open.
+    /// Bearer token required by `POST`/`DELETE /rules` (and accepted on every read
+    /// endpoint); none = rule writes are open, which is allowed only while the status server
+    /// listens on a loopback address. `TICKFLOW_ALERTS_TOKEN` sets it from the environment.
     #[serde(default)]
     pub token: Option<String>,
+    /// Hosts webhook and Slack channels may point at (names or IPs, `*.example.com` for
+    /// subdomains). Empty: any public host; loopback, private, link-local and internal-only
+    /// names are refused unless listed here.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
     /// File (NDJSON, appended) keeping alerts that could not be delivered or queued.
     #[serde(default = "default_dead_letter")]
     pub dead_letter: PathBuf,
@@ -105,7 +115,33 @@ fn dur(text: &str, default: &str) -> Duration {
         .unwrap_or_else(|_| humantime::parse_duration(default).expect("default durations parse"))
 }
 
+/// The env var that sets `alerts.token` (it wins over the file).
+pub const TOKEN_ENV: &str = "TICKFLOW_ALERTS_TOKEN";
+
 impl AlertsConfig {
+    /// The config with `alerts.token` taken from [`TOKEN_ENV`] when that is set (and not
+    /// empty), so the secret need not sit in the file.
+    pub fn with_env(mut self) -> AlertsConfig {
+        if let Some(t) = std::env::var(TOKEN_ENV).ok().filter(|t| !t.trim().is_empty()) {
+            self.token = Some(t.trim().to_string());
+        }
+        self
+    }
+
+    /// The token for rule writes (empty = open).
+    pub fn write_tokens(&self) -> Tokens {
+        Tokens::new(self.token.iter())
+    }
+
+    /// The start-up rule: rule writes served on `status_listen` need a token unless that is
+    /// a loopback address. One message, or none.
+    pub fn validate_exposure(&self, status_listen: std::net::SocketAddr) -> Vec<String> {
+        require_off_loopback(status_listen, &self.write_tokens(), "POST/DELETE /rules", "alerts.token", TOKEN_ENV)
+            .err()
+            .into_iter()
+            .collect()
+    }
+
     /// A config with every default and these brokers.
     pub fn new(brokers: &str) -> AlertsConfig {
         // An empty table plus brokers is always valid TOML for this struct.
@@ -124,9 +160,24 @@ impl AlertsConfig {
         if self.rules_topic.trim().is_empty() {
             errors.push("alerts.rules-topic: \"\" is empty; expected e.g. \"tickflow-rules\"".into());
         }
-        if self.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
-            errors.push("alerts.token: \"\" is empty; remove the key for open access or set e.g. \"s3cret\"".into());
+        if let Some(t) = &self.token {
+            errors.extend(validate_token("alerts.token", t));
         }
+        for (i, h) in self.allowed_hosts.iter().enumerate() {
+            let host = h.trim();
+            let bare = host.strip_prefix("*.").unwrap_or(host);
+            let url = if bare.contains(':') && !bare.starts_with('[') {
+                format!("http://[{bare}]/")
+            } else {
+                format!("http://{bare}/")
+            };
+            if host.is_empty() || super::notify::target::parse(&url).is_err() {
+                errors.push(format!(
+                    "alerts.allowed-hosts[{i}]: {h:?} is not a host name or IP address; expected e.g. \"hooks.slack.com\", \"*.example.com\" or \"10.0.0.5\""
+                ));
+            }
+        }
+
         if self.queue == 0 {
             errors.push("alerts.queue: 0 must be at least 1; expected e.g. 10000".into());
         }
@@ -190,5 +241,28 @@ mod tests {
         assert!(e[0].starts_with("alerts.brokers: \"nohost\""), "{e:?}");
         assert!(e.iter().any(|m| m == "alerts.min-interval: \"soon\" is not a duration; expected e.g. \"1s\""));
         assert!(toml::from_str::<AlertsConfig>("brokers = \"a:1\"\nbogus = 1").is_err());
+    }
+
+    #[test]
+    fn rule_writes_off_loopback_need_a_token() {
+        let open = AlertsConfig::new("127.0.0.1:9092");
+        assert_eq!(open.validate_exposure("127.0.0.1:9100".parse().unwrap()), Vec::<String>::new());
+        assert_eq!(
+            open.validate_exposure("0.0.0.0:9100".parse().unwrap()),
+            ["alerts.token: POST/DELETE /rules would listen on 0.0.0.0:9100 (not loopback) without a token, so \
+              anyone who can reach the port could use it; set a secret of at least 16 characters with \
+              TICKFLOW_ALERTS_TOKEN=<secret> (or alerts.token in the config file), or listen on 127.0.0.1"]
+        );
+        let mut c = AlertsConfig { token: Some("0123456789abcdef".into()), ..open };
+        assert!(c.validate_exposure("0.0.0.0:9100".parse().unwrap()).is_empty());
+        c.token = Some("s3cret".into());
+        c.allowed_hosts = vec!["hooks.slack.com".into(), "*.corp.example".into(), "::1".into(), "bad host".into()];
+        assert_eq!(
+            c.validate(),
+            [
+                "alerts.token: a token of 6 bytes; expected at least 16 printable ASCII characters without spaces, e.g. \"4f9c2d7e8a1b3c5d\"",
+                "alerts.allowed-hosts[3]: \"bad host\" is not a host name or IP address; expected e.g. \"hooks.slack.com\", \"*.example.com\" or \"10.0.0.5\"",
+            ]
+        );
     }
 }

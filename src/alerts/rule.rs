@@ -19,6 +19,8 @@ use tickflow_operators::rows::timeframe_label;
 use tickflow_operators::time::Millis;
 use tickflow_operators::{IndicatorSet, Symbol};
 
+use super::notify::target::{TargetPolicy, redact_url};
+
 /// A rule as stored and served.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,21 +81,44 @@ impl Channel {
             Channel::Telegram { chat_id } => format!("telegram:{chat_id}"),
         }
     }
+
+    /// The channel as it may be shown (API answers, logs): URL secrets replaced by `***`
+    /// (see [`redact_url`]).
+    pub fn redacted(&self) -> Channel {
+        match self {
+            Channel::Webhook { url } => Channel::Webhook { url: redact_url(url, false) },
+            Channel::Slack { url } => Channel::Slack { url: redact_url(url, true) },
+            Channel::Telegram { chat_id } => Channel::Telegram { chat_id: chat_id.clone() },
+        }
+    }
 }
 
-/// What a rule may refer to: the indicator columns and the candle timeframes of the cluster.
+/// What a rule may refer to: the indicator columns and the candle timeframes of the
+/// cluster, and the hosts its channel may point at.
 #[derive(Clone, Debug, Default)]
 pub struct RuleContext {
     /// The indicator set's columns, in row order.
     pub columns: Vec<String>,
     /// The configured candle timeframes, ms.
     pub timeframes: Vec<Millis>,
+    /// `alerts.allowed-hosts`.
+    pub targets: TargetPolicy,
 }
 
 impl RuleContext {
-    /// From the cluster's indicator set and window timeframes.
+    /// From the cluster's indicator set and window timeframes; any public host allowed.
     pub fn new(set: &IndicatorSet, timeframes: &[Millis]) -> RuleContext {
-        RuleContext { columns: set.columns().to_vec(), timeframes: timeframes.to_vec() }
+        RuleContext {
+            columns: set.columns().to_vec(),
+            timeframes: timeframes.to_vec(),
+            targets: TargetPolicy::default(),
+        }
+    }
+
+    /// The same with channel targets limited by `targets`.
+    pub fn with_targets(mut self, targets: TargetPolicy) -> RuleContext {
+        self.targets = targets;
+        self
     }
 }
 
@@ -181,6 +206,11 @@ pub fn parse_condition(text: &str, columns: &[String]) -> Result<Condition, Vec<
 }
 
 impl RuleDef {
+    /// The rule as it may be shown to API clients: channel secrets redacted.
+    pub fn redacted(&self) -> RuleDef {
+        RuleDef { channel: self.channel.redacted(), ..self.clone() }
+    }
+
     /// Validates the rule against `ctx` and lowers it for the dataflow (`meta` = this rule as
     /// JSON, so a notification has the owner and channel). Every problem is reported.
     pub fn lower(&self, ctx: &RuleContext) -> Result<AlertRule, Vec<String>> {
@@ -232,17 +262,20 @@ impl RuleDef {
         };
         match &self.channel {
             Channel::Webhook { url } | Channel::Slack { url } => {
-                let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
-                if rest.is_none_or(str::is_empty) {
-                    errors.push(format!(
-                        "channel.url: {url:?} must be an http:// or https:// URL; \
-                         expected e.g. \"https://hooks.slack.com/services/T000/B000/XXXX\""
-                    ));
+                if let Err(e) = ctx.targets.check_url("channel.url", url) {
+                    errors.push(e);
                 }
             }
             Channel::Telegram { chat_id } => {
-                if chat_id.trim().is_empty() {
-                    errors.push("channel.chat_id: \"\" is empty; expected e.g. \"123456789\"".into());
+                let ok = chat_id.strip_prefix('@').map_or_else(
+                    || chat_id.strip_prefix('-').unwrap_or(chat_id).bytes().all(|b| b.is_ascii_digit()),
+                    |name| name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+                );
+                if chat_id.is_empty() || chat_id == "@" || chat_id == "-" || !ok || chat_id.len() > 64 {
+                    errors.push(format!(
+                        "channel.chat_id: {chat_id:?} is not a chat id (a number, or @name of letters, digits, _); \
+                         expected e.g. \"123456789\" or \"@alerts\""
+                    ));
                 }
             }
         }
@@ -277,13 +310,39 @@ mod tests {
     fn lowers_a_valid_rule() {
         let r = rule(
             r#"{"id":"a","symbol":"AAPL","condition":"price outside 95..105","timeframe":"1m",
-                "channel":{"type":"slack","url":"http://x/y"},"cooldown":"5m"}"#,
+                "channel":{"type":"slack","url":"https://hooks.slack.com/services/T/B/X"},"cooldown":"5m"}"#,
         );
         let a = r.lower(&ctx()).unwrap();
         assert_eq!(a.timeframe, 60_000);
         assert_eq!(a.cooldown_ms, 300_000);
         assert_eq!(a.condition, Condition::Outside { slot: 0, low: to_fixed(95.0), high: to_fixed(105.0) });
         assert_eq!(serde_json::from_str::<RuleDef>(&a.meta).unwrap(), r);
+        assert_eq!(r.redacted().channel, Channel::Slack { url: "https://hooks.slack.com/***".into() });
+    }
+
+    #[test]
+    fn channel_targets_are_validated() {
+        let msg = |channel: &str| {
+            let r = rule(&format!(r#"{{"id":"a","symbol":"*","condition":"price > 1","channel":{channel}}}"#));
+            r.lower(&ctx()).unwrap_err().join("\n")
+        };
+        assert_eq!(
+            msg(r#"{"type":"webhook","url":"http://169.254.169.254/latest"}"#),
+            "channel.url: host \"169.254.169.254\" is link-local (cloud metadata lives here); such targets are \
+             refused unless listed in alerts.allowed-hosts, e.g. allowed-hosts = [\"169.254.169.254\"]"
+        );
+        assert!(msg(r#"{"type":"slack","url":"https://hooks.slack.com/a\r\nb"}"#).contains("has CR at byte 25"));
+        assert_eq!(
+            msg(r#"{"type":"telegram","chat_id":"12\n3"}"#),
+            "channel.chat_id: \"12\\n3\" is not a chat id (a number, or @name of letters, digits, _); expected e.g. \
+             \"123456789\" or \"@alerts\""
+        );
+        let listed = ctx().with_targets(TargetPolicy::new(["127.0.0.1"]));
+        let local = rule(
+            r#"{"id":"a","symbol":"*","condition":"price > 1","channel":{"type":"webhook","url":"http://127.0.0.1:9/h"}}"#,
+        );
+        assert!(local.lower(&listed).is_ok());
+        assert!(local.lower(&ctx()).is_err());
     }
 
     #[test]

@@ -41,6 +41,7 @@ impl Services {
                 let a = acks.clone();
                 let alerts_ddl = built.alerts.iter().map(|_| alerts_ddl(&format!("{}alerts", cfg.table_prefix)));
                 let sink = QuestDbSink::builder(cfg.clone(), &tables)
+                    .report_to(metrics.clone())
                     .extra_ddl(alerts_ddl)
                     .on_ack(move |seq| {
                         record_ack(&a, seq);
@@ -68,7 +69,8 @@ impl Services {
                     _ => None,
                 };
                 let notifier = Notifier::start(cfg, AlertOutputs { questdb: qdb }).context("alerts: the notifier")?;
-                let ctx = RuleContext::new(&built.set, &built.windows.timeframes);
+                let ctx = RuleContext::new(&built.set, &built.windows.timeframes)
+                    .with_targets(crate::alerts::notify::target::TargetPolicy::new(&cfg.allowed_hosts));
                 Some((store, notifier, ctx, cfg.clone()))
             }
             _ => None,
@@ -76,14 +78,16 @@ impl Services {
         let server = match output {
             Output::Configured => {
                 let addr = built.status_addr(process);
+                let options = built.status_options.clone();
                 let extra = alerts.as_ref().map(|(store, notifier, ctx, cfg)| {
                     use warp::Filter as _;
-                    alert_routes(store.clone(), ctx.clone(), cfg.token.clone())
-                        .or(alert_stats_route(notifier.handle().stats()))
+                    let access = crate::alerts::api::RulesAccess::new(cfg, &options.read_tokens, &options.limits);
+                    alert_routes(store.clone(), ctx.clone(), access.clone())
+                        .or(alert_stats_route(notifier.handle().stats(), &access))
                         .unify()
                         .boxed()
                 });
-                let server = StatusServer::start(addr, metrics.clone(), extra)
+                let server = StatusServer::start_with(addr, metrics.clone(), extra, options)
                     .with_context(|| format!("starting the status server on {addr}"))?;
                 tracing::info!(addr = %server.local_addr(), "status server listening");
                 Some(server)

@@ -75,6 +75,21 @@ pub struct StatusConfig {
     /// Address of process 0's status server; process N listens on port + N.
     #[serde(default = "default_status_listen")]
     pub listen: String,
+    /// Bearer token for `/status`, `/metrics`, `/alerts/stats` and `GET /rules` (the
+    /// `alerts.token` is accepted there too); none = those are open. `/health` and `/ready`
+    /// stay open. `TICKFLOW_STATUS_READ_TOKEN` sets it from the environment.
+    #[serde(default)]
+    pub read_token: Option<String>,
+    /// Refuse to start unless a read token is set (for deployments that publish the port,
+    /// e.g. `docker/cluster.toml`).
+    #[serde(default)]
+    pub require_read_token: bool,
+    /// `[status.limits]`: timeouts, connection cap, buffered-body budget.
+    #[serde(default)]
+    pub limits: crate::http::HttpLimits,
+    /// `[status.tls]`: serve HTTPS with this certificate and key (PEM); absent = plain HTTP.
+    #[serde(default)]
+    pub tls: Option<crate::http::TlsFiles>,
 }
 
 fn default_status_listen() -> String {
@@ -83,7 +98,13 @@ fn default_status_listen() -> String {
 
 impl Default for StatusConfig {
     fn default() -> Self {
-        StatusConfig { listen: default_status_listen() }
+        StatusConfig {
+            listen: default_status_listen(),
+            read_token: None,
+            require_read_token: false,
+            limits: crate::http::HttpLimits::default(),
+            tls: None,
+        }
     }
 }
 
@@ -103,6 +124,10 @@ pub struct SourceConfig {
     /// `[source.kafka]`
     #[serde(default)]
     pub kafka: crate::sources::kafka::KafkaSourceConfig,
+    /// Accept bars whose prices are zero or negative (spreads, some futures); by default
+    /// every price must be > 0 and other bars are dead-lettered.
+    #[serde(default)]
+    pub allow_non_positive_prices: bool,
 }
 
 fn default_source_kind() -> String {
@@ -116,6 +141,7 @@ impl Default for SourceConfig {
             generator: GeneratorSection::default(),
             file: FileSection::default(),
             kafka: Default::default(),
+            allow_non_positive_prices: false,
         }
     }
 }

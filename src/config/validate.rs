@@ -74,6 +74,8 @@ pub struct Built {
     pub processes: Vec<String>,
     /// Status address of process 0.
     pub status_listen: SocketAddr,
+    /// Read token and limits of the status server.
+    pub status_options: crate::status::ServerOptions,
     /// The source.
     pub source: SourceSpec,
     /// Accepted event times.
@@ -251,6 +253,7 @@ impl Config {
         let bounds = TimeBounds {
             min: bound("time.min-timestamp", &t.min_timestamp),
             max: bound("time.max-timestamp", &t.max_timestamp),
+            allow_non_positive_prices: self.source.allow_non_positive_prices,
         };
         if bounds.min >= bounds.max {
             errs.push(format!(
@@ -370,8 +373,22 @@ impl Config {
                 "sinks.stdout: configured together with sinks.file; choose one (e.g. remove [sinks.stdout])".into(),
             );
         }
-        if let Some(a) = &self.alerts {
+        let st = &self.status;
+        let mut status_options = crate::status::ServerOptions::from_config(
+            st.read_token.as_deref(),
+            st.require_read_token,
+            &st.limits,
+            st.tls.as_ref(),
+            &mut errs,
+        );
+        let alerts = self.alerts.clone().map(crate::alerts::AlertsConfig::with_env);
+        if let Some(a) = &alerts {
             errs.extend(a.validate());
+            errs.extend(a.validate_exposure(status_listen));
+            // The rules token is the admin token: it reads too.
+            if !status_options.read_tokens.is_empty() {
+                status_options.read_tokens = status_options.read_tokens.union(&a.write_tokens());
+            }
         }
         if let Some(q) = &self.sinks.questdb {
             errs.extend(
@@ -388,6 +405,7 @@ impl Config {
             workers: c.workers,
             processes: c.processes.clone(),
             status_listen,
+            status_options,
             source,
             bounds,
             watermark_delay,
@@ -395,7 +413,7 @@ impl Config {
             set,
             file_sink,
             stdout: self.sinks.stdout.is_some(),
-            alerts: self.alerts.clone(),
+            alerts,
             questdb: self.sinks.questdb.clone(),
             checkpoint,
             roll,

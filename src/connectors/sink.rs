@@ -99,10 +99,10 @@ impl BarSink for KafkaSink {
             return Err(ProduceError::BrokerDown(self.broker_reason()).into());
         }
         let mut r = self.producer.reserve(bars.len() + dead.len())?;
-        for bar in bars {
+        for (i, bar) in bars.iter().enumerate() {
             self.buf.clear();
             encode_bar(bar, &mut self.buf);
-            self.producer.send_bar(&mut r, bar.symbol.as_str(), &self.buf);
+            self.producer.send_bar(&mut r, i as u64, bar.symbol.as_str(), &self.buf);
         }
         for d in dead {
             let (raw, raw_truncated) = dead_letter_raw(d.raw.as_bytes());
@@ -117,7 +117,7 @@ impl BarSink for KafkaSink {
                 raw,
                 raw_truncated,
             };
-            self.producer.send_dead_letter(&mut r, &letter.to_json());
+            self.producer.send_dead_letter(&mut r, d.index, &letter.to_json());
         }
         self.runtime.block_on(self.producer.wait(r))?;
         Ok(())

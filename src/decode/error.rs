@@ -131,6 +131,16 @@ pub enum DecodeErrorKind {
         /// The value seen (truncated, quoted if it was a string).
         value: String,
     },
+    /// A literal too small for `f64` (`1e-400`), which would silently become 0.
+    #[error(
+        "{field}: {value} underflows to 0: its magnitude is below 5e-324, the smallest number above 0 that can be stored"
+    )]
+    Underflow {
+        /// The field.
+        field: String,
+        /// The value seen (truncated, quoted if it was a string).
+        value: String,
+    },
     /// A timestamp that is not one of the accepted forms or does not fit in i64 milliseconds.
     #[error("{field}: {value} is not a valid timestamp: {reason}")]
     Timestamp {
@@ -181,6 +191,7 @@ impl DecodeErrorKind {
             DecodeErrorKind::WrongType { field, .. }
             | DecodeErrorKind::NotANumber { field, .. }
             | DecodeErrorKind::NotFinite { field, .. }
+            | DecodeErrorKind::Underflow { field, .. }
             | DecodeErrorKind::Timestamp { field, .. } => Some(field),
             DecodeErrorKind::Invalid(e) => Some(e.field().name()),
             _ => None,

@@ -755,10 +755,22 @@ pub(crate) fn parse_f64(field: &str, text: &str, quoted: bool) -> Result<f64, De
         return Ok(v);
     }
     match text.parse::<f64>() {
+        Ok(v) if underflows(text, v) => Err(DecodeErrorKind::Underflow { field: field.into(), value: shown() }),
         Ok(v) if v.is_finite() => Ok(v),
         Ok(_) => Err(DecodeErrorKind::NotFinite { field: field.into(), value: shown() }),
         Err(_) => Err(DecodeErrorKind::NotANumber { field: field.into(), value: shown() }),
     }
+}
+
+/// Whether `text` parsed to 0 only by underflow: a literal with a non-zero digit (`1e-400`)
+/// whose value is below the smallest f64 above 0 (`0e-400` and `0.000` are a true 0;
+/// subnormals such as `5e-324` are kept, they round-trip).
+fn underflows(text: &str, v: f64) -> bool {
+    if v != 0.0 {
+        return false;
+    }
+    let mantissa = text.split(['e', 'E']).next().unwrap_or("");
+    mantissa.bytes().any(|b| matches!(b, b'1'..=b'9'))
 }
 
 /// Clinger's fast path for plain decimals (`-?digits[.digits]`, no exponent): when the
@@ -1133,6 +1145,61 @@ fn udf_array<'a>(s: &mut Scanner<'a>) -> Result<Vec<UdfValue<'a>>, Syntax> {
                 return Ok(out);
             }
             _ => return Err(s.syntax("expected ',' or ']'")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(line: &str) -> String {
+        decode_json_line(line.as_bytes(), 3, &TimeBounds::default()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn underflowing_numbers_are_rejected_not_read_as_zero() {
+        assert_eq!(
+            err(r#"{"symbol":"AAPL","ts":1700000000000,"open":1,"high":1,"low":1,"close":1,"volume":1e-400}"#),
+            "record 3: volume: 1e-400 underflows to 0: its magnitude is below 5e-324, the smallest number above 0 \
+             that can be stored"
+        );
+        assert_eq!(
+            err(r#"{"symbol":"AAPL","ts":1700000000000,"open":"-2.5E-999","high":1,"low":1,"close":1,"volume":1}"#),
+            "record 3: open: \"-2.5E-999\" underflows to 0: its magnitude is below 5e-324, the smallest number above \
+             0 that can be stored"
+        );
+        // A true zero, however written, is a zero; subnormals are kept.
+        let ok = |v: &str| {
+            let line =
+                format!(r#"{{"symbol":"A","ts":1700000000000,"open":1,"high":1,"low":1,"close":1,"volume":{v}}}"#);
+            decode_json_line(line.as_bytes(), 1, &TimeBounds::default()).map(|b| b.volume)
+        };
+        assert_eq!(ok("0e-400"), Ok(0.0));
+        assert_eq!(ok("0.000"), Ok(0.0));
+        assert_eq!(ok("5e-324"), Ok(5e-324));
+    }
+
+    #[test]
+    fn negative_and_zero_bars_and_punctuation_symbols_are_rejected() {
+        assert_eq!(
+            err(r#"{"symbol":"SPRD","ts":1700000000000,"open":-1,"high":-0.5,"low":-2,"close":-1,"volume":3}"#),
+            "record 3: open: -1 is not above 0 (rule: prices > 0; allow-non-positive-prices accepts instruments that \
+             can go negative)"
+        );
+        assert_eq!(
+            err(r#"{"symbol":"ZERO","ts":1700000000000,"open":0,"high":0,"low":0,"close":0,"volume":0}"#),
+            "record 3: open: 0 is not above 0 (rule: prices > 0; allow-non-positive-prices accepts instruments that \
+             can go negative)"
+        );
+        let spreads = TimeBounds { allow_non_positive_prices: true, ..TimeBounds::default() };
+        let line = br#"{"symbol":"SPRD","ts":1700000000000,"open":-1,"high":-0.5,"low":-2,"close":-1,"volume":3}"#;
+        assert_eq!(decode_json_line(line, 1, &spreads).unwrap().low, -2.0);
+        for sym in ["-", ".", ".."] {
+            assert_eq!(
+                err(&format!(r#"{{"symbol":"{sym}","ts":1700000000000,"price":1}}"#)),
+                format!("record 3: symbol: {sym:?} has no letter or digit; a symbol needs at least one of A-Z a-z 0-9")
+            );
         }
     }
 }

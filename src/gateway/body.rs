@@ -164,6 +164,17 @@ pub struct Decoded {
     pub kind: BodyKind,
     /// One result per record.
     pub records: Vec<Result<Bar, DecodeError>>,
+    /// The 1-based record number of each entry of `records`, as [`DecodeError::record`]
+    /// counts them (lines for NDJSON and CSV, elements for arrays, rows for UDF).
+    pub numbers: Vec<u64>,
+}
+
+impl Decoded {
+    /// Records numbered 1, 2, 3, ... (objects, array elements, UDF rows).
+    fn sequential(kind: BodyKind, records: Vec<Result<Bar, DecodeError>>) -> Decoded {
+        let numbers = (1..=records.len() as u64).collect();
+        Decoded { kind, records, numbers }
+    }
 }
 
 /// A 400 for a request whose parameters cannot be used (before any record is read).
@@ -198,39 +209,47 @@ pub fn decode_body(
             Ok(rows) => rows,
             Err(e) => vec![Err(e)],
         };
-        return Ok(Decoded { kind: BodyKind::Udf(symbol), records });
+        return Ok(Decoded::sequential(BodyKind::Udf(symbol), records));
     }
     match media {
         MediaType::Json => match detect_json_body(body) {
-            JsonBodyKind::Empty => Ok(Decoded { kind: BodyKind::Object, records: Vec::new() }),
-            JsonBodyKind::Object => {
-                Ok(Decoded { kind: BodyKind::Object, records: vec![decode_json_line(body, 1, bounds)] })
-            }
-            JsonBodyKind::Array => Ok(Decoded { kind: BodyKind::Array, records: decode_json_array(body, bounds) }),
-            JsonBodyKind::Ndjson => Ok(Decoded { kind: BodyKind::Ndjson, records: decode_lines(body, bounds) }),
+            JsonBodyKind::Empty => Ok(Decoded::sequential(BodyKind::Object, Vec::new())),
+            JsonBodyKind::Object => Ok(Decoded::sequential(BodyKind::Object, vec![decode_json_line(body, 1, bounds)])),
+            JsonBodyKind::Array => Ok(Decoded::sequential(BodyKind::Array, decode_json_array(body, bounds))),
+            JsonBodyKind::Ndjson => Ok(decode_lines(body, bounds)),
         },
-        MediaType::Ndjson => Ok(Decoded { kind: BodyKind::Ndjson, records: decode_lines(body, bounds) }),
+        MediaType::Ndjson => Ok(decode_lines(body, bounds)),
         MediaType::Csv => {
-            let records = if body.trim_ascii().is_empty() {
-                Vec::new()
-            } else {
+            let (mut records, mut numbers) = (Vec::new(), Vec::new());
+            if !body.trim_ascii().is_empty() {
                 match CsvReader::new(body, symbol, *bounds) {
-                    Ok(reader) => reader.collect(),
-                    Err(e) => vec![Err(e)],
+                    Ok(mut reader) => {
+                        while let Some(r) = reader.next() {
+                            numbers.push(reader.line_number());
+                            records.push(r);
+                        }
+                    }
+                    Err(e) => {
+                        numbers.push(e.record());
+                        records.push(Err(e));
+                    }
                 }
-            };
-            Ok(Decoded { kind: BodyKind::Csv(symbol), records })
+            }
+            Ok(Decoded { kind: BodyKind::Csv(symbol), records, numbers })
         }
     }
 }
 
 /// NDJSON: one result per non-blank line; record numbers are line numbers.
-fn decode_lines(body: &[u8], bounds: &TimeBounds) -> Vec<Result<Bar, DecodeError>> {
-    body.split(|&c| c == b'\n')
-        .enumerate()
-        .filter(|(_, line)| !line.trim_ascii().is_empty())
-        .map(|(i, line)| decode_json_line(line, i as u64 + 1, bounds))
-        .collect()
+fn decode_lines(body: &[u8], bounds: &TimeBounds) -> Decoded {
+    let (mut records, mut numbers) = (Vec::new(), Vec::new());
+    for (i, line) in body.split(|&c| c == b'\n').enumerate() {
+        if !line.trim_ascii().is_empty() {
+            numbers.push(i as u64 + 1);
+            records.push(decode_json_line(line, i as u64 + 1, bounds));
+        }
+    }
+    Decoded { kind: BodyKind::Ndjson, records, numbers }
 }
 
 /// Finds the raw text of records by their decoder record number, for dead letters. Built

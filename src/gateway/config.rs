@@ -8,6 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::error::GatewayError;
+use crate::http::auth::{Tokens, require_off_loopback, validate_token};
+use crate::http::limits::{HttpLimits, Limits};
+use crate::http::tls::{Tls, TlsFiles};
 
 /// `[gateway]`: where the gateway listens, where it produces, and its limits.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -30,9 +33,26 @@ pub struct GatewayConfig {
     pub max_body_bytes: u64,
     /// Bearer tokens; when non-empty every `/ingest` request needs `Authorization: Bearer
     /// <one of them>`. The env var `TICKFLOW_GATEWAY_TOKENS` (comma-separated) adds more, so
-    /// secrets need not sit in a file or on a command line.
+    /// secrets need not sit in a file or on a command line. Required (the gateway refuses to
+    /// start without one) when `listen` is not a loopback address.
     #[serde(default)]
     pub tokens: Vec<String>,
+    /// Bearer tokens for `/status` and `/metrics` (the `tokens` above are accepted there
+    /// too); empty = those are open. `/health` and `/ready` are always open, for probes.
+    /// `TICKFLOW_GATEWAY_READ_TOKENS` (comma-separated) adds more.
+    #[serde(default)]
+    pub read_tokens: Vec<String>,
+    /// Accept bars whose prices are zero or negative (spreads, some futures). By default
+    /// every price must be > 0.
+    #[serde(default)]
+    pub allow_non_positive_prices: bool,
+    /// `[gateway.limits]`: timeouts, connection cap and buffered-body budget.
+    #[serde(default)]
+    pub limits: HttpLimits,
+    /// `[gateway.tls]`: serve HTTPS with this certificate and key (PEM); absent = plain HTTP
+    /// (put a TLS-terminating proxy in front when the port leaves the host).
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
     /// Records (bars and dead letters, over all requests) that may wait for the broker's
     /// acknowledgement at once. A request that does not fit gets `503` with `Retry-After`.
     #[serde(default = "default_queue_capacity")]
@@ -104,6 +124,10 @@ impl Default for GatewayConfig {
             dead_letter_topic: default_dead_letter_topic(),
             max_body_bytes: default_max_body_bytes(),
             tokens: Vec::new(),
+            read_tokens: Vec::new(),
+            allow_non_positive_prices: false,
+            limits: HttpLimits::default(),
+            tls: None,
             queue_capacity: default_queue_capacity(),
             request_timeout: default_request_timeout(),
             retry_after: default_retry_after(),
@@ -128,8 +152,17 @@ pub struct BuiltGateway {
     pub dead_letter_topic: String,
     /// Body limit in bytes.
     pub max_body_bytes: u64,
-    /// Accepted bearer tokens (empty: no authentication).
-    pub tokens: Vec<String>,
+    /// Accepted bearer tokens for `/ingest` (empty: no authentication).
+    pub tokens: Tokens,
+    /// Accepted bearer tokens for `/status` and `/metrics`, write tokens included (empty:
+    /// open).
+    pub read_tokens: Tokens,
+    /// Whether prices ≤ 0 are accepted.
+    pub allow_non_positive_prices: bool,
+    /// Server limits (with `retry_after_secs` set from `retry-after`).
+    pub limits: Limits,
+    /// The loaded certificate and key, when serving HTTPS.
+    pub tls: Option<Tls>,
     /// Producer queue bound, in records.
     pub queue_capacity: usize,
     /// Request timeout (and producer message timeout).
@@ -216,13 +249,24 @@ impl GatewayConfig {
             ));
         }
         for (i, t) in self.tokens.iter().enumerate() {
-            if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
-                errs.push(format!(
-                    "gateway.tokens[{i}]: a token of {} bytes; expected at least 16 printable ASCII characters without spaces, e.g. \"4f9c2d7e8a1b3c5d\"",
-                    t.len()
-                ));
-            }
+            errs.extend(validate_token(&format!("gateway.tokens[{i}]"), t));
         }
+        for (i, t) in self.read_tokens.iter().enumerate() {
+            errs.extend(validate_token(&format!("gateway.read-tokens[{i}]"), t));
+        }
+        let tokens = Tokens::new(&self.tokens);
+        if let Err(e) = require_off_loopback(listen, &tokens, "/ingest", "gateway.tokens", TOKENS_ENV) {
+            errs.push(e);
+        }
+        let read_tokens =
+            if self.read_tokens.is_empty() { Tokens::none() } else { Tokens::new(&self.read_tokens).union(&tokens) };
+        let mut limits = match self.limits.build("gateway") {
+            Ok(l) => l,
+            Err(e) => {
+                errs.extend(e);
+                Limits::default()
+            }
+        };
         if self.queue_capacity == 0 || self.queue_capacity > 10_000_000 {
             errs.push(format!(
                 "gateway.queue-capacity: {} is outside 1 ..= 10000000; expected e.g. 100000",
@@ -249,13 +293,19 @@ impl GatewayConfig {
         if self.threads == 0 || self.threads > 256 {
             errs.push(format!("gateway.threads: {} is outside 1 ..= 256; expected e.g. 2", self.threads));
         }
+        limits.retry_after_secs = retry_after.as_secs().max(1);
+        let tls = self.tls.as_ref().and_then(|t| t.load("gateway").map_err(|e| errs.push(e)).ok());
         BuiltGateway {
             listen,
             brokers: self.brokers.trim().to_string(),
             topic: self.topic.clone(),
             dead_letter_topic: self.dead_letter_topic.clone(),
             max_body_bytes: self.max_body_bytes,
-            tokens: self.tokens.clone(),
+            tokens,
+            read_tokens,
+            allow_non_positive_prices: self.allow_non_positive_prices,
+            limits,
+            tls,
             queue_capacity: self.queue_capacity,
             request_timeout,
             retry_after_secs: retry_after.as_secs().max(1),
@@ -311,8 +361,12 @@ pub struct GatewayArgs {
     #[arg(long)]
     pub max_body_bytes: Option<u64>,
     /// Accepted bearer token (repeatable). Prefer TICKFLOW_GATEWAY_TOKENS (comma-separated).
+    /// Required when --listen is not a loopback address.
     #[arg(long = "token")]
     pub tokens: Vec<String>,
+    /// Accept prices ≤ 0 (spreads, some futures); by default prices must be > 0.
+    #[arg(long)]
+    pub allow_non_positive_prices: bool,
     /// Records that may await broker acknowledgement at once.
     #[arg(long)]
     pub queue_capacity: Option<usize>,
@@ -326,6 +380,8 @@ pub struct GatewayArgs {
 
 /// The env var with extra bearer tokens (comma-separated).
 pub const TOKENS_ENV: &str = "TICKFLOW_GATEWAY_TOKENS";
+/// The env var with extra read tokens (comma-separated).
+pub const READ_TOKENS_ENV: &str = "TICKFLOW_GATEWAY_READ_TOKENS";
 
 impl GatewayArgs {
     /// The file's `[gateway]` section (or the defaults), the flags applied on top, and
@@ -364,9 +420,14 @@ impl GatewayArgs {
             cfg.threads = v;
         }
         cfg.tokens.extend(self.tokens.iter().cloned());
-        if let Ok(env) = std::env::var(TOKENS_ENV) {
-            cfg.tokens.extend(env.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from));
-        }
+        cfg.allow_non_positive_prices |= self.allow_non_positive_prices;
+        let from_env = |name: &str| -> Vec<String> {
+            std::env::var(name)
+                .map(|v| v.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect())
+                .unwrap_or_default()
+        };
+        cfg.tokens.extend(from_env(TOKENS_ENV));
+        cfg.read_tokens.extend(from_env(READ_TOKENS_ENV));
         Ok(cfg)
     }
 }
@@ -396,6 +457,21 @@ mod tests {
         assert!(errs[3].starts_with("gateway.tokens[0]: a token of 5 bytes"), "{}", errs[3]);
         assert!(errs[4].starts_with("gateway.queue-capacity: 0"), "{}", errs[4]);
         assert!(errs[5].starts_with("gateway.request-timeout: \"soon\" is not a duration"), "{}", errs[5]);
+    }
+
+    #[test]
+    fn a_public_listen_address_needs_a_token() {
+        let cfg = GatewayConfig { listen: "0.0.0.0:8080".into(), ..GatewayConfig::default() };
+        assert_eq!(
+            cfg.validate(),
+            ["gateway.tokens: /ingest would listen on 0.0.0.0:8080 (not loopback) without a token, so anyone who \
+              can reach the port could use it; set a secret of at least 16 characters with \
+              TICKFLOW_GATEWAY_TOKENS=<secret> (or gateway.tokens in the config file), or listen on 127.0.0.1"]
+        );
+        let with = GatewayConfig { tokens: vec!["0123456789abcdef".into()], ..cfg };
+        assert_eq!(with.validate(), Vec::<String>::new());
+        let limits = GatewayConfig::from_toml("[gateway.limits]\nmax-connections = 0\n").unwrap();
+        assert_eq!(limits.validate(), ["gateway.limits.max-connections: 0 is outside 1 ..= 100000; expected e.g. 512"]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::http::{BodyBudget, ServeStats};
 use crate::status::{LocalCounters, ProcessMetrics};
 
 /// The HTTP statuses the gateway answers `/ingest` with, in metric order.
@@ -95,6 +96,39 @@ impl GatewayMetrics {
                 "gauge",
                 "1 when the Kafka broker and both topics are reachable.",
                 u8::from(broker_up).to_string(),
+            ),
+        ];
+        for (name, kind, help, value) in families {
+            let _ = writeln!(out, "# HELP tickflow_gateway_{name} {help}");
+            let _ = writeln!(out, "# TYPE tickflow_gateway_{name} {kind}");
+            let _ = writeln!(out, "tickflow_gateway_{name} {value}");
+        }
+    }
+
+    /// Appends the listener's families: connections open, accepted, refused at the cap,
+    /// failed accepts, and the buffered-body budget in use.
+    pub fn render_http(&self, out: &mut String, stats: &ServeStats, budget: &BodyBudget) {
+        let families: [(&str, &str, &str, u64); 6] = [
+            ("connections_open", "gauge", "HTTP connections open.", stats.open.load(Relaxed) as u64),
+            ("connections_accepted_total", "counter", "HTTP connections accepted.", stats.accepted.load(Relaxed)),
+            (
+                "connections_refused_total",
+                "counter",
+                "HTTP connections over the cap, answered 503.",
+                stats.refused.load(Relaxed),
+            ),
+            (
+                "accept_errors_total",
+                "counter",
+                "Failed accepts (e.g. out of file descriptors).",
+                stats.accept_errors.load(Relaxed),
+            ),
+            ("body_budget_bytes", "gauge", "Bytes of request bodies that may be buffered at once.", budget.total()),
+            (
+                "body_buffered_bytes",
+                "gauge",
+                "Bytes of request bodies buffered now.",
+                budget.total() - budget.available(),
             ),
         ];
         for (name, kind, help, value) in families {

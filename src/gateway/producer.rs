@@ -9,13 +9,23 @@
 //! Deliveries arrive on the producer's polling thread and are counted in the batch
 //! (atomics); the last one wakes the waiting request.
 //!
+//! A producer can break in ways it does not recover from by itself: its producer id fenced
+//! or forgotten by a restarted broker (`UnknownProducerId`, `OutOfOrderSequenceNumber`), a
+//! fatal error, or records that time out (`MessageTimedOut`) while the broker answers
+//! metadata requests. Any of these marks the producer broken, [`BrokerHealth`] down (so
+//! `/ready` says so), and the next [`Producer::probe`] replaces it; a broker that was
+//! unreachable for longer than the message timeout also gets a fresh producer when it comes
+//! back. Reports of a replaced producer still settle their requests but no longer move the
+//! health. Each record's outcome is kept by its slot, so a `503` names exactly the records
+//! that were not acknowledged.
+//!
 //! Keys are symbols and the partitioner is `murmur2_random`, the Java client's default, so
 //! every producer in the system (Java, librdkafka, this one) puts a symbol on the same
 //! partition.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -49,9 +59,13 @@ pub fn kafka_config(brokers: &str, message_timeout: Duration, linger: Duration, 
 pub struct BrokerHealth {
     up: AtomicBool,
     /// Set when a delivery failed in a way the producer cannot recover from by itself (its
-    /// producer id was fenced or forgotten): the probe then replaces the producer.
+    /// producer id was fenced or forgotten, records time out): the probe then replaces it.
     needs_new_producer: AtomicBool,
+    /// The current producer's generation; reports of older ones leave the health alone.
+    generation: AtomicU64,
     reason: Mutex<String>,
+    /// Since when the probe has failed (reset when it succeeds).
+    down_since: Mutex<Option<Instant>>,
 }
 
 impl BrokerHealth {
@@ -63,6 +77,11 @@ impl BrokerHealth {
     /// Why it is down ("" when up).
     pub fn reason(&self) -> String {
         self.reason.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Whether the current producer is marked for replacement.
+    pub fn producer_broken(&self) -> bool {
+        self.needs_new_producer.load(Ordering::Relaxed)
     }
 
     fn set(&self, up: bool, reason: &str) {
@@ -83,33 +102,86 @@ impl BrokerHealth {
     }
 }
 
+/// What a failed delivery says about the producer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    /// Only this record is bad (too large, invalid): the producer is fine.
+    Record,
+    /// The producer cannot recover by itself: replace it.
+    Broken,
+    /// The broker did not take it (unreachable, leader moving): down until a probe succeeds.
+    Broker,
+}
+
+fn classify(e: &KafkaError) -> Failure {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    match e.rdkafka_error_code() {
+        Some(
+            C::ProducerFenced
+            | C::InvalidProducerEpoch
+            | C::UnknownProducerId
+            | C::OutOfOrderSequenceNumber
+            | C::InvalidProducerIdMapping
+            | C::Fatal
+            | C::MessageTimedOut
+            | C::Inconsistent,
+        ) => Failure::Broken,
+        Some(
+            C::MessageSizeTooLarge
+            | C::InvalidMessageSize
+            | C::InvalidMessage
+            | C::InvalidRecord
+            | C::BadMessage
+            | C::InvalidArgument
+            | C::PurgeQueue
+            | C::PurgeInflight,
+        ) => Failure::Record,
+        _ => Failure::Broker,
+    }
+}
+
+/// A record's outcome in [`Batch::outcome`].
+const PENDING: u8 = 0;
+const DELIVERED: u8 = 1;
+const FAILED: u8 = 2;
+
 /// The outcome of one request's records, counted as librdkafka reports them.
 #[derive(Debug)]
 pub struct Batch {
-    /// Records sent and not yet reported, plus one until [`Reservation::seal`].
+    /// Records sent and not yet reported, plus one until [`Producer::wait`].
     pending: AtomicUsize,
     delivered: AtomicUsize,
     failed: AtomicUsize,
+    /// One entry per reserved slot, in send order.
+    outcome: Vec<AtomicU8>,
     first_error: Mutex<Option<String>>,
     done: Mutex<Option<oneshot::Sender<()>>>,
-    health: Arc<BrokerHealth>,
     /// Returned to the semaphore when the last reference (the last delivery) goes.
     _permits: Option<OwnedSemaphorePermit>,
 }
 
 impl Batch {
-    fn report(&self, result: Result<(), &KafkaError>) {
-        match result {
+    fn report(&self, slot: usize, result: Result<(), &KafkaError>) {
+        let state = match result {
             Ok(()) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
+                DELIVERED
             }
             Err(e) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut first) = self.first_error.lock() {
                     first.get_or_insert_with(|| e.to_string());
                 }
+                FAILED
             }
+        };
+        if let Some(o) = self.outcome.get(slot) {
+            o.store(state, Ordering::Relaxed);
         }
+        self.release();
+    }
+
+    fn release(&self) {
         if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
             if let Some(tx) = self.done.lock().ok().and_then(|mut d| d.take()) {
                 // The receiver is gone when the request already timed out: nothing to wake.
@@ -119,44 +191,64 @@ impl Batch {
     }
 }
 
+/// The delivery opaque: which batch, which slot of it.
+pub struct Slot {
+    batch: Arc<Batch>,
+    slot: usize,
+}
+
 /// Counts a batch's deliveries; marks the broker down on delivery failures.
 pub struct DeliveryContext {
     health: Arc<BrokerHealth>,
+    generation: u64,
+}
+
+impl DeliveryContext {
+    fn current(&self) -> bool {
+        self.health.generation.load(Ordering::Relaxed) == self.generation
+    }
 }
 
 impl ClientContext for DeliveryContext {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, %reason, "kafka client error");
+        if self.current() {
+            if let KafkaError::Global(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) = error {
+                self.health.set(false, &format!("all brokers down: {reason}"));
+            }
+            if let KafkaError::Global(rdkafka::types::RDKafkaErrorCode::Fatal) = error {
+                self.health.needs_new_producer.store(true, Ordering::Relaxed);
+                self.health.set(false, &format!("fatal producer error: {reason}"));
+            }
+        }
     }
 }
 
 impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = Arc<Batch>;
+    type DeliveryOpaque = Box<Slot>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<Batch>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, slot: Box<Slot>) {
         match result {
             Ok(_) => {
-                if !self.health.is_up() {
+                if self.current() && !self.health.is_up() && !self.health.producer_broken() {
                     self.health.set(true, "");
                 }
-                batch.report(Ok(()));
+                slot.batch.report(slot.slot, Ok(()));
             }
             Err((e, _)) => {
-                use rdkafka::types::RDKafkaErrorCode as C;
-                if matches!(
-                    e.rdkafka_error_code(),
-                    Some(
-                        C::ProducerFenced
-                            | C::InvalidProducerEpoch
-                            | C::UnknownProducerId
-                            | C::OutOfOrderSequenceNumber
-                            | C::Fatal
-                    )
-                ) {
-                    self.health.needs_new_producer.store(true, Ordering::Relaxed);
+                if self.current() {
+                    match classify(e) {
+                        Failure::Record => {}
+                        Failure::Broken => {
+                            if !self.health.needs_new_producer.swap(true, Ordering::Relaxed) {
+                                tracing::warn!(error = %e, "kafka producer is broken; it is replaced at the next probe");
+                            }
+                            self.health.set(false, &e.to_string());
+                        }
+                        Failure::Broker => self.health.set(false, &e.to_string()),
+                    }
                 }
-                batch.health.set(false, &e.to_string());
-                batch.report(Err(e));
+                slot.batch.report(slot.slot, Err(e));
             }
         }
     }
@@ -185,7 +277,9 @@ pub enum ProduceError {
         capacity: usize,
     },
     /// Not every record was acknowledged in time.
-    #[error("{failed} of {total} records not acknowledged by Kafka: {reason}")]
+    #[error(
+        "{failed} of {total} records not acknowledged by Kafka (they may or may not be on the topic; resend them): {reason}"
+    )]
     Unacknowledged {
         /// Records acknowledged.
         delivered: usize,
@@ -195,6 +289,8 @@ pub enum ProduceError {
         total: usize,
         /// The first error.
         reason: String,
+        /// The caller's index of every record not acknowledged, in send order.
+        unacknowledged: Vec<u64>,
     },
 }
 
@@ -207,6 +303,8 @@ pub struct Reservation {
     batch: Arc<Batch>,
     rx: oneshot::Receiver<()>,
     sent: usize,
+    /// The caller's index of each slot's record.
+    indices: Vec<u64>,
 }
 
 /// The gateway's producer (cheap to share behind an `Arc`).
@@ -224,6 +322,19 @@ pub struct Producer {
     message_timeout: Duration,
 }
 
+fn create(
+    cfg: &ClientConfig,
+    health: &Arc<BrokerHealth>,
+    brokers: &str,
+) -> Result<ThreadedProducer<DeliveryContext>, KafkaError> {
+    let generation = health.generation.fetch_add(1, Ordering::Relaxed) + 1;
+    let p = cfg.create_with_context(DeliveryContext { health: Arc::clone(health), generation });
+    if p.is_ok() {
+        tracing::debug!(brokers, generation, "kafka producer created");
+    }
+    p
+}
+
 impl Producer {
     /// A producer for `brokers` that writes bars to `topic` and dead letters to
     /// `dead_letter_topic`, holding at most `capacity` records in flight.
@@ -238,8 +349,7 @@ impl Producer {
         let health = Arc::new(BrokerHealth::default());
         // librdkafka's own bound sits above ours, so our permits always fail first.
         let cfg = kafka_config(brokers, message_timeout, linger, capacity + 1024);
-        let inner = cfg
-            .create_with_context(DeliveryContext { health: Arc::clone(&health) })
+        let inner = create(&cfg, &health, brokers)
             .map_err(|source| GatewayError::Producer { brokers: brokers.into(), source })?;
         Ok(Producer {
             inner: RwLock::new(inner),
@@ -292,50 +402,61 @@ impl Producer {
             pending: AtomicUsize::new(1),
             delivered: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
+            outcome: (0..n).map(|_| AtomicU8::new(PENDING)).collect(),
             first_error: Mutex::new(None),
             done: Mutex::new(Some(tx)),
-            health: Arc::clone(&self.health),
             _permits: permits,
         });
-        Ok(Reservation { producer: self.current(), batch, rx, sent: 0 })
+        Ok(Reservation { producer: self.current(), batch, rx, sent: 0, indices: Vec::with_capacity(n) })
     }
 
-    /// Sends one bar payload keyed by its symbol.
-    pub fn send_bar(&self, r: &mut Reservation, key: &str, payload: &[u8]) {
-        self.send(r, &self.topic, Some(key), payload);
+    /// Sends one bar payload keyed by its symbol; `index` is the caller's number for the
+    /// record (listed if it is not acknowledged).
+    pub fn send_bar(&self, r: &mut Reservation, index: u64, key: &str, payload: &[u8]) {
+        self.send(r, index, &self.topic, Some(key), payload);
     }
 
     /// Sends one dead letter (no key).
-    pub fn send_dead_letter(&self, r: &mut Reservation, payload: &[u8]) {
-        self.send(r, &self.dead_letter_topic, None, payload);
+    pub fn send_dead_letter(&self, r: &mut Reservation, index: u64, payload: &[u8]) {
+        self.send(r, index, &self.dead_letter_topic, None, payload);
     }
 
-    fn send(&self, r: &mut Reservation, topic: &str, key: Option<&str>, payload: &[u8]) {
+    fn send(&self, r: &mut Reservation, index: u64, topic: &str, key: Option<&str>, payload: &[u8]) {
+        let slot = r.sent;
         r.batch.pending.fetch_add(1, Ordering::AcqRel);
         r.sent += 1;
-        let mut record = BaseRecord::with_opaque_to(topic, Arc::clone(&r.batch)).payload(payload);
+        r.indices.push(index);
+        let opaque = Box::new(Slot { batch: Arc::clone(&r.batch), slot });
+        let mut record = BaseRecord::with_opaque_to(topic, opaque).payload(payload);
         if let Some(k) = key {
             record = record.key(k);
         }
         if let Err((e, record)) = r.producer.send(record) {
             // Not queued (queue full despite the permits, message too large, fatal
             // producer error): report it as a failed delivery of this batch.
-            record.delivery_opaque.report(Err(&e));
+            let Slot { batch, slot } = *record.delivery_opaque;
+            batch.report(slot, Err(&e));
         }
     }
 
     /// Waits until every record sent under `r` is acknowledged or failed (at most the
     /// message timeout plus a margin). `Ok` with the count only if all were acknowledged.
     pub async fn wait(&self, r: Reservation) -> Result<usize, ProduceError> {
-        let Reservation { producer, batch, rx, sent } = r;
+        let Reservation { producer, batch, rx, sent, indices } = r;
         drop(producer);
         // Drop the +1 held since `reserve`; if everything was already reported this fires.
-        batch.report_seal();
+        batch.release();
         let limit = self.message_timeout + Duration::from_secs(2);
         let timed_out = tokio::time::timeout(limit, rx).await.is_err();
-        let delivered = batch.delivered.load(Ordering::Relaxed);
-        let failed = sent - delivered.min(sent);
-        if failed == 0 && !timed_out {
+        // Read the outcomes once: a late report after this point does not change the answer.
+        let unacknowledged: Vec<u64> = batch.outcome[..sent]
+            .iter()
+            .zip(&indices)
+            .filter(|(o, _)| o.load(Ordering::Relaxed) != DELIVERED)
+            .map(|(_, &i)| i)
+            .collect();
+        let delivered = sent - unacknowledged.len();
+        if unacknowledged.is_empty() && !timed_out {
             return Ok(delivered);
         }
         let reason = batch
@@ -344,24 +465,26 @@ impl Producer {
             .ok()
             .and_then(|e| e.clone())
             .unwrap_or_else(|| format!("no acknowledgement within {limit:?}"));
-        Err(ProduceError::Unacknowledged { delivered, failed, total: sent, reason })
+        Err(ProduceError::Unacknowledged {
+            delivered,
+            failed: unacknowledged.len(),
+            total: sent,
+            reason,
+            unacknowledged,
+        })
     }
 
     /// Checks that the broker answers and both topics exist (blocking, up to `timeout`),
-    /// and records the result in [`Producer::health`].
+    /// replacing the producer first when it is broken or the broker was unreachable for
+    /// longer than the message timeout, and records the result in [`Producer::health`].
     pub fn probe(&self, timeout: Duration) -> bool {
         let result = (|| {
             let mut producer = self.current();
             let fatal = producer.client().fatal_error();
-            if fatal.is_some() || self.health.needs_new_producer.swap(false, Ordering::Relaxed) {
-                tracing::error!(?fatal, "kafka producer cannot recover its producer id; replacing it");
-                producer = self
-                    .config
-                    .create_with_context(DeliveryContext { health: Arc::clone(&self.health) })
-                    .map_err(|e| format!("cannot recreate the producer for {}: {e}", self.brokers))?;
-                if let Ok(mut slot) = self.inner.write() {
-                    *slot = producer.clone();
-                }
+            let broken = self.health.needs_new_producer.load(Ordering::Relaxed);
+            if fatal.is_some() || broken {
+                tracing::warn!(?fatal, "replacing the kafka producer (broken: fenced, forgotten or timing out)");
+                producer = self.replace()?;
             }
             for topic in [&self.topic, &self.dead_letter_topic] {
                 let md = producer.client().fetch_metadata(Some(topic), timeout).map_err(|e| e.to_string())?;
@@ -371,18 +494,47 @@ impl Producer {
                     None => return Err(format!("topic {topic:?} missing from metadata")),
                 }
             }
+            // Back after a long outage: the old producer's id and queue belong to a broker
+            // that may have forgotten them; start clean rather than wait for timeouts.
+            let was_down = self.health.down_since.lock().ok().and_then(|d| *d);
+            if was_down.is_some_and(|t| t.elapsed() >= self.message_timeout) {
+                tracing::info!(down_for = ?was_down.map(|t| t.elapsed()), "kafka broker back after an outage; replacing the producer");
+                let _fresh = self.replace()?;
+            }
             Ok(())
         })();
         match result {
             Ok(()) => {
+                if let Ok(mut d) = self.health.down_since.lock() {
+                    *d = None;
+                }
                 self.health.set(true, "");
                 true
             }
             Err(reason) => {
+                if let Ok(mut d) = self.health.down_since.lock() {
+                    d.get_or_insert_with(Instant::now);
+                }
                 self.health.set(false, &reason);
                 false
             }
         }
+    }
+
+    /// A new producer in place of the current one (which stays alive until its last
+    /// request ends).
+    fn replace(&self) -> Result<ThreadedProducer<DeliveryContext>, String> {
+        let producer = create(&self.config, &self.health, &self.brokers)
+            .map_err(|e| format!("cannot recreate the producer for {}: {e}", self.brokers))?;
+        self.health.needs_new_producer.store(false, Ordering::Relaxed);
+        let old = match self.inner.write() {
+            Ok(mut slot) => std::mem::replace(&mut *slot, producer.clone()),
+            Err(p) => std::mem::replace(&mut *p.into_inner(), producer.clone()),
+        };
+        // Dropping the last handle purges what it still holds (those requests get their
+        // failures at once) and may block for up to 500 ms: here, on the probe's thread.
+        drop(old);
+        Ok(producer)
     }
 
     /// Waits up to `timeout` for every queued record to be acknowledged.
@@ -393,15 +545,5 @@ impl Producer {
     fn current(&self) -> ThreadedProducer<DeliveryContext> {
         // A poisoned lock only means a panic elsewhere while swapping: the value is whole.
         self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-}
-
-impl Batch {
-    fn report_seal(&self) {
-        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            if let Some(tx) = self.done.lock().ok().and_then(|mut d| d.take()) {
-                let _ = tx.send(());
-            }
-        }
     }
 }

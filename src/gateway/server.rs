@@ -3,17 +3,22 @@
 //!
 //! A request is checked in this order, cheapest first: bearer token (`401`), media type
 //! (`415`), declared length (`413`), query (`400`), broker reachable (`503`); then the body
-//! is read up to the limit (`413`), decoded and validated, the records are handed to the
+//! is read up to the limit (`413`), within the body-read timeout (`408`) and the gateway's
+//! buffered-body budget (`503`), decoded and validated, the records are handed to the
 //! producer within a reservation of queue space (`503` when full), and the answer waits for
 //! Kafka's acknowledgement of every record: `202` when all were valid, `400` listing the bad
-//! ones (whose dead letters were acknowledged too), `503` with `Retry-After` when Kafka did
-//! not acknowledge them all.
+//! ones (whose dead letters were acknowledged too), `503` with `Retry-After` listing the
+//! index of every record Kafka did not acknowledge. A refused body is answered at once and
+//! drained (bounded) by the listener afterwards, so clients that send it whole before
+//! reading still see the answer.
+//!
+//! The listener itself ([`crate::http::serve()`]) caps connections and enforces header and
+//! idle timeouts.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt as _;
 use serde::Serialize;
 use tickflow_operators::TimeBounds;
 use tokio::sync::watch;
@@ -28,7 +33,9 @@ use super::encode::{DeadLetter, dead_letter_raw, encode_bar};
 use super::error::GatewayError;
 use super::metrics::{GatewayMetrics, RequestCompleted};
 use super::producer::{ProduceError, Producer};
-use crate::status::{ProcessMetrics, render_prometheus};
+use crate::http::limits::{BodyBudget, BodyRejection, BodyRequest, connection_cap, open_file_limit, read_body};
+use crate::http::{AuthError, ServeStats};
+use crate::status::{ProcessMetrics, ReadyInfo, render_prometheus};
 
 /// At most this many per-record errors are listed in a `400` body (the rest are counted in
 /// `errors_omitted`; all of them are in the dead-letter topic).
@@ -71,6 +78,8 @@ struct State {
     metrics: Arc<GatewayMetrics>,
     process: Arc<ProcessMetrics>,
     bounds: TimeBounds,
+    budget: BodyBudget,
+    serve_stats: Arc<ServeStats>,
 }
 
 fn error_reply(status: StatusCode, message: &str) -> Response {
@@ -78,31 +87,37 @@ fn error_reply(status: StatusCode, message: &str) -> Response {
 }
 
 fn unavailable(state: &State, message: &str) -> Response {
-    let body = serde_json::json!({ "error": message, "retry_after_s": state.cfg.retry_after_secs });
+    unavailable_with(state, serde_json::json!({ "error": message }))
+}
+
+/// `503` + `Retry-After` with `body` (an object) and `retry_after_s` added to it.
+fn unavailable_with(state: &State, mut body: serde_json::Value) -> Response {
+    body["retry_after_s"] = state.cfg.retry_after_secs.into();
     let reply = warp::reply::with_status(warp::reply::json(&body), StatusCode::SERVICE_UNAVAILABLE);
     warp::reply::with_header(reply, "retry-after", state.cfg.retry_after_secs.to_string()).into_response()
 }
 
-/// Compares in time independent of where the first difference is.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// `401` with the reason and `WWW-Authenticate: Bearer`.
+fn unauthorized(e: AuthError) -> Response {
+    let reply = error_reply(StatusCode::UNAUTHORIZED, &format!("authorization: {e}"));
+    warp::reply::with_header(reply, "www-authenticate", "Bearer").into_response()
 }
 
-fn authorized(tokens: &[String], header: Option<&str>) -> bool {
-    if tokens.is_empty() {
-        return true;
+/// The answer to a refused body; `413` and `408` also close the connection (the listener
+/// drains what the client still sends, bounded, before closing).
+fn body_refused(state: &State, e: &BodyRejection) -> Response {
+    match e {
+        BodyRejection::Busy { .. } => unavailable(state, &e.to_string()),
+        BodyRejection::TooLarge { .. } => {
+            let reply = error_reply(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string());
+            warp::reply::with_header(reply, "connection", "close").into_response()
+        }
+        BodyRejection::Timeout(_) => {
+            let reply = error_reply(StatusCode::REQUEST_TIMEOUT, &e.to_string());
+            warp::reply::with_header(reply, "connection", "close").into_response()
+        }
+        BodyRejection::Read(_) => error_reply(StatusCode::BAD_REQUEST, &e.to_string()),
     }
-    let Some(given) = header.and_then(|h| {
-        let (scheme, rest) = h.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-    }) else {
-        return false;
-    };
-    // Check every token so the time does not reveal which one matched.
-    tokens.iter().fold(false, |ok, t| ok | same_secret(t.as_bytes(), given.as_bytes()))
 }
 
 /// Everything the ingest handler needs from the request.
@@ -133,18 +148,17 @@ where
     S: futures_util::Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
-    if !authorized(&state.cfg.tokens, req.authorization.as_deref()) {
-        let reply = error_reply(StatusCode::UNAUTHORIZED, "missing or invalid bearer token");
-        return warp::reply::with_header(reply, "www-authenticate", "Bearer").into_response();
+    // Refusals answer at once; the listener drains the unread body afterwards (bounded).
+    if let Err(e) = state.cfg.tokens.check(req.authorization.as_deref()) {
+        return unauthorized(e);
     }
     let Some(media) = MediaType::from_header(req.content_type.as_deref()) else {
         let message = BodyError::UnsupportedType(req.content_type.unwrap_or_default()).to_string();
         return error_reply(StatusCode::UNSUPPORTED_MEDIA_TYPE, &message);
     };
-    let limit = state.cfg.max_body_bytes;
-    let too_large = |n: u64| format!("body of {n} bytes or more exceeds the limit of {limit} bytes");
-    if let Some(len) = req.content_length.filter(|&l| l > limit) {
-        return error_reply(StatusCode::PAYLOAD_TOO_LARGE, &too_large(len));
+    let body_req = BodyRequest { declared: req.content_length, limit: state.cfg.max_body_bytes };
+    if let Some(len) = req.content_length.filter(|&l| l > body_req.limit) {
+        return body_refused(state, &BodyRejection::TooLarge { seen: len, limit: body_req.limit });
     }
     let query = match IngestQuery::from_pairs(&req.query) {
         Ok(q) => q,
@@ -155,25 +169,11 @@ where
         return unavailable(state, &reason);
     }
 
-    // Read the body, never past the limit (chunked bodies have no declared length).
-    let cap = req.content_length.unwrap_or(0).min(limit) as usize;
-    let mut body = Vec::with_capacity(cap);
-    let mut stream = std::pin::pin!(req.body);
-    while let Some(chunk) = stream.next().await {
-        let mut chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => return error_reply(StatusCode::BAD_REQUEST, &format!("reading the body failed: {e}")),
-        };
-        if (body.len() + chunk.remaining()) as u64 > limit {
-            return error_reply(StatusCode::PAYLOAD_TOO_LARGE, &too_large(limit + 1));
-        }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            body.extend_from_slice(part);
-            let n = part.len();
-            chunk.advance(n);
-        }
-    }
+    // Read the body within the limit, the timeout and the gateway-wide budget.
+    let (body, body_permit) = match read_body(req.body, body_req, &state.cfg.limits, &state.budget).await {
+        Ok(b) => b,
+        Err(e) => return body_refused(state, &e),
+    };
     event.bytes = body.len() as u64;
     if body.trim_ascii().is_empty() {
         return error_reply(StatusCode::BAD_REQUEST, "empty body: no records");
@@ -183,6 +183,7 @@ where
         Ok(d) => d,
         Err(e) => return error_reply(StatusCode::BAD_REQUEST, &e.to_string()),
     };
+    let numbers = decoded.numbers;
     let records = decoded.records;
     let invalid = records.iter().filter(|r| r.is_err()).count();
     let valid = records.len() - invalid;
@@ -200,10 +201,10 @@ where
     // Hot path: one reused buffer for every bar of the request.
     if produce_bars {
         let mut buf = Vec::with_capacity(160);
-        for bar in records.iter().flatten() {
+        for (bar, &n) in records.iter().zip(&numbers).filter_map(|(r, n)| Some((r.as_ref().ok()?, n))) {
             buf.clear();
             encode_bar(bar, &mut buf);
-            state.producer.send_bar(&mut reservation, bar.symbol.as_str(), &buf);
+            state.producer.send_bar(&mut reservation, n.saturating_sub(1), bar.symbol.as_str(), &buf);
         }
     }
     let mut errors = Vec::new();
@@ -225,21 +226,25 @@ where
                 raw,
                 raw_truncated,
             };
-            state.producer.send_dead_letter(&mut reservation, &letter.to_json());
+            state.producer.send_dead_letter(&mut reservation, index, &letter.to_json());
             if errors.len() < MAX_LISTED_ERRORS {
                 errors.push(RecordError { index, field: err.field().map(String::from), reason });
             }
         }
     }
     drop(body);
+    drop(body_permit);
 
     match state.producer.wait(reservation).await {
         Ok(_) => {}
         Err(e) => {
-            if let ProduceError::Unacknowledged { delivered, .. } = e {
-                tracing::warn!(delivered, error = %e, "records not acknowledged; answering 503");
+            let mut answer = serde_json::json!({ "error": e.to_string() });
+            if let ProduceError::Unacknowledged { delivered, unacknowledged, .. } = &e {
+                tracing::warn!(delivered, failed = unacknowledged.len(), error = %e, "records not acknowledged; answering 503");
+                answer["acknowledged"] = (*delivered).into();
+                answer["unacknowledged"] = serde_json::json!(unacknowledged);
             }
-            return unavailable(state, &e.to_string());
+            return unavailable_with(state, answer);
         }
     }
     let accepted = if produce_bars { valid } else { 0 };
@@ -272,13 +277,35 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
             ingest(Arc::clone(&st), req)
         });
     let st = Arc::clone(&state);
-    let metrics = warp::path!("metrics").and(warp::get()).map(move || {
-        let mut text = render_prometheus(&st.process);
-        let p = &st.producer;
-        st.metrics.render_into(&mut text, p.in_flight(), p.capacity(), p.health().is_up());
-        warp::reply::with_header(text, "content-type", crate::status::PROMETHEUS_CONTENT_TYPE).into_response()
+    let metrics = warp::path!("metrics").and(warp::get()).and(warp::header::optional::<String>("authorization")).map(
+        move |auth: Option<String>| {
+            if let Err(e) = st.cfg.read_tokens.check(auth.as_deref()) {
+                return unauthorized(e);
+            }
+            let mut text = render_prometheus(&st.process);
+            let p = &st.producer;
+            st.metrics.render_into(&mut text, p.in_flight(), p.capacity(), p.health().is_up());
+            st.metrics.render_http(&mut text, &st.serve_stats, &st.budget);
+            warp::reply::with_header(text, "content-type", crate::status::PROMETHEUS_CONTENT_TYPE).into_response()
+        },
+    );
+    // `/ready` from the producer's health as it is now (a delivery failure shows at once,
+    // not at the next probe).
+    let st = Arc::clone(&state);
+    let ready = warp::path!("ready").and(warp::get()).map(move || {
+        let mut readiness = st.process.readiness();
+        let health = st.producer.health();
+        readiness.sink_reachable = health.is_up();
+        let mut info = ReadyInfo::from(readiness);
+        if !health.is_up() {
+            info.reasons.push(format!("kafka: {}", health.reason()));
+        }
+        let code = if info.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        warp::reply::with_status(warp::reply::json(&info), code).into_response()
     });
-    ingest_route.or(metrics).unify().or(crate::status::routes(Arc::clone(&state.process))).unify().boxed()
+    let st = Arc::clone(&state);
+    let protected = crate::status::routes_with(Arc::clone(&state.process), st.cfg.read_tokens.clone());
+    ingest_route.or(metrics).unify().or(ready).unify().or(protected).unify().boxed()
 }
 
 /// A running gateway. [`Gateway::shutdown`] (or drop) stops accepting, drains in-flight
@@ -308,6 +335,18 @@ impl Gateway {
         if let Some(w) = process.workers().first() {
             w.set_running(true);
         }
+        let mut cfg = cfg;
+        let fds = open_file_limit();
+        let cap = connection_cap(cfg.limits.max_connections, fds);
+        if cap < cfg.limits.max_connections {
+            tracing::warn!(
+                configured = cfg.limits.max_connections,
+                cap,
+                open_file_limit = ?fds,
+                "gateway.limits.max-connections is above what the open-file limit allows; lowered (raise `ulimit -n` to serve more)"
+            );
+            cfg.limits.max_connections = cap;
+        }
         let listener = std::net::TcpListener::bind(cfg.listen)
             .map_err(|source| GatewayError::Bind { addr: cfg.listen, source })?;
         let bind_err = |source| GatewayError::Bind { addr: cfg.listen, source };
@@ -320,12 +359,16 @@ impl Gateway {
             .build()
             .map_err(|source| GatewayError::Runtime { what: "tokio runtime", source })?;
 
+        let bounds = TimeBounds { allow_non_positive_prices: cfg.allow_non_positive_prices, ..TimeBounds::default() };
+        let budget = BodyBudget::new(cfg.limits.max_buffered_body_bytes);
         let state = Arc::new(State {
             cfg,
             producer: Arc::clone(&producer),
             metrics: Arc::new(GatewayMetrics::default()),
             process: Arc::clone(&process),
-            bounds: TimeBounds::default(),
+            bounds,
+            budget,
+            serve_stats: Arc::new(ServeStats::default()),
         });
 
         // The probe blocks on metadata requests: a thread of its own, not the runtime.
@@ -338,6 +381,9 @@ impl Gateway {
                 loop {
                     let up = p.probe(every.max(Duration::from_secs(1)));
                     pm.set_sink_reachable(up);
+                    if !up {
+                        pm.record_sink_error(format!("kafka: {}", p.health().reason()));
+                    }
                     if !matches!(probe_rx.recv_timeout(every), Err(crossbeam_channel::RecvTimeoutError::Timeout)) {
                         break;
                     }
@@ -351,17 +397,29 @@ impl Gateway {
             let listener =
                 tokio::net::TcpListener::from_std(listener).map_err(|source| GatewayError::Bind { addr, source })?;
             let mut rx = stop_rx;
-            let serve = warp::serve(filter)
-                .incoming(listener)
-                .graceful(async move {
-                    // Err: the handle is gone, which also means stop.
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .run();
+            let stopped = async move {
+                // Err: the handle is gone, which also means stop.
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            let (limits, tls, grace, stats) = (
+                state.cfg.limits.clone(),
+                state.cfg.tls.clone(),
+                state.cfg.shutdown_grace,
+                Arc::clone(&state.serve_stats),
+            );
+            let serve = crate::http::serve(listener, filter, limits, tls, stopped, grace, stats);
             Ok::<_, GatewayError>(tokio::spawn(serve))
         })?;
         process.set_source_connected(true);
-        tracing::info!(%addr, brokers = %state.cfg.brokers, topic = %state.cfg.topic, "gateway listening");
+        tracing::info!(
+            %addr,
+            brokers = %state.cfg.brokers,
+            topic = %state.cfg.topic,
+            max_connections = state.cfg.limits.max_connections,
+            auth = !state.cfg.tokens.is_empty(),
+            tls = state.cfg.tls.is_some(),
+            "gateway listening"
+        );
         Ok(Gateway {
             addr,
             runtime: Some(runtime),
@@ -411,7 +469,9 @@ impl Gateway {
         let _ = self.stop.send(true);
         let grace = self.state.cfg.shutdown_grace;
         if let Some(server) = self.server.take() {
-            let drained = runtime.block_on(async { tokio::time::timeout(grace, server).await.is_ok() });
+            // `serve` itself bounds the drain by the grace period; the margin covers the rest.
+            let drained =
+                runtime.block_on(async { tokio::time::timeout(grace + Duration::from_secs(1), server).await.is_ok() });
             if !drained {
                 tracing::warn!(?grace, "gateway: requests still open after the grace period; closing");
             }

@@ -252,6 +252,66 @@ impl Drop for RunningGuard {
     }
 }
 
+/// The sink thread's own view of its health, published as it happens (the sink is one
+/// thread per process, not per worker, so these are process-wide, not worker counters).
+///
+/// The QuestDB sink updates it on every retry, failure, flush and queue change (once per
+/// event, never per row); `/status`, `/metrics` and `/ready` read it.
+#[derive(Debug, Default)]
+pub struct SinkHealth {
+    retries: AtomicU64,
+    failures: AtomicU64,
+    consecutive_failures: AtomicU64,
+    queued_rows: AtomicU64,
+}
+
+/// A snapshot of [`SinkHealth`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SinkHealthValues {
+    /// Write attempts that failed transiently and were retried.
+    pub retries: u64,
+    /// Write attempts that failed (retried or not).
+    pub failures: u64,
+    /// Failed attempts since the last successful write.
+    pub consecutive_failures: u64,
+    /// Rows handed to the sink and not yet written.
+    pub queued_rows: u64,
+}
+
+impl SinkHealth {
+    /// A failed attempt that will be retried.
+    pub fn retried(&self) {
+        self.retries.fetch_add(1, Relaxed);
+        self.failed();
+    }
+
+    /// A failed attempt (retried or not). Returns the failures in a row, this one included.
+    pub fn failed(&self) -> u64 {
+        self.failures.fetch_add(1, Relaxed);
+        self.consecutive_failures.fetch_add(1, Relaxed) + 1
+    }
+
+    /// A successful write. Returns the failures in a row it ended.
+    pub fn succeeded(&self) -> u64 {
+        self.consecutive_failures.swap(0, Relaxed)
+    }
+
+    /// Rows queued in the sink now (a gauge).
+    pub fn set_queued_rows(&self, rows: u64) {
+        self.queued_rows.store(rows, Relaxed);
+    }
+
+    /// Reads every field once.
+    pub fn load(&self) -> SinkHealthValues {
+        SinkHealthValues {
+            retries: self.retries.load(Relaxed),
+            failures: self.failures.load(Relaxed),
+            consecutive_failures: self.consecutive_failures.load(Relaxed),
+            queued_rows: self.queued_rows.load(Relaxed),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +378,12 @@ mod tests {
     #[test]
     fn fields_table_matches_values_order() {
         let v = CounterValues { bars_in: 1, sink_errors: 13, ..CounterValues::default() };
+        let h = SinkHealth::default();
+        h.retried();
+        assert_eq!(h.failed(), 2);
+        assert_eq!(h.succeeded(), 2);
+        h.set_queued_rows(7);
+        assert_eq!(h.load(), SinkHealthValues { retries: 1, failures: 2, consecutive_failures: 0, queued_rows: 7 });
         let values = v.values();
         assert_eq!(values.len(), CounterValues::FIELDS.len());
         assert_eq!(CounterValues::FIELDS[0].0, "bars_in");

@@ -20,12 +20,14 @@ mod timely_log;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StatusError;
-pub use metrics::{CounterValues, LocalCounters, RunningGuard, WorkerMetrics, WorkerValues};
+pub use metrics::{
+    CounterValues, LocalCounters, RunningGuard, SinkHealth, SinkHealthValues, WorkerMetrics, WorkerValues,
+};
 pub use operators::{OperatorEntry, OperatorRecorder, OperatorStats, OperatorValues};
 pub use process::{ErrorRecord, PartitionStatus, PartitionUpdate, ProcessMetrics, Readiness};
 pub use prometheus::{CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE, render as render_prometheus};
 pub use rates::{RateRing, Rates, Sample};
-pub use server::{ExtraRoutes, ServerOptions, StatusServer, routes};
+pub use server::{ExtraRoutes, READ_TOKEN_ENV, ServerOptions, StatusServer, routes, routes_with};
 pub use snapshot::{
     OperatorSummary, ProcessInfo, RateSummary, RatesReport, ReadyInfo, SinkStatus, StatusReport, Totals, WorkerStatus,
     status_report,

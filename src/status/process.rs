@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::clock::{Clock, SystemClock};
 use super::error::StatusError;
-use super::metrics::{CounterValues, WorkerMetrics, WorkerValues};
+use super::metrics::{CounterValues, SinkHealth, WorkerMetrics, WorkerValues};
 use super::operators::{OperatorRecorder, OperatorStats};
 use super::rates::{RateRing, Rates, Sample};
 
@@ -117,6 +117,7 @@ pub struct ProcessMetrics {
     last_error: Mutex<Option<ErrorRecord>>,
     sink_last_error: Mutex<Option<ErrorRecord>>,
     sink_last_flush_ms: AtomicI64,
+    sink_health: SinkHealth,
     operators: Arc<OperatorStats>,
     rates: Mutex<RateRing>,
 }
@@ -138,6 +139,7 @@ impl ProcessMetrics {
             last_error: Mutex::new(None),
             sink_last_error: Mutex::new(None),
             sink_last_flush_ms: AtomicI64::new(NEVER),
+            sink_health: SinkHealth::default(),
             operators: Arc::new(OperatorStats::new()),
             rates: Mutex::new(RateRing::new()),
         }
@@ -194,6 +196,11 @@ impl ProcessMetrics {
     /// Marks the sink reachable or not.
     pub fn set_sink_reachable(&self, reachable: bool) {
         self.sink_reachable.store(reachable, Relaxed);
+    }
+
+    /// The sink thread's retries, failures and queue, published as they happen.
+    pub fn sink_health(&self) -> &SinkHealth {
+        &self.sink_health
     }
 
     /// Reads everything readiness depends on.

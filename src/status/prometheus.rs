@@ -106,6 +106,15 @@ pub fn render(metrics: &ProcessMetrics) -> String {
     e.sample("source_connected", &[("process", p)], u8::from(readiness.source_connected));
     e.family("sink_reachable", "gauge", "1 when the sink is reachable.");
     e.sample("sink_reachable", &[("process", p)], u8::from(readiness.sink_reachable));
+    let sink = metrics.sink_health().load();
+    e.family("sink_write_retries_total", "counter", "Sink write attempts that failed transiently and were retried.");
+    e.sample("sink_write_retries_total", &[("process", p)], sink.retries);
+    e.family("sink_write_failures_total", "counter", "Sink write attempts that failed, retried or not.");
+    e.sample("sink_write_failures_total", &[("process", p)], sink.failures);
+    e.family("sink_consecutive_failures", "gauge", "Failed sink write attempts since the last successful one.");
+    e.sample("sink_consecutive_failures", &[("process", p)], sink.consecutive_failures);
+    e.family("sink_queued_rows", "gauge", "Rows handed to the sink thread and not yet written.");
+    e.sample("sink_queued_rows", &[("process", p)], sink.queued_rows);
     e.family("workers_running", "gauge", "Local workers running.");
     e.sample("workers_running", &[("process", p)], readiness.workers_running);
     e.family("sink_last_flush_timestamp_seconds", "gauge", "Unix time of the last successful sink flush.");

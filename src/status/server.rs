@@ -6,7 +6,10 @@
 //! takes the rate samples.
 //!
 //! Routes: `GET /health`, `GET /ready`, `GET /status`, `GET /metrics` (see [`routes`]), plus
-//! any extra filter passed in (tickflow's `/rules` endpoints later), tried after these.
+//! any extra filter passed in (tickflow's `/rules` endpoints), tried after these. With read
+//! tokens configured, `/status` and `/metrics` need one (`/health` and `/ready` stay open
+//! for probes). Connections are served by [`crate::http::serve()`]: capped, with header and
+//! idle timeouts.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +26,9 @@ use super::error::StatusError;
 use super::process::ProcessMetrics;
 use super::prometheus;
 use super::snapshot::{ReadyInfo, status_report};
+use crate::http::auth::validate_token;
+use crate::http::limits::{connection_cap, open_file_limit};
+use crate::http::{HttpLimits, Limits, ServeStats, Tls, TlsFiles, Tokens};
 
 /// Routes mounted next to the built-in ones: any warp filter mapped to a [`Response`]
 /// (`.map(|r| r.into_response()).boxed()`).
@@ -36,11 +42,56 @@ pub struct ServerOptions {
     pub sample_interval: Option<Duration>,
     /// How long shutdown waits for in-flight requests before closing connections.
     pub shutdown_grace: Duration,
+    /// Tokens for `/status` and `/metrics`; empty = open.
+    pub read_tokens: Tokens,
+    /// Timeouts and caps of the listener.
+    pub limits: Limits,
+    /// Serve HTTPS with this certificate; `None` = plain HTTP.
+    pub tls: Option<Tls>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self { sample_interval: Some(Duration::from_secs(1)), shutdown_grace: Duration::from_secs(5) }
+        Self {
+            sample_interval: Some(Duration::from_secs(1)),
+            shutdown_grace: Duration::from_secs(5),
+            read_tokens: Tokens::none(),
+            limits: Limits::default(),
+            tls: None,
+        }
+    }
+}
+
+/// The env var that sets `status.read-token` (it wins over the file).
+pub const READ_TOKEN_ENV: &str = "TICKFLOW_STATUS_READ_TOKEN";
+
+impl ServerOptions {
+    /// The options `[status]` asks for: the read token (from [`READ_TOKEN_ENV`] when set),
+    /// required when `require` is set, `[status.limits]` and `[status.tls]`. Problems are
+    /// appended to `errs`, one message each.
+    pub fn from_config(
+        read_token: Option<&str>,
+        require: bool,
+        limits: &HttpLimits,
+        tls: Option<&TlsFiles>,
+        errs: &mut Vec<String>,
+    ) -> ServerOptions {
+        let env = std::env::var(READ_TOKEN_ENV).ok().filter(|t| !t.trim().is_empty());
+        let token = env.as_deref().or(read_token);
+        match token {
+            Some(t) => errs.extend(validate_token("status.read-token", t.trim())),
+            None if require => errs.push(format!(
+                "status.read-token: not set, and status.require-read-token = true; set a secret of at least 16 \
+                 characters with {READ_TOKEN_ENV}=<secret> (or status.read-token in the config file)"
+            )),
+            None => {}
+        }
+        let limits = limits.build("status").unwrap_or_else(|e| {
+            errs.extend(e);
+            Limits::default()
+        });
+        let tls = tls.and_then(|t| t.load("status").map_err(|e| errs.push(e)).ok());
+        ServerOptions { read_tokens: Tokens::new(token), limits, tls, ..ServerOptions::default() }
     }
 }
 
@@ -52,7 +103,26 @@ impl Default for ServerOptions {
 /// - `GET /status`: the [`StatusReport`](super::StatusReport) as JSON.
 /// - `GET /metrics`: Prometheus text format 0.0.4.
 pub fn routes(metrics: Arc<ProcessMetrics>) -> BoxedFilter<(Response,)> {
+    routes_with(metrics, Tokens::none())
+}
+
+/// [`routes`] with `/status` and `/metrics` guarded by `read` (empty = open); `401` with
+/// `WWW-Authenticate: Bearer` otherwise.
+pub fn routes_with(metrics: Arc<ProcessMetrics>, read: Tokens) -> BoxedFilter<(Response,)> {
     let with_metrics = warp::any().map(move || Arc::clone(&metrics));
+    let read = Arc::new(read);
+    let guard = move || {
+        let read = Arc::clone(&read);
+        warp::header::optional::<String>("authorization").and_then(move |h: Option<String>| {
+            let read = Arc::clone(&read);
+            async move {
+                match read.check(h.as_deref()) {
+                    Ok(()) => Ok::<_, warp::Rejection>(None),
+                    Err(e) => Ok(Some(unauthorized(&format!("authorization: {e}")))),
+                }
+            }
+        })
+    };
 
     let health = warp::path!("health")
         .and(warp::get())
@@ -64,16 +134,29 @@ pub fn routes(metrics: Arc<ProcessMetrics>) -> BoxedFilter<(Response,)> {
         warp::reply::with_status(warp::reply::json(&info), code).into_response()
     });
 
-    let status = warp::path!("status")
-        .and(warp::get())
-        .and(with_metrics.clone())
-        .map(|m: Arc<ProcessMetrics>| warp::reply::json(&status_report(&m)).into_response());
+    let status = warp::path!("status").and(warp::get()).and(guard()).and(with_metrics.clone()).map(
+        |denied: Option<Response>, m: Arc<ProcessMetrics>| {
+            denied.unwrap_or_else(|| warp::reply::json(&status_report(&m)).into_response())
+        },
+    );
 
-    let exposition = warp::path!("metrics").and(warp::get()).and(with_metrics).map(|m: Arc<ProcessMetrics>| {
-        warp::reply::with_header(prometheus::render(&m), "content-type", prometheus::CONTENT_TYPE).into_response()
-    });
+    let exposition = warp::path!("metrics").and(warp::get()).and(guard()).and(with_metrics).map(
+        |denied: Option<Response>, m: Arc<ProcessMetrics>| {
+            denied.unwrap_or_else(|| {
+                warp::reply::with_header(prometheus::render(&m), "content-type", prometheus::CONTENT_TYPE)
+                    .into_response()
+            })
+        },
+    );
 
     health.or(ready).unify().or(status).unify().or(exposition).unify().boxed()
+}
+
+/// `401` with a JSON `{"error": ...}` body and `WWW-Authenticate: Bearer`.
+pub(crate) fn unauthorized(message: &str) -> Response {
+    let body = warp::reply::json(&serde_json::json!({ "error": message }));
+    let reply = warp::reply::with_status(body, StatusCode::UNAUTHORIZED);
+    warp::reply::with_header(reply, "www-authenticate", "Bearer").into_response()
 }
 
 /// A running status server. Dropping it shuts the server down (gracefully) and joins its
@@ -101,8 +184,19 @@ impl StatusServer {
         addr: SocketAddr,
         metrics: Arc<ProcessMetrics>,
         extra: Option<ExtraRoutes>,
-        options: ServerOptions,
+        mut options: ServerOptions,
     ) -> Result<Self, StatusError> {
+        let fds = open_file_limit();
+        let cap = connection_cap(options.limits.max_connections, fds);
+        if cap < options.limits.max_connections {
+            tracing::warn!(
+                configured = options.limits.max_connections,
+                cap,
+                open_file_limit = ?fds,
+                "status.limits.max-connections is above what the open-file limit allows; lowered"
+            );
+            options.limits.max_connections = cap;
+        }
         // Bind on the caller's thread so a bad address is an error here, not a panic there.
         let listener = std::net::TcpListener::bind(addr).map_err(|source| StatusError::Bind { addr, source })?;
         let bind_err = |source| StatusError::Bind { addr, source };
@@ -112,7 +206,7 @@ impl StatusServer {
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StatusError::Runtime)?;
 
-        let mut filter = routes(Arc::clone(&metrics));
+        let mut filter = routes_with(Arc::clone(&metrics), options.read_tokens.clone());
         if let Some(extra) = extra {
             filter = filter.or(extra).unify().boxed();
         }
@@ -180,14 +274,9 @@ async fn serve(
     if let Some(every) = options.sample_interval {
         tokio::spawn(sample_every(every, metrics));
     }
-    let server = warp::serve(filter).incoming(listener).graceful(stopped(stop.clone())).run();
-    let grace = options.shutdown_grace;
-    tokio::select! {
-        () = server => {}
-        () = async { stopped(stop).await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(?grace, "status server: requests still open after grace period; closing");
-        }
-    }
+    let stats = Arc::new(ServeStats::default());
+    crate::http::serve(listener, filter, options.limits, options.tls, stopped(stop), options.shutdown_grace, stats)
+        .await;
 }
 
 async fn sample_every(every: Duration, metrics: Arc<ProcessMetrics>) {

@@ -163,11 +163,14 @@ pub struct SinkStatus {
     pub batches: u64,
     /// Rows written.
     pub rows: u64,
-    /// Attempts retried.
+    /// Write attempts retried (by the sink thread, and any a worker counted).
     pub retries: u64,
-    /// Attempts failed.
+    /// Write attempts failed, retried or not (sink thread and workers).
     pub errors: u64,
-    /// Rows buffered, not yet written.
+    /// Failed write attempts since the last successful one.
+    pub consecutive_failures: u64,
+    /// Rows buffered, not yet written: the larger of what the workers last reported and
+    /// what the sink holds now (workers blocked on a stuck sink do not report).
     pub backlog: u64,
     /// Last successful flush, ms since the epoch.
     pub last_flush_ms: Option<i64>,
@@ -231,13 +234,15 @@ pub fn status_report(metrics: &ProcessMetrics) -> StatusReport {
 
     let last_flush_ms = metrics.sink_last_flush_ms();
     let readiness = metrics.readiness();
+    let health = metrics.sink_health().load();
     let sink = SinkStatus {
         reachable: readiness.sink_reachable,
         batches: counters.sink_batches,
         rows: counters.sink_rows,
-        retries: counters.sink_retries,
-        errors: counters.sink_errors,
-        backlog,
+        retries: counters.sink_retries + health.retries,
+        errors: counters.sink_errors + health.failures,
+        consecutive_failures: health.consecutive_failures,
+        backlog: backlog.max(health.queued_rows),
         last_flush_ms,
         last_flush_age_ms: last_flush_ms.map(|t| now.saturating_sub(t)),
         last_error: metrics.sink_last_error(),

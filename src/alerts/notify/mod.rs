@@ -9,10 +9,15 @@
 //! 4xx, no Telegram token, shutdown before delivery) is appended to the dead-letter file.
 //! Every attempt's outcome is counted ([`NotifyStats`]).
 //!
+//! Before each webhook or Slack request the URL's host is resolved and checked against
+//! `alerts.allowed-hosts` ([`target`]); redirects are never followed, and URLs in logs and
+//! dead letters are redacted.
+//!
 //! At least once: a request whose answer is lost is retried, so a receiver can see an alert
 //! twice; it carries the same [`AlertEvent::id`] both times.
 
 pub mod slack;
+pub mod target;
 pub mod telegram;
 pub mod webhook;
 
@@ -296,8 +301,11 @@ impl Notifier {
                     .http_status_as_error(false)
                     .timeout_connect(Some(cfg.http_timeout()))
                     .timeout_global(Some(cfg.http_timeout()))
+                    // A redirect would take the request past the target checks.
+                    .max_redirects(0)
                     .build(),
             ),
+            targets: target::TargetPolicy::new(&cfg.allowed_hosts),
             producer,
             outputs,
             stats: stats.clone(),
@@ -348,6 +356,7 @@ impl Drop for Notifier {
 struct Worker {
     cfg: AlertsConfig,
     agent: ureq::Agent,
+    targets: target::TargetPolicy,
     producer: Option<BaseProducer>,
     outputs: Outputs,
     stats: Arc<NotifyStats>,
@@ -487,6 +496,9 @@ impl Worker {
 
     fn attempt(&self, alert: &Alert, rule: &RuleDef) -> Result<(), Failure> {
         let event = AlertEvent::new(alert, rule);
+        if let Channel::Webhook { url } | Channel::Slack { url } = &rule.channel {
+            self.targets.check_resolved(url).map_err(Failure::Permanent)?;
+        }
         let req = match &rule.channel {
             Channel::Webhook { url } => webhook::request(&event, url),
             Channel::Slack { url } => slack::request(&event, url),
@@ -495,12 +507,16 @@ impl Worker {
                 None => return Err(Failure::Permanent("telegram channel but no alerts.telegram-bot-token".into())),
             },
         };
-        send(&self.agent, &req)
+        let shown = match &rule.channel.redacted() {
+            Channel::Webhook { url } | Channel::Slack { url } => url.clone(),
+            Channel::Telegram { chat_id } => format!("telegram chat {chat_id}"),
+        };
+        send(&self.agent, &req, &shown)
     }
 }
 
-/// Sends one request; classifies the outcome.
-fn send(agent: &ureq::Agent, req: &Request) -> Result<(), Failure> {
+/// Sends one request; classifies the outcome. `shown` is the target as it may be logged.
+fn send(agent: &ureq::Agent, req: &Request, shown: &str) -> Result<(), Failure> {
     let mut r = agent.post(&req.url);
     for (k, v) in &req.headers {
         r = r.header(*k, v);
@@ -509,10 +525,16 @@ fn send(agent: &ureq::Agent, req: &Request) -> Result<(), Failure> {
         Ok(resp) => match resp.status().as_u16() {
             200..=299 => Ok(()),
             s @ (408 | 429 | 500..=599) => Err(Failure::Retry(format!("HTTP {s}"))),
-            s => Err(Failure::Permanent(format!("HTTP {s} from {}", req.url))),
+            s => Err(Failure::Permanent(format!("HTTP {s} from {shown}"))),
         },
-        Err(e) => Err(Failure::Retry(e.to_string())),
+        // ureq's errors can quote the URL: name the redacted target instead.
+        Err(e) => Err(Failure::Retry(format!("{shown}: {}", redact_error(&e.to_string(), &req.url, shown)))),
     }
+}
+
+/// `message` with every occurrence of `url` replaced by `shown`.
+fn redact_error(message: &str, url: &str, shown: &str) -> String {
+    message.replace(url, shown)
 }
 
 /// The `alerts` table's DDL (WAL, deduplicated on the alert's identity).

@@ -93,7 +93,7 @@ impl Shared {
             }
             if g.in_use == 0 || g.in_use + n <= self.cap {
                 g.in_use += n;
-                self.stats.queue_rows.store(g.in_use, std::sync::atomic::Ordering::Relaxed);
+                self.stats.set_queue_rows(g.in_use);
                 return Ok(());
             }
             if !block {
@@ -106,7 +106,7 @@ impl Shared {
     fn release(&self, n: usize) {
         let mut g = self.lock();
         g.in_use = g.in_use.saturating_sub(n);
-        self.stats.queue_rows.store(g.in_use, std::sync::atomic::Ordering::Relaxed);
+        self.stats.set_queue_rows(g.in_use);
         self.cond.notify_all();
     }
 
@@ -189,6 +189,7 @@ pub struct SinkBuilder {
     ddl: Vec<String>,
     on_ack: Option<AckFn>,
     on_rejected: Option<RejectFn>,
+    status: Option<Arc<crate::status::ProcessMetrics>>,
 }
 
 impl SinkBuilder {
@@ -213,6 +214,13 @@ impl SinkBuilder {
         self
     }
 
+    /// Publishes the sink's health to `metrics` as it changes: reachability (so `/ready`
+    /// fails while writes fail), retries, failures, the last error and the queued rows.
+    pub fn report_to(mut self, metrics: Arc<crate::status::ProcessMetrics>) -> Self {
+        self.status = Some(metrics);
+        self
+    }
+
     /// Validates the config, creates the tables (when `create-tables`), and starts the thread.
     pub fn start(self) -> Result<QuestDbSink, SinkError> {
         let c = self.config;
@@ -220,7 +228,7 @@ impl SinkBuilder {
         if !problems.is_empty() {
             return Err(SinkError::Config(problems));
         }
-        let stats = Arc::new(SinkStats::default());
+        let stats = Arc::new(SinkStats::reporting_to(self.status));
         let transport: Box<dyn Transport> = match c.transport {
             TransportKind::Http => {
                 let mut http = Http::new(&c, &c.addr, stats.clone());
@@ -238,6 +246,8 @@ impl SinkBuilder {
                 Box::new(Tcp::new(&c, stats.clone()))
             }
         };
+        // Started (and the tables created, if asked): reachable until a write says otherwise.
+        stats.reachable();
         let shared = Arc::new(Shared {
             gate: Mutex::new(Gate { in_use: 0, stopped: None }),
             cond: Condvar::new(),
@@ -285,7 +295,7 @@ pub struct QuestDbSink {
 impl QuestDbSink {
     /// A builder for a sink writing the `tables`.
     pub fn builder(config: QuestDbConfig, tables: &Tables) -> SinkBuilder {
-        SinkBuilder { config, ddl: tables.ddl(), on_ack: None, on_rejected: None }
+        SinkBuilder { config, ddl: tables.ddl(), on_ack: None, on_rejected: None, status: None }
     }
 
     /// A producer handle (clone it per worker).

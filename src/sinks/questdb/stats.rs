@@ -1,11 +1,16 @@
 //! The sink's counters and the internal events that update them.
 //!
 //! Each event method both logs (structured fields, then a sentence) and counts, and is called
-//! once per flush or retry, never per row.
+//! once per flush or retry, never per row. With a [`ProcessMetrics`] attached
+//! ([`SinkBuilder::report_to`](super::SinkBuilder::report_to)) every event is also published
+//! there as it happens: reachability (`/ready`), retries, failures, the last error and the
+//! queued rows (`/status`, `/metrics`).
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::status::ProcessMetrics;
 
 /// Live counters of one sink, shared by its thread and its handles.
 #[derive(Debug, Default)]
@@ -21,6 +26,8 @@ pub struct SinkStats {
     pub(crate) queue_rows: AtomicUsize,
     last_error: Mutex<Option<String>>,
     failed: Mutex<Option<String>>,
+    /// Where health is published, if anywhere.
+    status: Option<Arc<ProcessMetrics>>,
 }
 
 /// A point-in-time copy of [`SinkStats`].
@@ -58,6 +65,35 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl SinkStats {
+    /// Counters that also publish the sink's health to `status`.
+    pub fn reporting_to(status: Option<Arc<ProcessMetrics>>) -> SinkStats {
+        SinkStats { status, ..SinkStats::default() }
+    }
+
+    /// Event: the server answered (tables created, or a write went through).
+    pub(crate) fn reachable(&self) {
+        if let Some(m) = &self.status {
+            let ended = m.sink_health().succeeded();
+            if !m.readiness().sink_reachable {
+                tracing::info!(failures = ended, "QuestDB reachable; the sink writes again.");
+            }
+            m.set_sink_reachable(true);
+        }
+    }
+
+    /// Event: rows waiting in the sink changed.
+    pub(crate) fn set_queue_rows(&self, rows: usize) {
+        self.queue_rows.store(rows, Relaxed);
+        if let Some(m) = &self.status {
+            m.sink_health().set_queued_rows(rows as u64);
+        }
+    }
+
+    /// Event: a write went through after `failures` failed attempts over `took`.
+    pub(crate) fn recovered(&self, what: &str, failures: u32, took: Duration) {
+        tracing::info!(what, failures, took_ms = took.as_millis() as u64, "QuestDB request succeeded after retries.");
+    }
+
     /// A copy of every counter.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
@@ -91,6 +127,7 @@ impl SinkStats {
         self.batches.fetch_add(1, Relaxed);
         self.bytes.fetch_add(bytes as u64, Relaxed);
         self.last_flush_ms.store(now_ms(), Relaxed);
+        self.reachable();
         tracing::debug!(rows = written, rejected, bytes, took_ms = took.as_millis() as u64, "QuestDB flush completed.");
     }
 
@@ -104,6 +141,14 @@ impl SinkStats {
         self.retries.fetch_add(1, Relaxed);
         *lock(&self.last_error) = Some(error.to_string());
         tracing::warn!(what, error, attempt, delay_ms = delay.as_millis() as u64, "QuestDB request failed; retrying.");
+        if let Some(m) = &self.status {
+            m.sink_health().retried();
+            m.set_sink_reachable(false);
+            m.record_sink_error(format!(
+                "QuestDB {what} failed (attempt {attempt}, next in at most {} ms): {error}",
+                delay.as_millis()
+            ));
+        }
     }
 
     /// Event: the sink stopped on an unrecoverable error.
@@ -111,5 +156,10 @@ impl SinkStats {
         *lock(&self.last_error) = Some(error.to_string());
         *lock(&self.failed) = Some(error.to_string());
         tracing::error!(error, "QuestDB sink stopped; nothing further is acknowledged.");
+        if let Some(m) = &self.status {
+            m.sink_health().failed();
+            m.set_sink_reachable(false);
+            m.record_sink_error(format!("QuestDB sink stopped: {error}"));
+        }
     }
 }

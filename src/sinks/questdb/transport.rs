@@ -1,5 +1,11 @@
 //! Getting bytes to QuestDB: ILP over HTTP (acknowledged) or TCP (fire and forget), the REST
 //! `/exec` endpoint for DDL, failure classification and retry with exponential backoff.
+//!
+//! While the server cannot be reached at all (connection refused, reset, no route), the wait
+//! before the next attempt is spent probing it with a TCP connect every [`PROBE_EVERY`], and
+//! the attempt is made as soon as it accepts connections again instead of at the end of the
+//! backoff slot. Failures that come from a server that answers (HTTP 5xx, 429, timeouts)
+//! wait the whole slot.
 
 use std::io::{ErrorKind, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -89,7 +95,21 @@ pub(crate) trait Transport: Send {
 /// One attempt's result.
 enum Attempt<T> {
     Done(T),
+    /// The server answered, or took too long: wait the backoff slot.
     Transient(String),
+    /// The server could not be reached: probe it during the backoff slot.
+    Unreachable(String),
+}
+
+/// How often an unreachable server is probed during a backoff slot.
+pub const PROBE_EVERY: Duration = Duration::from_millis(100);
+
+/// Whether a TCP connection to `addr` can be opened within `timeout`.
+fn accepts_connections(addr: &str, timeout: Duration) -> bool {
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| TcpStream::connect_timeout(&a, timeout).is_ok())
 }
 
 /// Exponential backoff: `initial`, doubled per failure up to `max`, for at most `max_elapsed`.
@@ -106,36 +126,80 @@ impl Backoff {
     }
 
     /// Runs `attempt` until it is done, fails permanently, or the time budget is spent.
+    /// While the server is unreachable, `addr` is probed during each backoff slot.
     fn run<T>(
         self,
         what: &'static str,
         stats: &SinkStats,
+        addr: &str,
         mut attempt: impl FnMut() -> Result<Attempt<T>, SinkError>,
     ) -> Result<T, SinkError> {
         let start = Instant::now();
         let mut delay = self.initial;
         let mut n = 0u32;
+        let mut spent_quick_retry = false;
         loop {
-            match attempt()? {
-                Attempt::Done(t) => return Ok(t),
-                Attempt::Transient(error) => {
-                    n += 1;
-                    let elapsed = start.elapsed();
-                    if elapsed + delay > self.max_elapsed {
-                        return Err(SinkError::RetriesExhausted { what, elapsed, last: error });
+            let (error, unreachable) = match attempt()? {
+                Attempt::Done(t) => {
+                    if n > 0 {
+                        stats.recovered(what, n, start.elapsed());
                     }
-                    stats.retry(what, &error, n, delay);
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(self.max);
+                    return Ok(t);
                 }
+                Attempt::Transient(error) => (error, false),
+                Attempt::Unreachable(error) => (error, true),
+            };
+            n += 1;
+            let elapsed = start.elapsed();
+            if elapsed + delay > self.max_elapsed {
+                return Err(SinkError::RetriesExhausted { what, elapsed, last: error });
             }
+            stats.retry(what, &error, n, delay);
+            if unreachable {
+                wait_probing(addr, delay, &mut spent_quick_retry);
+            } else {
+                std::thread::sleep(delay);
+            }
+            delay = (delay * 2).min(self.max);
         }
+    }
+}
+
+/// Waits up to `delay` for `addr` to accept connections again, probing every
+/// [`PROBE_EVERY`]; returns as soon as it does after having been seen down. A server that
+/// accepts from the first probe (the failure was a stale kept-alive connection, say) gets
+/// one quick retry per write (`quick`); after that the slot is waited out, so a server that
+/// accepts and then fails is not hammered.
+fn wait_probing(addr: &str, delay: Duration, quick: &mut bool) {
+    let until = Instant::now() + delay;
+    let mut seen_down = false;
+    loop {
+        let now = Instant::now();
+        if now >= until {
+            return;
+        }
+        std::thread::sleep(PROBE_EVERY.min(until - now));
+        if accepts_connections(addr, PROBE_EVERY) {
+            if seen_down {
+                tracing::info!(addr, "QuestDB accepts connections again; retrying now");
+                return;
+            }
+            if !*quick {
+                *quick = true;
+                return;
+            }
+            std::thread::sleep(until.saturating_duration_since(Instant::now()));
+            return;
+        }
+        seen_down = true;
     }
 }
 
 /// ILP over HTTP with ureq (blocking; 4xx/5xx come back as responses, not errors).
 pub(crate) struct Http {
     agent: ureq::Agent,
+    /// host:port of `write_url` (probed while unreachable).
+    addr: String,
     write_url: String,
     exec_url: String,
     auth: Option<String>,
@@ -159,6 +223,7 @@ impl Http {
         };
         Http {
             agent: ureq::Agent::new_with_config(config),
+            addr: rest_addr.to_string(),
             write_url: format!("http://{}/write?precision=n", c.addr),
             exec_url: format!("http://{rest_addr}/exec?query="),
             auth,
@@ -171,7 +236,7 @@ impl Http {
     pub(crate) fn exec(&mut self, sql: &str) -> Result<(), SinkError> {
         let url = format!("{}{}", self.exec_url, percent_encode(sql));
         let (agent, auth) = (&self.agent, &self.auth);
-        self.backoff.run("exec", &self.stats, || {
+        self.backoff.run("exec", &self.stats, &self.addr, || {
             let mut req = agent.get(&url);
             if let Some(a) = auth {
                 req = req.header("Authorization", a);
@@ -198,7 +263,7 @@ impl Http {
 impl Transport for Http {
     fn write(&mut self, body: &[u8]) -> Result<WriteOutcome, SinkError> {
         let (agent, auth, url) = (&self.agent, &self.auth, &self.write_url);
-        self.backoff.run("write", &self.stats, || {
+        self.backoff.run("write", &self.stats, &self.addr, || {
             let mut req = agent.post(url).header("Content-Type", "text/plain; charset=utf-8");
             if let Some(a) = auth {
                 req = req.header("Authorization", a);
@@ -241,12 +306,30 @@ fn classify_status<T>(status: u16, what: &'static str, message: String) -> Resul
 }
 
 fn classify_io<T>(e: ureq::Error) -> Result<Attempt<T>, SinkError> {
+    use std::io::ErrorKind as K;
     use ureq::Error as E;
     match e {
         E::BadUri(_) | E::Http(_) | E::InvalidProxyUrl | E::RequireHttpsOnly(_) => {
             Err(SinkError::Request(e.to_string()))
         }
-        // Connection refused/reset, timeouts, DNS, a connection closed mid-response, ...
+        // Nobody there: probe until somebody is.
+        E::ConnectionFailed | E::HostNotFound => Ok(Attempt::Unreachable(e.to_string())),
+        E::Io(ref io)
+            if matches!(
+                io.kind(),
+                K::ConnectionRefused
+                    | K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::NotConnected
+                    | K::BrokenPipe
+                    | K::AddrNotAvailable
+                    | K::HostUnreachable
+                    | K::NetworkUnreachable
+            ) =>
+        {
+            Ok(Attempt::Unreachable(e.to_string()))
+        }
+        // Timeouts, a connection closed mid-response, ...: the server may be busy.
         other => Ok(Attempt::Transient(other.to_string())),
     }
 }
@@ -293,7 +376,7 @@ fn peer_closed(s: &TcpStream) -> bool {
 impl Transport for Tcp {
     fn write(&mut self, body: &[u8]) -> Result<WriteOutcome, SinkError> {
         let (addr, timeout, slot) = (&self.addr, self.timeout, &mut self.stream);
-        self.backoff.run("write", &self.stats, || {
+        self.backoff.run("write", &self.stats, addr, || {
             if slot.as_ref().is_some_and(peer_closed) {
                 *slot = None;
             }
@@ -311,7 +394,7 @@ impl Transport for Tcp {
                         let _ = s.set_nodelay(true);
                         *slot = Some(s);
                     }
-                    Err(e) => return Ok(Attempt::Transient(format!("connecting to {addr}: {e}"))),
+                    Err(e) => return Ok(Attempt::Unreachable(format!("connecting to {addr}: {e}"))),
                 }
             }
             // Set just above.
@@ -320,7 +403,7 @@ impl Transport for Tcp {
                 Ok(()) => Ok(Attempt::Done(WriteOutcome::Written)),
                 Err(e) => {
                     *slot = None;
-                    Ok(Attempt::Transient(format!("writing to {addr}: {e}")))
+                    Ok(Attempt::Unreachable(format!("writing to {addr}: {e}")))
                 }
             }
         })
