@@ -120,7 +120,7 @@ fn reference(root: &Path) -> BTreeMap<String, Vec<String>> {
 }
 
 fn assert_same(got: &BTreeMap<String, Vec<String>>, want: &BTreeMap<String, Vec<String>>, what: &str) {
-    for (kind, rows) in got.iter().filter(|(k, _)| !want.contains_key(*k)) {
+    if let Some((kind, rows)) = got.iter().find(|(k, _)| !want.contains_key(*k)) {
         panic!(
             "{what}: {} {kind} rows the uninterrupted run does not have, e.g.\n{}",
             rows.len(),

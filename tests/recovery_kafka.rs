@@ -141,7 +141,7 @@ fn run_fresh(root: &Path, tag: &str, broker: &Broker, topic: &str, questdb: &Fak
 }
 
 fn assert_same(got: &BTreeMap<String, Vec<String>>, want: &BTreeMap<String, Vec<String>>, what: &str) {
-    for (kind, rows) in got.iter().filter(|(k, _)| !want.contains_key(*k)) {
+    if let Some((kind, rows)) = got.iter().find(|(k, _)| !want.contains_key(*k)) {
         panic!(
             "{what}: {} {kind} rows the uninterrupted run does not have, e.g.\n{}",
             rows.len(),

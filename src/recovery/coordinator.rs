@@ -135,6 +135,7 @@ impl crate::sources::driver::Host for Coordinator {
 
 impl Coordinator {
     /// The coordinator of worker `worker` of `peers`.
+    #[allow(clippy::too_many_arguments)] // one handle per piece of state it checkpoints
     pub fn new(
         worker: usize,
         peers: usize,

@@ -58,6 +58,10 @@ pub struct ReadOutcome {
 #[error("{0}")]
 pub struct SourceError(pub String);
 
+/// Where a reader sends an invalid record: (location, event time of the last valid bar before
+/// it in its partition, error, payload).
+pub type DeadLetters<'a> = dyn FnMut(&str, Option<i64>, &DecodeError, &[u8]) + 'a;
+
 /// Where a source's bars come from.
 pub trait Reader: 'static {
     /// Reads at most `budget` records: valid bars into `out`, invalid records to `dead`
@@ -69,7 +73,7 @@ pub trait Reader: 'static {
         now_ms: i64,
         time: Time,
         out: &mut Vec<Bar>,
-        dead: &mut dyn FnMut(&str, Option<i64>, &DecodeError, &[u8]),
+        dead: &mut DeadLetters<'_>,
     ) -> Result<ReadOutcome, SourceError>;
     /// The event-time watermark after what was read (ms; `None`: nothing known, hold;
     /// [`DONE`]: never holds anything back).

@@ -6,7 +6,6 @@ use super::driver::{DONE, ReadOutcome, Reader, SourceError};
 use super::file::{FileRecord, FileSource};
 use super::generator::MarketGenerator;
 use crate::checkpoint::SourcePosition;
-use crate::decode::DecodeError;
 use crate::recovery::SourceState;
 
 /// The synthetic market, this worker's symbols. Its watermark trails the newest bar by the
@@ -33,7 +32,7 @@ impl Reader for GeneratorReader {
         _now_ms: i64,
         _time: tickflow_operators::dataflow::Time,
         out: &mut Vec<Bar>,
-        _dead: &mut dyn FnMut(&str, Option<i64>, &DecodeError, &[u8]),
+        _dead: &mut crate::sources::driver::DeadLetters<'_>,
     ) -> Result<ReadOutcome, SourceError> {
         let before = out.len();
         let n = self.generator.fill(out, budget);
@@ -93,7 +92,7 @@ impl Reader for FileReader {
         _now_ms: i64,
         _time: tickflow_operators::dataflow::Time,
         out: &mut Vec<Bar>,
-        dead: &mut dyn FnMut(&str, Option<i64>, &DecodeError, &[u8]),
+        dead: &mut crate::sources::driver::DeadLetters<'_>,
     ) -> Result<ReadOutcome, SourceError> {
         let mut records = 0;
         while records < budget {

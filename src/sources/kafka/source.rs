@@ -406,7 +406,7 @@ impl crate::sources::driver::Reader for KafkaReader {
         now_ms: i64,
         time: Time,
         out: &mut Vec<Bar>,
-        dead: &mut dyn FnMut(&str, Option<i64>, &DecodeError, &[u8]),
+        dead: &mut crate::sources::driver::DeadLetters<'_>,
     ) -> Result<crate::sources::driver::ReadOutcome, crate::sources::driver::SourceError> {
         use crate::sources::driver::ReadOutcome;
         if self.consumer.is_none() || self.stopper.is_stopped() {
