@@ -299,6 +299,9 @@ pub fn drive<'s, R: Reader>(
                     // Published. Some source stopping (here or in another process)?
                     let last = last || probes.manifest.less_than(&(k + 1, 1));
                     awaiting_commit = None;
+                    // The next cut is at the first boundary after reading resumes: a
+                    // checkpoint that takes longer than the interval must not starve reading.
+                    next_cut = first_cut(now);
                     if let Err(e) = coordinator.borrow_mut().committed(k) {
                         control.fail(format!("worker {index}: committing checkpoint {k}: {e}"));
                         return;
