@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cluster::{process_list, read_outputs};
+use common::cluster::{assert_same, process_list, read_outputs, wait_ok};
 
 /// The generator market: 40 symbols, 1 s apart per symbol, a fixed count; candles on.
 fn config(out: &Path, checkpoints: &Path, processes: &str, workers: usize, interval: &str) -> String {
@@ -58,13 +58,6 @@ fn spawn(config: &Path, processes: usize, extra: &[&str]) -> Vec<Child> {
                 .unwrap()
         })
         .collect()
-}
-
-fn wait_ok(children: Vec<Child>, what: &str) {
-    for mut c in children {
-        let status = c.wait().unwrap();
-        assert!(status.success(), "{what}: a process exited with {status}");
-    }
 }
 
 fn signal(children: &[Child], sig: &str) {
@@ -117,24 +110,6 @@ fn reference(root: &Path) -> BTreeMap<String, Vec<String>> {
     std::fs::write(&cfg, config(&out, &root.join("ck-ref"), &process_list(1), 2, "250ms")).unwrap();
     wait_ok(spawn(&cfg, 1, &[]), "reference run");
     read_outputs(&out)
-}
-
-fn assert_same(got: &BTreeMap<String, Vec<String>>, want: &BTreeMap<String, Vec<String>>, what: &str) {
-    if let Some((kind, rows)) = got.iter().find(|(k, _)| !want.contains_key(*k)) {
-        panic!(
-            "{what}: {} {kind} rows the uninterrupted run does not have, e.g.\n{}",
-            rows.len(),
-            rows[..rows.len().min(5)].join("\n")
-        );
-    }
-    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{what}: kinds of output");
-    for (kind, rows) in want {
-        let g = &got[kind];
-        assert_eq!(g.len(), rows.len(), "{what}: {kind} has {} rows, the uninterrupted run {}", g.len(), rows.len());
-        if let Some(i) = (0..rows.len()).find(|&i| g[i] != rows[i]) {
-            panic!("{what}: {kind} differs at sorted row {i}:\n got  {}\n want {}", g[i], rows[i]);
-        }
-    }
 }
 
 fn committed_parts(dir: &Path) -> Vec<PathBuf> {

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::Fake;
-use common::cluster::{process_list, read_outputs};
+use common::cluster::{assert_same, process_list, read_outputs, wait_ok};
 use common::kafka::{Broker, Msg, produce};
 use tickflow::sources::generator::{GeneratorConfig, MarketGenerator};
 use tickflow_operators::Bar;
@@ -103,13 +103,6 @@ fn spawn(cfg: &Path, processes: usize) -> Vec<Child> {
         .collect()
 }
 
-fn wait_ok(children: Vec<Child>, what: &str) {
-    for mut c in children {
-        let status = c.wait().unwrap();
-        assert!(status.success(), "{what}: a process exited with {status}");
-    }
-}
-
 fn kill(children: Vec<Child>, sig: &str) {
     for c in &children {
         let _ = Command::new("kill").args([sig, &c.id().to_string()]).status();
@@ -138,24 +131,6 @@ fn run_fresh(root: &Path, tag: &str, broker: &Broker, topic: &str, questdb: &Fak
     std::fs::write(&cfg, config(broker, topic, &out, &root.join(format!("ck-{tag}")), 2, 2, questdb)).unwrap();
     wait_ok(spawn(&cfg, 2), tag);
     read_outputs(&out)
-}
-
-fn assert_same(got: &BTreeMap<String, Vec<String>>, want: &BTreeMap<String, Vec<String>>, what: &str) {
-    if let Some((kind, rows)) = got.iter().find(|(k, _)| !want.contains_key(*k)) {
-        panic!(
-            "{what}: {} {kind} rows the uninterrupted run does not have, e.g.\n{}",
-            rows.len(),
-            rows[..rows.len().min(5)].join("\n")
-        );
-    }
-    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{what}: kinds of output");
-    for (kind, rows) in want {
-        let g = &got[kind];
-        assert_eq!(g.len(), rows.len(), "{what}: {kind}: {} rows, uninterrupted {}", g.len(), rows.len());
-        if let Some(i) = (0..rows.len()).find(|&i| g[i] != rows[i]) {
-            panic!("{what}: {kind} differs at sorted row {i}:\n got  {}\n want {}", g[i], rows[i]);
-        }
-    }
 }
 
 #[test]

@@ -58,3 +58,30 @@ pub fn read_outputs(dir: &Path) -> BTreeMap<String, Vec<String>> {
     by_kind.values_mut().for_each(|v| v.sort());
     by_kind
 }
+
+/// Waits for every process of a run; each must exit successfully (`what` names the run).
+pub fn wait_ok(children: Vec<Child>, what: &str) {
+    for mut c in children {
+        let status = c.wait().unwrap();
+        assert!(status.success(), "{what}: a process exited with {status}");
+    }
+}
+
+/// Asserts that two runs' outputs ([`read_outputs`]) are the same, naming the first difference.
+pub fn assert_same(got: &BTreeMap<String, Vec<String>>, want: &BTreeMap<String, Vec<String>>, what: &str) {
+    if let Some((kind, rows)) = got.iter().find(|(k, _)| !want.contains_key(*k)) {
+        panic!(
+            "{what}: {} {kind} rows the uninterrupted run does not have, e.g.\n{}",
+            rows.len(),
+            rows[..rows.len().min(5)].join("\n")
+        );
+    }
+    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{what}: kinds of output");
+    for (kind, rows) in want {
+        let g = &got[kind];
+        assert_eq!(g.len(), rows.len(), "{what}: {kind} has {} rows, the uninterrupted run {}", g.len(), rows.len());
+        if let Some(i) = (0..rows.len()).find(|&i| g[i] != rows[i]) {
+            panic!("{what}: {kind} differs at sorted row {i}:\n got  {}\n want {}", g[i], rows[i]);
+        }
+    }
+}
