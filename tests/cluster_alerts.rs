@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::cluster::{free_port, process_list, spawn_cluster, wait_all};
+use common::cluster::{free_port_pair, process_list, spawn_cluster, wait_all};
 use common::kafka::Broker;
 use tickflow::alerts::{AlertsConfig, RuleDef, RuleStore};
 
@@ -106,7 +106,7 @@ fn rules_fire_exactly_on_crossings_across_two_processes() {
     store.put(&rule("above105", "AAA", "price > 105", hook)).unwrap();
     store.put(&rule("never", "BBB", "price > 60", hook)).unwrap();
 
-    let status = free_port();
+    let status = free_port_pair();
     let cfg = format!(
         r#"
 [cluster]
@@ -136,7 +136,7 @@ dead-letter = "{}"
     );
     let cfg_path = root.path().join("cluster.toml");
     std::fs::write(&cfg_path, cfg).unwrap();
-    let children = spawn_cluster(&cfg_path, 2);
+    let mut children = spawn_cluster(&cfg_path, 2);
 
     // While it runs (~4 s at 100 bars/s for 2 symbols), add a rule over HTTP on process 1's
     // status port: it must fire on the 110 at bar 400, long after it is stored.
@@ -144,15 +144,28 @@ dead-letter = "{}"
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let url = format!("http://127.0.0.1:{}/rules", status + 1);
     let body = serde_json::to_string(&rule("above108", "AAA", "price > 108", hook)).unwrap();
+    let mut last = String::new();
     loop {
         match agent.post(&url).header("content-type", "application/json").send(body.as_str()) {
             Ok(r) if r.status().as_u16() == 201 => break,
-            _ => {
-                assert!(Instant::now() < deadline, "could not add a rule over HTTP");
+            outcome => {
+                last = match outcome {
+                    Ok(mut r) => format!("{} {}", r.status(), r.body_mut().read_to_string().unwrap_or_default()),
+                    Err(e) => e.to_string(),
+                };
+                let exited: Vec<_> = children.iter_mut().filter_map(|c| c.try_wait().ok().flatten()).collect();
+                if Instant::now() >= deadline || !exited.is_empty() {
+                    for c in &mut children {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                    }
+                    panic!("could not add a rule over HTTP; last answer: {last}; exited: {exited:?}");
+                }
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
     }
+    let _ = last;
     let text = agent
         .get(&format!("http://127.0.0.1:{}/alerts/stats", status + 1))
         .call()

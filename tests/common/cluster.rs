@@ -10,6 +10,18 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Two consecutive free loopback ports; returns the first. A cluster's process `p` serves its
+/// status on `listen` + `p`, so a test that talks to process 1 needs both free.
+pub fn free_port_pair() -> u16 {
+    loop {
+        let first = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// `n` fresh `"127.0.0.1:PORT"` entries for `cluster.processes`, joined with ", ".
 pub fn process_list(n: usize) -> String {
     (0..n).map(|_| format!("\"127.0.0.1:{}\"", free_port())).collect::<Vec<_>>().join(", ")
