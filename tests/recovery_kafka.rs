@@ -134,9 +134,6 @@ fn run_fresh(root: &Path, tag: &str, broker: &Broker, topic: &str, questdb: &Fak
 }
 
 #[test]
-#[ignore = "known failures, found by this test and not yet fixed (README, Known limits): after some \
-            SIGKILL timings a 2-process Kafka run loses the rows of one result part, and a 2x2 \
-            savepoint restored into 1x3 writes late rows"]
 fn kafka_2x2_killed_three_times_and_restored_into_1x3_equals_an_uninterrupted_run() {
     let broker = Broker::start();
     let n = topic(&broker, "bars");

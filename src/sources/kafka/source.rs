@@ -213,7 +213,32 @@ struct PartitionPos {
     /// batch's base offset + 1), so that target would drop the rest of the last batch.
     /// End-of-partition means "at the current end", which is at or past the end at start.
     reached_end: bool,
+    /// The oldest retained offset at start (the floor of a [`Resume`] seek-back).
+    low: i64,
+    /// Set while a resume position (a checkpoint's or a committed offset) is unconfirmed.
+    resume: Option<Resume>,
 }
+
+/// Confirms that reading resumed exactly at `target`. A broker answers a fetch at an offset
+/// inside a record batch with the whole batch, and the client drops the records below the
+/// offset (Kafka's protocol; librdkafka does it). Tansu 0.6 answers with the *next* batch
+/// instead, and may re-send older batches at the end of a partition: resuming a checkpoint
+/// there would skip or repeat records. So until a record at or below `target` is seen, a
+/// first record past it (or an end of partition, or silence) seeks back (`back` records,
+/// growing 4x, down to the oldest retained offset); records below `next` are always dropped.
+/// On a conforming broker the first record is `target` and nothing else happens.
+#[derive(Clone, Copy, Debug)]
+struct Resume {
+    target: i64,
+    back: i64,
+    /// A record below `target` was delivered: the fetch covers `target`; what follows is real.
+    covered: bool,
+    /// When the last seek was issued (silence after it also seeks back).
+    since: Instant,
+}
+
+/// How long a resumed partition may stay silent before [`Resume`] seeks back.
+const RESUME_SILENCE: Duration = Duration::from_millis(500);
 
 /// The Kafka source of this worker without checkpoints (tests, tools): [`kafka_reader`]
 /// driven by [`crate::sources::driver::drive`] with no checkpoint interval.
@@ -420,13 +445,35 @@ impl crate::sources::driver::Reader for KafkaReader {
         for (i, q) in self.queues.iter().enumerate() {
             let pos = &mut self.positions[i];
             let (mut read, mut max_ts) = (0usize, None::<i64>);
-            while read < share {
+            let mut dropped = 0usize;
+            if pos.resume.is_some_and(|r| !r.covered && r.since.elapsed() >= RESUME_SILENCE) {
+                seek_back(self.consumer.as_deref(), &self.topic, self.index, pos);
+                continue;
+            }
+            while read + dropped < share {
                 match q.poll(Duration::ZERO) {
                     None => break,
                     Some(Err(KafkaError::PartitionEOF(_))) => {
+                        if pos.resume.is_some_and(|r| !r.covered) {
+                            seek_back(self.consumer.as_deref(), &self.topic, self.index, pos);
+                            break;
+                        }
+                        pos.resume = None;
                         self.watermarks.on_end(i);
                         pos.reached_end = true;
                         pos.high = pos.high.max(pos.next);
+                    }
+                    Some(Ok(m)) if m.offset() < pos.next => {
+                        // Already read (a seek-back, or a broker re-sending a batch).
+                        dropped += 1;
+                        if let Some(r) = pos.resume.as_mut() {
+                            r.covered = true;
+                        }
+                    }
+                    Some(Ok(m)) if m.offset() > pos.next && pos.resume.is_some_and(|r| !r.covered) => {
+                        // The broker skipped from the resume offset to a later batch.
+                        seek_back(self.consumer.as_deref(), &self.topic, self.index, pos);
+                        break;
                     }
                     Some(Err(error)) => {
                         errors += 1;
@@ -437,6 +484,7 @@ impl crate::sources::driver::Reader for KafkaReader {
                         read += 1;
                         let offset = m.offset();
                         pos.next = offset + 1;
+                        pos.resume = None;
                         let decoded = match m.payload() {
                             None => Err(payload_error(offset, "tombstone: the message has no payload")),
                             Some([]) => Err(payload_error(offset, "empty payload")),
@@ -471,7 +519,7 @@ impl crate::sources::driver::Reader for KafkaReader {
                 self.shared.borrow_mut().tracker.emitted(pos.partition, time, pos.next);
                 pos.high = pos.high.max(pos.next);
             }
-            more |= read == share;
+            more |= read + dropped == share;
         }
         let bars = (out.len() - before) as u64;
         if messages > 0 || invalid > 0 || errors > 0 {
@@ -595,6 +643,36 @@ fn payload_error(offset: i64, message: &str) -> DecodeError {
 struct Setup {
     consumer: Option<Arc<KafkaConsumer>>,
     positions: Vec<PartitionPos>,
+}
+
+/// Re-seeks a resumed partition further back ([`Resume`]), down to the oldest retained offset;
+/// from there on, whatever the broker delivers first is taken as it is.
+fn seek_back(consumer: Option<&KafkaConsumer>, topic: &str, worker: usize, pos: &mut PartitionPos) {
+    let (Some(consumer), Some(r)) = (consumer, pos.resume.as_mut()) else { return };
+    let to = (r.target - r.back).max(pos.low);
+    tracing::warn!(
+        worker,
+        topic,
+        partition = pos.partition,
+        resume = r.target,
+        seek = to,
+        "the broker did not resume the partition at the requested offset; reading from further back \
+         and dropping what was already read"
+    );
+    match consumer.seek(topic, pos.partition, Offset::Offset(to), Duration::from_secs(5)) {
+        Ok(()) => {
+            r.back = r.back.saturating_mul(4);
+            r.since = Instant::now();
+            if to == pos.low {
+                // Nothing older exists: the next record delivered is the real continuation.
+                r.covered = true;
+            }
+        }
+        Err(error) => {
+            tracing::warn!(worker, topic, partition = pos.partition, %error, "seek failed; retrying");
+            r.since = Instant::now();
+        }
+    }
 }
 
 /// Creates the consumer, reads the partition count, owned partitions' watermarks and (for
@@ -725,7 +803,8 @@ fn connect(
             partitions: owned.clone(),
             source: Box::new(source),
         })?;
-        positions.push(PartitionPos { partition: p, next: start, high, reached_end: high <= low });
+        let resume = (start > low).then(|| Resume { target: start, back: 1024, covered: false, since: Instant::now() });
+        positions.push(PartitionPos { partition: p, next: start, high, reached_end: high <= low, low, resume });
     }
     consumer.assign(&tpl).map_err(|source| KafkaSourceError::Assign {
         topic: topic.to_owned(),
