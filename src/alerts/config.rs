@@ -43,6 +43,11 @@ pub struct AlertsConfig {
     /// File (NDJSON, appended) keeping alerts that could not be delivered or queued.
     #[serde(default = "default_dead_letter")]
     pub dead_letter: PathBuf,
+    /// The notifier's outbox (NDJSON): fired alerts are fsynced here before a checkpoint may
+    /// cover them, and delivered from here after a crash. Each process writes its own file,
+    /// `-p<N>` inserted before the extension (`alerts-outbox-p0.ndjson`).
+    #[serde(default = "default_outbox")]
+    pub outbox: PathBuf,
     /// Alerts queued between the workers and the notifier thread; when full, further alerts
     /// go to the dead-letter file (counted) instead of blocking the workers.
     #[serde(default = "default_queue")]
@@ -82,6 +87,18 @@ fn default_alerts_topic() -> String {
 }
 fn default_dead_letter() -> PathBuf {
     PathBuf::from("alerts-dead-letters.ndjson")
+}
+fn default_outbox() -> PathBuf {
+    PathBuf::from("alerts-outbox.ndjson")
+}
+/// Process `process`'s outbox file: `-p<N>` before the extension of `alerts.outbox`.
+pub fn outbox_for(path: &std::path::Path, process: usize) -> PathBuf {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "alerts-outbox".into());
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-p{process}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-p{process}"),
+    };
+    path.with_file_name(name)
 }
 fn default_queue() -> usize {
     10_000

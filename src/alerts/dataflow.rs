@@ -8,13 +8,14 @@ use tickflow_operators::Bar;
 use tickflow_operators::dataflow::alerts::{Alert, Alerts, Tick, rules_source};
 use tickflow_operators::dataflow::{CandleOut, Time};
 use tickflow_operators::rows::BarOut;
+use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::{Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 use super::notify::NotifierHandle;
 use super::rule::RuleContext;
 use super::store::RuleMirror;
+use crate::recovery::RunControl;
 
 /// What every worker's alert dataflow needs; clone one per worker.
 #[derive(Clone, Debug)]
@@ -47,6 +48,7 @@ pub fn build_alerts<'s>(
     ticks: StreamVec<'s, Time, Tick>,
     rt: &AlertsRuntime,
     core: std::rc::Rc<std::cell::RefCell<tickflow_operators::dataflow::alerts::AlertsCore>>,
+    control: Arc<RunControl>,
 ) -> StreamVec<'s, Time, Alert> {
     let probe = ProbeHandle::new();
     let ticks = ticks.probe_with(&probe);
@@ -76,11 +78,44 @@ pub fn build_alerts<'s>(
     let rules = rules_source(scope, "AlertRules", probe, rt.poll_interval, poll);
     let alerts = ticks.alerts_with("Alerts", rules, core);
     match rt.notifier.clone() {
-        Some(n) => alerts.inspect_core(move |event| {
-            if let Ok((_, batch)) = event {
-                n.offer(batch.iter().cloned());
-            }
-        }),
+        Some(n) => alert_sink(alerts, n, control),
         None => alerts,
     }
+}
+
+/// Hands fired alerts to the notifier and passes them on, holding each batch's capability
+/// until the notifier has kept it (in its fsynced outbox): the durable frontier, and so every
+/// checkpoint, only passes alerts that a crash cannot lose.
+fn alert_sink<'s>(
+    alerts: StreamVec<'s, Time, Alert>,
+    notifier: NotifierHandle,
+    control: Arc<RunControl>,
+) -> StreamVec<'s, Time, Alert> {
+    use timely::container::CapacityContainerBuilder;
+    use timely::dataflow::channels::pact::Pipeline;
+    use timely::dataflow::operators::{Capability, Operator};
+    let scope = alerts.scope();
+    alerts.unary_frontier::<CapacityContainerBuilder<Vec<Alert>>, _, _, _>(Pipeline, "AlertSink", move |_cap, info| {
+        let activator = scope.activator_for(info.address);
+        let mut held: Vec<(Capability<Time>, u64)> = Vec::new();
+        move |(input, _frontier), output| {
+            input.for_each(|cap, data| {
+                let seq = notifier.offer(data.iter().cloned());
+                if seq > 0 {
+                    if let Some(c) = cap.retain_least(output.output_index()) {
+                        held.push((c, seq));
+                    }
+                }
+                output.session(&cap).give_container(data);
+            });
+            if let Some(why) = notifier.failure() {
+                control.fail(why);
+                return; // keep every capability: nothing more becomes durable
+            }
+            held.retain(|(_, seq)| !notifier.kept(*seq));
+            if !held.is_empty() {
+                activator.activate_after(std::time::Duration::from_millis(1));
+            }
+        }
+    })
 }

@@ -204,6 +204,27 @@ impl RuleStore {
                 message: e.to_string(),
             })?;
         tracing::info!(%topic, partitions = partitions.len(), "rules mirror reading");
+        // The rules stored before the start must be in the mirror before any bar is
+        // evaluated: otherwise a (re)started cluster catching up on a backlog would evaluate
+        // it without them and miss its alerts. The high watermarks read now bound what is
+        // stored; the mirror waits (bounded) until it has read that far.
+        let probe: Option<BaseConsumer<DefaultConsumerContext>> =
+            ClientConfig::new().set("bootstrap.servers", &cfg.brokers).create().ok();
+        let ends: Vec<(i32, i64)> = partitions
+            .iter()
+            .filter_map(|&p| {
+                let (low, high) = probe.as_ref()?.fetch_watermarks(&topic, p, Duration::from_secs(5)).ok()?;
+                Some((p, high.max(low)))
+            })
+            .collect();
+        let deadline = Instant::now() + WRITE_TIMEOUT;
+        while ends.iter().any(|&(p, high)| high > 0 && mirror.position(p) < high) {
+            if Instant::now() >= deadline {
+                tracing::warn!(%topic, "rules mirror: not caught up with the topic after 10 s; rules may apply late");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         Ok(RuleStore { topic, producer: Mutex::new(producer), mirror, stop, reader: Some(reader) })
     }
 

@@ -94,7 +94,7 @@ pub fn build_dataflow<'s, R: Reader>(
         if let Some(c) = &candles {
             ticks = ticks.concat(ticks_from_candles(c.clone()));
         }
-        build_alerts(scope, ticks, &rt, core).probe_with(&probes.durable);
+        build_alerts(scope, ticks, &rt, core, control.clone()).probe_with(&probes.durable);
     }
     let retain = built.checkpoint.as_ref().map_or(1, |c| c.retain);
     manifest_writer(reports, store, built.processes.len(), built.workers, retain, control).probe_with(&probes.manifest);

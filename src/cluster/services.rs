@@ -68,7 +68,9 @@ impl Services {
                     }
                     _ => None,
                 };
-                let notifier = Notifier::start(cfg, AlertOutputs { questdb: qdb }).context("alerts: the notifier")?;
+                let outbox = crate::alerts::config::outbox_for(&cfg.outbox, process);
+                let notifier = Notifier::start(cfg, AlertOutputs { questdb: qdb, outbox: Some(outbox) })
+                    .context("alerts: the notifier")?;
                 let ctx = RuleContext::new(&built.set, &built.windows.timeframes)
                     .with_targets(crate::alerts::notify::target::TargetPolicy::new(&cfg.allowed_hosts));
                 Some((store, notifier, ctx, cfg.clone()))

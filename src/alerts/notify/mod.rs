@@ -197,31 +197,59 @@ impl DeadLetters {
 /// The workers' side of the notifier: cheap to clone, `Send`.
 #[derive(Clone, Debug)]
 pub struct NotifierHandle {
-    tx: Sender<Alert>,
+    tx: Sender<(u64, Alert)>,
     dead: Arc<DeadLetters>,
     stats: Arc<NotifyStats>,
+    /// The sequence number of the last alert queued (queued in this order, under the lock).
+    sent: Arc<Mutex<u64>>,
+    /// Every alert up to this sequence number is kept (in the outbox, or handed on).
+    kept: Arc<AtomicU64>,
+    /// Why the outbox cannot be written, once it cannot.
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 impl NotifierHandle {
     /// Queues `alerts` without blocking; those that do not fit are dead-lettered. Counters
-    /// are updated once per call.
-    pub fn offer(&self, alerts: impl IntoIterator<Item = Alert>) {
+    /// are updated once per call. Returns the sequence number to wait for with
+    /// [`NotifierHandle::kept`] (0: nothing was queued).
+    pub fn offer(&self, alerts: impl IntoIterator<Item = Alert>) -> u64 {
         let (mut queued, mut overflowed) = (0, 0);
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = 0;
         for a in alerts {
-            match self.tx.try_send(a) {
-                Ok(()) => queued += 1,
-                Err(TrySendError::Full(a)) => {
+            match self.tx.try_send((*sent + 1, a)) {
+                Ok(()) => {
+                    queued += 1;
+                    *sent += 1;
+                    last = *sent;
+                }
+                Err(TrySendError::Full((_, a))) => {
                     overflowed += 1;
                     self.dead.write("notification queue full", &a);
                 }
-                Err(TrySendError::Disconnected(a)) => {
+                Err(TrySendError::Disconnected((_, a))) => {
                     overflowed += 1;
                     self.dead.write("notifier stopped", &a);
                 }
             }
         }
+        drop(sent);
         self.stats.queued.fetch_add(queued, Ordering::Relaxed);
         self.stats.overflowed.fetch_add(overflowed, Ordering::Relaxed);
+        last
+    }
+
+    /// Whether the alerts queued up to `seq` are kept: written to the outbox (fsynced), from
+    /// which a restarted notifier delivers whatever was not delivered yet. The workers'
+    /// alert sink holds the frontier until then, so a checkpoint never covers an alert that
+    /// a crash could lose.
+    pub fn kept(&self, seq: u64) -> bool {
+        self.kept.load(Ordering::Acquire) >= seq
+    }
+
+    /// Why the notifier cannot keep alerts any more (the outbox failed), if it cannot.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The counters.
@@ -244,6 +272,15 @@ pub enum NotifyError {
     /// The thread could not be spawned.
     #[error("spawning the notifier thread: {0}")]
     Thread(#[source] std::io::Error),
+    /// The outbox could not be read or written.
+    #[error("alerts outbox {path}: {source}")]
+    Outbox {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Optional outputs besides the channels.
@@ -251,6 +288,102 @@ pub enum NotifyError {
 pub struct Outputs {
     /// QuestDB: the sink's handle and the `alerts` table's name.
     pub questdb: Option<(SinkHandle, Name)>,
+    /// The outbox file ([`Outbox`]); none: alerts are kept in memory only.
+    pub outbox: Option<PathBuf>,
+}
+
+/// The notifier's write-ahead log (NDJSON): every alert is appended and fsynced
+/// (`{"alert":{..}}`) before the workers' frontier may pass it, and marked done
+/// (`{"done":"<id>"}`) once delivered or dead-lettered. A notifier starting on an existing
+/// outbox delivers every alert not marked done (same id: receivers de-duplicate), so an alert
+/// fired before a crash is delivered after the restart even though the restored checkpoint
+/// says it has fired. The file is rewritten with only the undelivered alerts at start and
+/// whenever it holds more than [`Outbox::COMPACT_LINES`] lines.
+pub struct Outbox {
+    path: PathBuf,
+    file: std::fs::File,
+    lines: usize,
+}
+
+impl Outbox {
+    /// Lines after which the outbox is rewritten with the undelivered alerts only.
+    pub const COMPACT_LINES: usize = 10_000;
+
+    /// Opens (or creates) the outbox at `path`; returns it with the alerts not yet done.
+    pub fn open(path: &std::path::Path) -> std::io::Result<(Outbox, Vec<Alert>)> {
+        use std::io::BufRead as _;
+        let mut alerts: Vec<Alert> = Vec::new();
+        let mut done = std::collections::HashSet::new();
+        match std::fs::File::open(path) {
+            Ok(f) => {
+                for line in std::io::BufReader::new(f).lines() {
+                    let line = line?;
+                    // A torn last line (a crash while appending) is not an alert that was kept.
+                    let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+                    if let Some(a) = v.get("alert").and_then(|a| serde_json::from_value::<Alert>(a.clone()).ok()) {
+                        alerts.push(a);
+                    } else if let Some(id) = v.get("done").and_then(|d| d.as_str()) {
+                        if let Ok(id) = u64::from_str_radix(id, 16) {
+                            done.insert(id);
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let mut seen = std::collections::HashSet::new();
+        alerts.retain(|a| !done.contains(&a.id) && seen.insert(a.id));
+        let outbox = Outbox::rewrite(path, &alerts)?;
+        Ok((outbox, alerts))
+    }
+
+    fn rewrite(path: &std::path::Path, alerts: &[Alert]) -> std::io::Result<Outbox> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("rewrite");
+        {
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            for a in alerts {
+                writeln!(w, "{}", serde_json::json!({ "alert": a }))?;
+            }
+            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        std::fs::File::open(dir)?.sync_all()?;
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        Ok(Outbox { path: path.to_path_buf(), file, lines: alerts.len() })
+    }
+
+    /// Appends `alerts` and fsyncs: they are kept.
+    pub fn append<'a>(&mut self, alerts: impl IntoIterator<Item = &'a Alert>) -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        for a in alerts {
+            serde_json::to_writer(&mut buf, &serde_json::json!({ "alert": a }))?;
+            buf.push(b'\n');
+            self.lines += 1;
+        }
+        self.file.write_all(&buf)?;
+        self.file.sync_data()
+    }
+
+    /// Marks an alert delivered or dead-lettered (not fsynced: at worst it is delivered again,
+    /// with the same id).
+    pub fn done(&mut self, id: u64) -> std::io::Result<()> {
+        self.lines += 1;
+        writeln!(self.file, "{}", serde_json::json!({ "done": format!("{id:016x}") }))
+    }
+
+    /// Rewrites the file with `pending` only once it grew past [`Outbox::COMPACT_LINES`].
+    pub fn maybe_compact<'a>(&mut self, pending: impl Iterator<Item = &'a Alert>) -> std::io::Result<()> {
+        if self.lines > Self::COMPACT_LINES {
+            let pending: Vec<Alert> = pending.cloned().collect();
+            *self = Outbox::rewrite(&self.path, &pending)?;
+        }
+        Ok(())
+    }
 }
 
 /// The notifier thread. Dropping it (or [`Notifier::close`]) stops it after the queue drained.
@@ -280,10 +413,21 @@ struct Job {
 
 impl Notifier {
     /// Starts the thread.
-    pub fn start(cfg: &AlertsConfig, outputs: Outputs) -> Result<Notifier, NotifyError> {
+    pub fn start(cfg: &AlertsConfig, mut outputs: Outputs) -> Result<Notifier, NotifyError> {
         let stats = Arc::new(NotifyStats::default());
         let dead = Arc::new(DeadLetters { path: cfg.dead_letter.clone(), lock: Mutex::new(()), stats: stats.clone() });
         let (tx, rx) = crossbeam_channel::bounded(cfg.queue);
+        let (outbox, recovered) = match outputs.outbox.take() {
+            Some(path) => {
+                let (o, pending) = Outbox::open(&path)
+                    .map_err(|e| NotifyError::Outbox { path: path.display().to_string(), source: e })?;
+                if !pending.is_empty() {
+                    tracing::info!(path = %path.display(), alerts = pending.len(), "delivering the alerts the outbox kept");
+                }
+                (Some(o), pending)
+            }
+            None => (None, Vec::new()),
+        };
         let producer = if cfg.alerts_topic.is_empty() {
             None
         } else {
@@ -314,12 +458,21 @@ impl Notifier {
             jobs: HashMap::new(),
             next_free: HashMap::new(),
             seq: 0,
+            outbox,
+            kept: Arc::new(AtomicU64::new(0)),
+            failure: Arc::new(Mutex::new(None)),
         };
+        let (kept, failure) = (worker.kept.clone(), worker.failure.clone());
+        // Alerts the outbox kept from before a restart: delivered like new ones (same ids).
+        if !recovered.is_empty() {
+            worker.accept(recovered.into_iter().map(|a| (0, a)).collect());
+        }
         let thread = std::thread::Builder::new()
             .name("tickflow-notify".into())
             .spawn(move || worker.run(rx))
             .map_err(NotifyError::Thread)?;
-        Ok(Notifier { handle: NotifierHandle { tx, dead, stats }, thread: Some(thread) })
+        let handle = NotifierHandle { tx, dead, stats, sent: Arc::new(Mutex::new(0)), kept, failure };
+        Ok(Notifier { handle, thread: Some(thread) })
     }
 
     /// A handle for the workers.
@@ -366,10 +519,13 @@ struct Worker {
     jobs: HashMap<u64, Job>,
     next_free: HashMap<String, Instant>,
     seq: u64,
+    outbox: Option<Outbox>,
+    kept: Arc<AtomicU64>,
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 impl Worker {
-    fn run(&mut self, rx: Receiver<Alert>) {
+    fn run(&mut self, rx: Receiver<(u64, Alert)>) {
         let mut open = true;
         while open || !self.pending.is_empty() {
             let now = Instant::now();
@@ -382,6 +538,18 @@ impl Worker {
                     Ok(a) => {
                         let mut batch = vec![a];
                         batch.extend(rx.try_iter().take(1023));
+                        let last = batch.last().map_or(0, |(seq, _)| *seq);
+                        if let Some(o) = self.outbox.as_mut() {
+                            if let Err(e) = o.append(batch.iter().map(|(_, a)| a)) {
+                                // Not kept: the workers' frontier stays, and the run stops.
+                                let why = format!("writing the alerts outbox {}: {e}", o.path.display());
+                                tracing::error!(error = %why, "alerts cannot be kept");
+                                *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+                                self.accept(batch);
+                                continue;
+                            }
+                        }
+                        self.kept.store(last, Ordering::Release);
                         self.accept(batch);
                     }
                     Err(RecvTimeoutError::Timeout) => {}
@@ -403,10 +571,12 @@ impl Worker {
     }
 
     /// Alerts topic and QuestDB (once per alert), then the channel's first attempt.
-    fn accept(&mut self, batch: Vec<Alert>) {
+    /// Alerts from the workers, or recovered from the outbox (those go to the topic and the
+    /// table again, which de-duplicate on the id).
+    fn accept(&mut self, batch: Vec<(u64, Alert)>) {
         let (mut kafka_ok, mut kafka_failed) = (0, 0);
         let mut rows = self.outputs.questdb.as_ref().map(|(h, _)| h.batch());
-        for alert in batch {
+        for (_, alert) in batch {
             let rule = serde_json::from_str::<RuleDef>(&alert.meta).ok();
             let event = rule.as_ref().map(|r| AlertEvent::new(&alert, r));
             if let (Some(p), Some(ev)) = (&self.producer, &event) {
@@ -454,6 +624,7 @@ impl Worker {
             let Some(mut job) = self.jobs.remove(&n) else { continue };
             let Some(rule) = job.rule.clone() else {
                 self.dead.write("rule definition unreadable", &job.alert);
+                self.finished(job.alert.id);
                 continue;
             };
             let key = rule.channel.key();
@@ -470,6 +641,7 @@ impl Worker {
             match self.attempt(&job.alert, &rule) {
                 Ok(()) => {
                     delivered += 1;
+                    self.finished(job.alert.id);
                     tracing::debug!(alert = %format!("{:016x}", job.alert.id), rule = %rule.id, "alert delivered");
                 }
                 Err(Failure::Retry(why)) if job.attempt < self.cfg.max_attempts => {
@@ -484,14 +656,32 @@ impl Worker {
                     self.pending.push(Reverse((now + backoff, n)));
                 }
                 Err(Failure::Retry(why)) => {
-                    self.dead.write(&format!("{} attempts failed, last: {why}", job.attempt), &job.alert)
+                    self.dead.write(&format!("{} attempts failed, last: {why}", job.attempt), &job.alert);
+                    self.finished(job.alert.id);
                 }
-                Err(Failure::Permanent(why)) => self.dead.write(&why, &job.alert),
+                Err(Failure::Permanent(why)) => {
+                    self.dead.write(&why, &job.alert);
+                    self.finished(job.alert.id);
+                }
+            }
+        }
+        if let Some(o) = self.outbox.as_mut() {
+            if let Err(e) = o.maybe_compact(self.jobs.values().map(|j| &j.alert)) {
+                tracing::warn!(path = %o.path.display(), error = %e, "compacting the alerts outbox failed; retried later");
             }
         }
         self.stats.attempts.fetch_add(attempts, Ordering::Relaxed);
         self.stats.delivered.fetch_add(delivered, Ordering::Relaxed);
         self.stats.retried.fetch_add(retried, Ordering::Relaxed);
+    }
+
+    /// An alert is delivered or dead-lettered: the outbox need not keep it.
+    fn finished(&mut self, id: u64) {
+        if let Some(o) = self.outbox.as_mut() {
+            if let Err(e) = o.done(id) {
+                tracing::warn!(path = %o.path.display(), error = %e, "alerts outbox: marking an alert done failed (it may be delivered again)");
+            }
+        }
     }
 
     fn attempt(&self, alert: &Alert, rule: &RuleDef) -> Result<(), Failure> {
