@@ -77,6 +77,8 @@ enum Command {
         #[arg(long, default_value = "cluster.toml")]
         config: PathBuf,
     },
+    /// A live view of every process and worker: rates, lags, sink backlog, busy (q quits).
+    Top(tickflow::top::TopArgs),
     /// List the checkpoints in the checkpoint store, or show one.
     Checkpoints(tickflow::checkpoint::cli::CheckpointsArgs),
 }
@@ -135,8 +137,12 @@ fn stop_on_signal(control: std::sync::Arc<tickflow::recovery::RunControl>) {
 
 fn real_main() -> anyhow::Result<()> {
     let control = tickflow::recovery::RunControl::new();
-    stop_on_signal(control.clone());
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    // `top` ends on its own keys (or the default signal action); the others stop gracefully.
+    if !matches!(command, Command::Top(_)) {
+        stop_on_signal(control.clone());
+    }
+    match command {
         Command::Check { config, processes } => {
             let built = load(Some(&config))?.build()?;
             if processes {
@@ -158,9 +164,11 @@ fn real_main() -> anyhow::Result<()> {
         Command::Checkpoints(args) => {
             Ok(tickflow::checkpoint::cli::run_checkpoints(args, &mut std::io::stdout().lock())?)
         }
+        Command::Top(args) => Ok(tickflow::top::run_top(args)?),
         Command::Status { config } => {
-            let built = load(Some(&config))?.build()?;
-            let bad = tickflow::status_cli::print_status(&built);
+            let cfg = load(Some(&config))?;
+            let built = cfg.build()?;
+            let bad = tickflow::status_cli::print_status(&built, tickflow::status_cli::read_token(Some(&cfg)));
             if bad > 0 {
                 anyhow::bail!("{bad} process(es) down or not ready");
             }
