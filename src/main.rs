@@ -1,6 +1,7 @@
 //! The `tickflow` binary: parses arguments, sets up logging, calls the library, maps errors
 //! to an exit code.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -190,7 +191,7 @@ fn real_main() -> anyhow::Result<()> {
                 (false, Some(id)) => tickflow::recovery::Resume::From(id),
                 (false, None) => tickflow::recovery::Resume::Latest,
             };
-            let opts = cluster::RunOptions { resume, control };
+            let opts = cluster::RunOptions { resume, control, progress: std::io::stderr().is_terminal() };
             let totals = cluster::run(built, process, Output::Configured, opts)?;
             report(&totals, started);
             Ok(())
@@ -205,7 +206,11 @@ fn real_main() -> anyhow::Result<()> {
             cfg.cluster.workers = workers.unwrap_or(1);
             let built = cfg.build()?;
             let started = Instant::now();
-            let opts = cluster::RunOptions { resume: tickflow::recovery::Resume::Fresh, control };
+            let opts = cluster::RunOptions {
+                resume: tickflow::recovery::Resume::Fresh,
+                control,
+                progress: std::io::stderr().is_terminal(),
+            };
             let totals = cluster::run(built, 0, Output::Replay(output.clone()), opts)?;
             report(&totals, started);
             Ok(())
