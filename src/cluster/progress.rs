@@ -72,11 +72,8 @@ impl Progress {
 fn draw_until(metrics: &ProcessMetrics, stopped: &mpsc::Receiver<()>) {
     // The metrics are new with the run: the first rate is since the start.
     let mut last = (Instant::now(), metrics.totals().bars_in);
-    loop {
-        match stopped.recv_timeout(EVERY) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-        }
+    // A message or a dropped sender both mean stop.
+    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
         let totals = metrics.totals();
         let now = Instant::now();
         let rate = totals.bars_in.saturating_sub(last.1) as f64 / now.duration_since(last.0).as_secs_f64();
