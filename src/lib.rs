@@ -16,6 +16,8 @@
 //! - [`sources`]: the source driver (epochs, backpressure) around Kafka, files, the generator.
 //! - [`sinks`]: file/stdout (CSV, NDJSON) and QuestDB over ILP.
 //! - [`status`]: per-worker metrics and the warp status endpoint.
+//! - [`status_cli`]: `tickflow status`, and the status client `top` shares.
+//! - [`top`]: `tickflow top`: the live terminal view of every process and worker.
 pub mod alerts;
 pub mod checkpoint;
 pub mod cluster;
@@ -30,3 +32,4 @@ pub mod sinks;
 pub mod sources;
 pub mod status;
 pub mod status_cli;
+pub mod top;

@@ -1,6 +1,7 @@
 //! The `tickflow` binary: parses arguments, sets up logging, calls the library, maps errors
 //! to an exit code.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -77,6 +78,8 @@ enum Command {
         #[arg(long, default_value = "cluster.toml")]
         config: PathBuf,
     },
+    /// A live view of every process and worker: rates, lags, sink backlog, busy (q quits).
+    Top(tickflow::top::TopArgs),
     /// List the checkpoints in the checkpoint store, or show one.
     Checkpoints(tickflow::checkpoint::cli::CheckpointsArgs),
 }
@@ -135,8 +138,12 @@ fn stop_on_signal(control: std::sync::Arc<tickflow::recovery::RunControl>) {
 
 fn real_main() -> anyhow::Result<()> {
     let control = tickflow::recovery::RunControl::new();
-    stop_on_signal(control.clone());
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    // `top` ends on its own keys (or the default signal action); the others stop gracefully.
+    if !matches!(command, Command::Top(_)) {
+        stop_on_signal(control.clone());
+    }
+    match command {
         Command::Check { config, processes } => {
             let built = load(Some(&config))?.build()?;
             if processes {
@@ -158,9 +165,11 @@ fn real_main() -> anyhow::Result<()> {
         Command::Checkpoints(args) => {
             Ok(tickflow::checkpoint::cli::run_checkpoints(args, &mut std::io::stdout().lock())?)
         }
+        Command::Top(args) => Ok(tickflow::top::run_top(args)?),
         Command::Status { config } => {
-            let built = load(Some(&config))?.build()?;
-            let bad = tickflow::status_cli::print_status(&built);
+            let cfg = load(Some(&config))?;
+            let built = cfg.build()?;
+            let bad = tickflow::status_cli::print_status(&built, tickflow::status_cli::read_token(Some(&cfg)));
             if bad > 0 {
                 anyhow::bail!("{bad} process(es) down or not ready");
             }
@@ -182,7 +191,7 @@ fn real_main() -> anyhow::Result<()> {
                 (false, Some(id)) => tickflow::recovery::Resume::From(id),
                 (false, None) => tickflow::recovery::Resume::Latest,
             };
-            let opts = cluster::RunOptions { resume, control };
+            let opts = cluster::RunOptions { resume, control, progress: std::io::stderr().is_terminal() };
             let totals = cluster::run(built, process, Output::Configured, opts)?;
             report(&totals, started);
             Ok(())
@@ -197,7 +206,11 @@ fn real_main() -> anyhow::Result<()> {
             cfg.cluster.workers = workers.unwrap_or(1);
             let built = cfg.build()?;
             let started = Instant::now();
-            let opts = cluster::RunOptions { resume: tickflow::recovery::Resume::Fresh, control };
+            let opts = cluster::RunOptions {
+                resume: tickflow::recovery::Resume::Fresh,
+                control,
+                progress: std::io::stderr().is_terminal(),
+            };
             let totals = cluster::run(built, 0, Output::Replay(output.clone()), opts)?;
             report(&totals, started);
             Ok(())

@@ -1,21 +1,82 @@
 //! `tickflow status`: asks every process of a cluster for its `/status` and prints one line each.
+//!
+//! [`StatusClient`] and [`read_token`] are shared with `tickflow top` ([`crate::top`]): both
+//! find the processes the same way (`status.listen` + process index) and send the same read
+//! token.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::config::Built;
+use crate::config::{Built, Config};
+use crate::status::READ_TOKEN_ENV;
 
-/// One process's line, or why it could not be read.
-fn fetch(agent: &ureq::Agent, url: &str) -> Result<Value, String> {
-    let mut resp = agent.get(url).call().map_err(|e| e.to_string())?;
-    let text = resp.body_mut().read_to_string().map_err(|e| e.to_string())?;
-    serde_json::from_str(&text).map_err(|e| format!("bad JSON: {e}"))
+/// Why a process's `/status` could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The server answered 401: no token, or not the one it accepts.
+    #[error(
+        "401 unauthorized: the status server needs a read token; set {READ_TOKEN_ENV} (or status.read-token in the config)"
+    )]
+    Unauthorized,
+    /// Connection refused, timeout, another HTTP status.
+    #[error("{0}")]
+    Http(String),
+    /// The body is not the JSON asked for.
+    #[error("bad JSON: {0}")]
+    Json(String),
+}
+
+/// The bearer token for a cluster's read endpoints: [`READ_TOKEN_ENV`] when set (as the
+/// server itself reads it), else `status.read-token` of the config.
+pub fn read_token(config: Option<&Config>) -> Option<String> {
+    let env = std::env::var(READ_TOKEN_ENV).ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+    env.or_else(|| config.and_then(|c| c.status.read_token.as_ref()).map(|t| t.trim().to_owned()))
+}
+
+/// The `/status` URL of every process of `built` (`https` when `[status.tls]` is set).
+pub fn status_urls(built: &Built, tls: bool) -> Vec<String> {
+    let scheme = if tls { "https" } else { "http" };
+    (0..built.processes.len()).map(|p| format!("{scheme}://{}/status", built.status_addr(p))).collect()
+}
+
+/// A small blocking HTTP client for `/status`, with a timeout and the read token.
+#[derive(Debug, Clone)]
+pub struct StatusClient {
+    agent: ureq::Agent,
+    token: Option<String>,
+}
+
+impl StatusClient {
+    /// A client that gives up on a request after `timeout` and sends `token` as a bearer token.
+    pub fn new(timeout: Duration, token: Option<String>) -> StatusClient {
+        let agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).build().into();
+        StatusClient { agent, token }
+    }
+
+    /// GETs `url` and returns its body.
+    pub fn get_text(&self, url: &str) -> Result<String, FetchError> {
+        let mut req = self.agent.get(url);
+        if let Some(t) = &self.token {
+            req = req.header("authorization", &format!("Bearer {t}"));
+        }
+        let mut resp = req.call().map_err(|e| match e {
+            ureq::Error::StatusCode(401) => FetchError::Unauthorized,
+            e => FetchError::Http(e.to_string()),
+        })?;
+        resp.body_mut().read_to_string().map_err(|e| FetchError::Http(e.to_string()))
+    }
+
+    /// GETs `url` and parses its body as JSON into `T`.
+    pub fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, FetchError> {
+        let text = self.get_text(url)?;
+        serde_json::from_str(&text).map_err(|e| FetchError::Json(e.to_string()))
+    }
 }
 
 /// Prints the status table; returns how many processes are down or not ready.
-pub fn print_status(built: &Built) -> usize {
-    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(3))).build().into();
+pub fn print_status(built: &Built, token: Option<String>) -> usize {
+    let client = StatusClient::new(Duration::from_secs(3), token);
     println!(
         "{:<8} {:<22} {:<6} {:>10} {:>10} {:>8} {:>8} {:>9} {:>10} {:>12}  last error",
         "process",
@@ -30,9 +91,10 @@ pub fn print_status(built: &Built) -> usize {
         "wm lag ms"
     );
     let mut bad = 0;
-    for p in 0..built.processes.len() {
+    let tls = built.status_options.tls.is_some();
+    for (p, url) in status_urls(built, tls).iter().enumerate() {
         let addr = built.status_addr(p);
-        match fetch(&agent, &format!("http://{addr}/status")) {
+        match client.get_json::<Value>(url) {
             Err(e) => {
                 bad += 1;
                 println!("{p:<8} {addr:<22} down   ({e})");

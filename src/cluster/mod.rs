@@ -3,6 +3,7 @@
 //! request has been turned into a savepoint, or something fails.
 
 pub mod dataflow;
+pub mod progress;
 pub mod services;
 
 use std::cell::RefCell;
@@ -57,11 +58,13 @@ pub struct RunOptions {
     pub resume: Resume,
     /// Stop requests (signals) and failures.
     pub control: Arc<RunControl>,
+    /// Redraw a progress line on stderr once a second ([`progress`]; for a terminal).
+    pub progress: bool,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { resume: Resume::Latest, control: RunControl::new() }
+        RunOptions { resume: Resume::Latest, control: RunControl::new(), progress: false }
     }
 }
 
@@ -99,6 +102,7 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
     let first = process * built.workers;
     let peers = built.workers * built.processes.len();
     let metrics = Arc::new(ProcessMetrics::with_system_clock(process, first..first + built.workers));
+    let progress = opts.progress.then(|| progress::Progress::start(metrics.clone()));
     let (sink_dir, format) = match &output {
         Output::Configured => match &built.file_sink {
             Some((dir, f)) => (Some(dir.clone()), *f),
@@ -306,6 +310,7 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
             Err(panic) => failure = failure.or(Some(format!("worker {i} panicked: {panic}"))),
         }
     }
+    drop(progress); // clears the line before anything else is printed
     services.close(failure.is_none())?;
     if let Some(e) = failure.or_else(|| control.failure()) {
         anyhow::bail!(e);

@@ -438,6 +438,18 @@ def check_compose(tmp: Path) -> None:
     cluster = [n for n, s in svcs.items() if s.get("entrypoint") == ["tickflow-entrypoint"]]
     mounts = all(any(str(v).endswith(":/var/lib/tickflow/checkpoints:rw") or "checkpoints:/var/lib/tickflow/checkpoints" in str(v) for v in svcs[n].get("volumes", [])) for n in cluster)
     check(f"compose: the cluster services ({', '.join(cluster)}) run the entry script and share the checkpoint volume", len(cluster) >= 2 and mounts and "checkpoints" in cfg.get("volumes", {}))
+    # Prometheus scrapes every cluster process, with the read token docker/cluster.toml requires.
+    prom = yaml.safe_load((ROOT / "docker" / "prometheus.yml").read_text())
+    job = next((j for j in prom.get("scrape_configs", []) if j.get("job_name") == "tickflow"), {})
+    targets = sorted(t for sc in job.get("static_configs", []) for t in sc.get("targets", []))
+    cred = job.get("authorization", {}).get("credentials_file", "")
+    psvc = svcs.get("prometheus", {})
+    written = cred and cred in " ".join(map(str, psvc.get("command") or [])) and "TICKFLOW_STATUS_READ_TOKEN" in psvc.get("environment", {})
+    on_tmpfs = any(cred.startswith(str(t).split(":")[0].rstrip("/") + "/") for t in (psvc.get("tmpfs") or []))
+    required = tomllib.loads((ROOT / "docker" / "cluster.toml").read_text()).get("status", {}).get("require-read-token", False)
+    check("compose: Prometheus scrapes every cluster process, with the status read token from a file on tmpfs",
+          targets == sorted(f"{n}:9100" for n in cluster) and (not required or (written and on_tmpfs)),
+          f"targets {targets}, credentials_file {cred!r}, written by the entrypoint: {bool(written)}, on tmpfs: {on_tmpfs}")
     replicas = {svcs[n]["environment"].get("REPLICAS") for n in cluster}
     check("compose: REPLICAS equals the number of cluster services", replicas == {str(len(cluster))}, str(replicas))
     binds = [str(v).split(":")[0] for sv in svcs.values() for v in sv.get("volumes", []) if str(v).startswith("/")]
