@@ -374,6 +374,29 @@ impl CheckpointStore {
         })
     }
 
+    /// [`submit_part`](Self::submit_part) of the bytes `encode` returns, run off the calling
+    /// thread (a timely worker hands over its state and goes on).
+    pub fn submit_part_with(
+        &self,
+        id: u64,
+        name: &str,
+        encode: impl FnOnce() -> Result<Vec<u8>, String> + Send + 'static,
+    ) -> PutTicket {
+        let key = manifest::part_key(id, name);
+        let backend = self.inner.backend.clone();
+        let name = name.to_string();
+        self.ticket(key.clone(), async move {
+            let bad = |reason: String| StoreError::BadPart { name: name.clone(), reason };
+            let bytes = tokio::task::spawn_blocking(encode)
+                .await
+                .map_err(|e| bad(format!("encoding the part failed: {e}")))?
+                .map_err(bad)?;
+            let info = check_part(&name, &bytes)?;
+            backend.put(&key, bytes, PutMode::Overwrite).await?;
+            Ok(PartInfo { name, ..info })
+        })
+    }
+
     /// Publishes checkpoint `m.id` by writing `manifest-{id:020}.json`, create-only. Write
     /// it after every part's put has returned. It first checks that every listed part is
     /// stored with the listed size and header checksum, and refuses to publish otherwise.

@@ -56,6 +56,8 @@ pub struct WorkerProbes {
     pub sources: ProbeHandle<Time>,
     /// Checkpoints published.
     pub manifest: ProbeHandle<Time>,
+    /// Every worker's snapshot of a checkpoint taken.
+    pub snapped: ProbeHandle<Time>,
 }
 
 /// Builds the worker's dataflow in `scope`.
@@ -69,9 +71,14 @@ pub fn build_dataflow<'s, R: Reader>(
 ) {
     let Parts { reader, driver, host, enrich, candles, outputs, alerts, store } = parts;
     let set = Rc::new(built.set.clone());
-    let driver_probes =
-        Probes { durable: probes.durable.clone(), sources: probes.sources.clone(), manifest: probes.manifest.clone() };
-    let (bars, markers, reports) = drive(scope, driver, reader, driver_probes, host, control.clone(), clock);
+    let driver_probes = Probes {
+        durable: probes.durable.clone(),
+        sources: probes.sources.clone(),
+        manifest: probes.manifest.clone(),
+        snapped: probes.snapped.clone(),
+    };
+    let (bars, markers, reports, snapped) = drive(scope, driver, reader, driver_probes, host, control.clone(), clock);
+    snapped.probe_with(&probes.snapped);
     let bars = watermark_guard(bars.probe_with(&probes.sources).exchange(route), markers);
 
     let enriched = bars.clone().enrich_with("Enrich", set.clone(), enrich);

@@ -150,8 +150,8 @@ impl Coordinator {
     }
 
     /// The part of checkpoint `k` (everything before the cut is durable at the sinks now):
-    /// fsyncs the result files, encodes the operators' state and the source position, and
-    /// starts writing the part. Returns the write and the report to send once it is done.
+    /// flushes the result files and copies the operators' state and the source position;
+    /// fsyncing the files, encoding and writing the part happen off the worker thread. Returns the write and the report to send once it is done.
     pub fn snapshot(
         &mut self,
         k: u64,
@@ -161,7 +161,9 @@ impl Coordinator {
         last: bool,
     ) -> Result<(PutTicket, PartReport), String> {
         let store = self.store.as_ref().ok_or("checkpoints are off")?;
+        let started = std::time::Instant::now();
         let files = self.outputs.borrow_mut().precommit(k, last).map_err(|e| e.to_string())?;
+        let files_ms = started.elapsed().as_secs_f64() * 1e3;
         let enrich = self.enrich.borrow().snapshot();
         let candles = self.candles.as_ref().map(|c| c.borrow().snapshot());
         let symbols = enrich.symbols.len() as u64;
@@ -177,8 +179,18 @@ impl Coordinator {
             files,
             alerts: self.alerts.as_ref().map(|a| a.borrow().snapshot()),
         };
-        let bytes = encode_part(&part);
-        let ticket = store.submit_part(k, &part_name(self.worker), bytes);
+        // The state is copied; encoding and writing it happen off the worker thread.
+        let ticket = store.submit_part_with(k, &part_name(self.worker), move || {
+            part.files.sync().map_err(|e| format!("making the result files durable: {e}"))?;
+            Ok(encode_part(&part))
+        });
+        tracing::debug!(
+            worker = self.worker,
+            checkpoint = k,
+            files_ms,
+            state_ms = started.elapsed().as_secs_f64() * 1e3 - files_ms,
+            "checkpoint snapshot taken"
+        );
         let report = PartReport {
             epoch: k,
             part: PartInfo { name: part_name(self.worker), bytes: 0, checksum: 0 },

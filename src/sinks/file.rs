@@ -230,6 +230,24 @@ pub struct FileParts {
     pub entries: Vec<PartEntry>,
 }
 
+impl FileParts {
+    /// Makes every listed part durable up to (at least) its listed length, and the directory
+    /// entries of new parts: fsync each, then the directory. Safe on another thread while the
+    /// worker appends to the same files (the parts are renamed only after the checkpoint is
+    /// published, which waits for this).
+    pub fn sync(&self) -> io::Result<()> {
+        if self.entries.is_empty() {
+            return Ok(());
+        }
+        let dir = Path::new(&self.dir);
+        for e in &self.entries {
+            let path = dir.join(&e.in_progress);
+            File::open(&path).and_then(|f| f.sync_data()).map_err(|err| with_path(&path, err))?;
+        }
+        sync_dir(dir)
+    }
+}
+
 /// One part file in a checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartEntry {
@@ -346,9 +364,10 @@ impl PartFile {
         *epoch = k + 1;
         let mut created = false;
         if let Some(part) = open.as_mut() {
-            part.writer.flush()?;
+            // Flushed here, fsynced by [`FileParts::sync`] off the worker thread before the
+            // checkpoint that lists it can be published.
             let path = dir.join(&part.in_progress);
-            part.writer.get_ref().sync_data().map_err(|e| with_path(&path, e))?;
+            part.writer.flush().map_err(|e| with_path(&path, e))?;
             created = true;
             let close = last || part.len >= roll.bytes || part.opened.elapsed() >= roll.interval;
             let entry = PartEntry {
@@ -490,18 +509,15 @@ impl FileSink {
         [&mut self.bars, &mut self.candles, &mut self.changes, &mut self.late, &mut self.dead]
     }
 
-    /// Checkpoint `k` is cut: fsyncs every open part and lists them (closing those the roll
-    /// policy says to close, or all with `last`).
+    /// Checkpoint `k` is cut: flushes every open part and lists them with their length
+    /// (closing those the roll policy says to close, or all with `last`). Call
+    /// [`FileParts::sync`] before the checkpoint may be published.
     pub fn precommit(&mut self, k: u64, last: bool) -> io::Result<FileParts> {
         let mut entries = Vec::new();
-        let mut created = false;
         let mut dir = None;
         for f in self.all() {
-            created |= f.precommit(k, last, &mut entries)?;
+            f.precommit(k, last, &mut entries)?;
             dir = dir.or_else(|| f.dir().map(Path::to_path_buf));
-        }
-        if let (true, Some(d)) = (created, dir.as_ref()) {
-            sync_dir(d)?; // the new in-progress files' directory entries
         }
         Ok(FileParts { dir: dir.map(|d| d.display().to_string()).unwrap_or_default(), entries })
     }

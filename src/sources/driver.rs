@@ -175,6 +175,9 @@ pub struct Probes {
     pub sources: ProbeHandle<Time>,
     /// The manifest writer's output: checkpoint `k` is published when it passes `k + 1`.
     pub manifest: ProbeHandle<Time>,
+    /// The sources' *snapshot taken* outputs (all workers): every worker has taken its
+    /// snapshot of checkpoint `k` when it passes `(k + 1, 0)`; reading resumes then.
+    pub snapped: ProbeHandle<Time>,
 }
 
 enum Phase {
@@ -194,8 +197,10 @@ enum Phase {
 /// A cut marker: (target worker, epoch, the source's watermark at the cut).
 pub type Marker = (u64, u64, u64);
 
-/// The driver's outputs: bars, cut markers, part reports.
-pub type DriverStreams<'s> = (StreamVec<'s, Time, Bar>, StreamVec<'s, Time, Marker>, StreamVec<'s, Time, PartReport>);
+/// The driver's outputs: bars, cut markers, part reports, and the *snapshot taken* signal
+/// (no data: its frontier passes `(k + 1, 0)` once this worker has taken its snapshot of `k`).
+pub type DriverStreams<'s> =
+    (StreamVec<'s, Time, Bar>, StreamVec<'s, Time, Marker>, StreamVec<'s, Time, PartReport>, StreamVec<'s, Time, ()>);
 
 /// Builds the source operator of this worker around `reader`.
 pub fn drive<'s, R: Reader>(
@@ -212,6 +217,7 @@ pub fn drive<'s, R: Reader>(
     let (data_out, data) = builder.new_output::<Vec<Bar>>();
     let (marker_out, markers) = builder.new_output::<Vec<Marker>>();
     let (report_out, reports) = builder.new_output::<Vec<PartReport>>();
+    let (_snapped_out, snapped) = builder.new_output::<Vec<()>>();
     let activator = scope.activator_for(Rc::clone(&info.address));
     let sync = scope.worker().sync_activator_for(info.address.to_vec());
     control.register(sync.clone());
@@ -224,6 +230,7 @@ pub fn drive<'s, R: Reader>(
         let mut report_out: OutputBuilder<Time, CapacityContainerBuilder<Vec<PartReport>>> =
             OutputBuilder::from(report_out);
         let start: Time = (cfg.epoch, cfg.start_watermark);
+        let mut snap_cap: Option<Capability<Time>> = caps.pop();
         let mut report_cap: Option<Capability<Time>> = caps.pop();
         let mut marker_cap: Option<Capability<Time>> = caps.pop();
         let mut data_cap: Option<Capability<Time>> = caps.pop();
@@ -241,6 +248,9 @@ pub fn drive<'s, R: Reader>(
         // source is stopping, and then every source stops after it (one savepoint for all).
         if let Some(c) = report_cap.as_mut() {
             c.downgrade(&(cfg.epoch, 1));
+        }
+        if let Some(c) = snap_cap.as_mut() {
+            c.downgrade(&(cfg.epoch, 0));
         }
         let interval_ms = cfg.interval.map(|d| d.as_millis().max(1) as i64);
         let first_cut = move |now: i64| interval_ms.map(|i| (now.div_euclid(i) + 1) * i);
@@ -313,6 +323,7 @@ pub fn drive<'s, R: Reader>(
                             tracing::debug!(worker = index, checkpoint = k, "inputs ended; draining");
                             marker_cap = None;
                             report_cap = None;
+                            snap_cap = None;
                             reader.finish(&probes.durable);
                             return;
                         }
@@ -364,6 +375,9 @@ pub fn drive<'s, R: Reader>(
                             cut_at = Some(Instant::now());
                             next_cut = first_cut(now);
                             tracing::debug!(worker = index, checkpoint = k, watermark, last, "checkpoint cut");
+                            // Reading is paused until the checkpoint is published: check the
+                            // drain again soon, not at the next heartbeat.
+                            wake = wake.min(GATE_RETRY);
                             Phase::Drain { k, position: reader.position(), sources: reader.describe(), watermark, last }
                         }
                         None => Phase::Running,
@@ -375,7 +389,13 @@ pub fn drive<'s, R: Reader>(
                         Phase::Drain { k, position, sources, watermark, last }
                     } else {
                         match coordinator.borrow_mut().snapshot(k, watermark, position, sources, last) {
-                            Ok((ticket, report)) => writing = Some((k, ticket, report)),
+                            Ok((ticket, report)) => {
+                                writing = Some((k, ticket, report));
+                                // Taken: once every worker's is, reading resumes (step 5).
+                                if let Some(c) = snap_cap.as_mut() {
+                                    c.downgrade(&(k + 1, 0));
+                                }
+                            }
                             Err(e) => {
                                 control.fail(format!("worker {index}: checkpoint {k}: {e}"));
                                 return;
@@ -404,6 +424,7 @@ pub fn drive<'s, R: Reader>(
                     data_cap = None;
                     marker_cap = None;
                     report_cap = None;
+                    snap_cap = None;
                     reader.finish(&probes.durable);
                     return;
                 }
@@ -415,12 +436,17 @@ pub fn drive<'s, R: Reader>(
                 return;
             }
 
-            // 5. Read. Not while a checkpoint is unpublished: another worker may not have taken
-            //    its snapshot yet, and bars of the next epoch reaching its operators first
-            //    would end up in it.
-            if writing.is_some() || awaiting_commit.is_some() {
-                activator.activate_after(wake);
-                return;
+            // 5. Read. Not until every worker has taken its snapshot of the checkpoint in
+            //    flight: bars of the next epoch reaching a worker's operators first would end
+            //    up in its snapshot. The part writes, the result-file fsyncs and the manifest
+            //    go on meanwhile; the next cut waits for the manifest (step 3). A source that
+            //    is stopping reads nothing after its last cut.
+            let in_flight = writing.as_ref().map(|(k, _, r)| (*k, r.final_savepoint)).or(awaiting_commit);
+            if let Some((k, last)) = in_flight {
+                if last || probes.snapped.less_than(&(k + 1, 0)) {
+                    activator.activate_after(wake.min(GATE_RETRY));
+                    return;
+                }
             }
             let Some(c) = data_cap.as_mut() else { return };
             if probes.durable.less_than(c.time()) {
@@ -494,7 +520,7 @@ pub fn drive<'s, R: Reader>(
             }
         }
     });
-    (data, markers, reports)
+    (data, markers, reports, snapped)
 }
 
 /// After the exchange: passes the bars on, and holds, per epoch, the least cut marker's

@@ -271,7 +271,12 @@ pub fn kafka_source<'s>(
         kafka_reader(cfg, scope.index(), scope.peers(), bounds, watermark_delay_ms, gate.clone(), metrics, &[])?;
     let control = crate::recovery::RunControl::new();
     let host = Rc::new(RefCell::new(SimpleHost::new(on_invalid)));
-    let probes = Probes { durable: gate, sources: ProbeHandle::new(), manifest: ProbeHandle::new() };
+    let probes = Probes {
+        durable: gate,
+        sources: ProbeHandle::new(),
+        manifest: ProbeHandle::new(),
+        snapped: ProbeHandle::new(),
+    };
     let sources = probes.sources.clone();
     let cfg = DriverConfig {
         name: "KafkaSource".into(),
@@ -281,7 +286,7 @@ pub fn kafka_source<'s>(
         batch: cfg.max_batch.max(1),
         rate: 0,
     };
-    let (bars, _markers, _reports) = drive(scope, cfg, reader, probes, host, control, clock);
+    let (bars, _markers, _reports, _snapped) = drive(scope, cfg, reader, probes, host, control, clock);
     Ok((bars.probe_with(&sources), handle))
 }
 
