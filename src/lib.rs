@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - [`alerts`]: run-time alert rules (`/rules`, rules topic), the alert dataflow, notifications.
+//! - [`cli`]: what the binary's commands share: log setup, usage errors (exit 2), error text.
 //! - [`checkpoint`]: checkpoint parts, manifests, the store (directory, S3), `tickflow checkpoints`.
 //! - [`config`]: `cluster.toml`: parse, validate (every error at once), build.
 //! - [`connectors`]: `tickflow connect`: exchange pollers (Nobitex, Alpha Vantage) to Kafka.
@@ -18,6 +19,7 @@
 //! - [`status`]: per-worker metrics and the warp status endpoint.
 pub mod alerts;
 pub mod checkpoint;
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod connectors;

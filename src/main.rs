@@ -12,6 +12,10 @@ use tickflow::config::Config;
 #[derive(Parser)]
 #[command(name = "tickflow", version, about = "Real-time market analytics on timely dataflow")]
 struct Cli {
+    /// Log lines as `text` (coloured only on a terminal, never with `NO_COLOR`) or `json`
+    /// (one object per line). The level comes from `RUST_LOG` (default `info`).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: tickflow::cli::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,10 +43,14 @@ enum Command {
         /// Input files (NDJSON or CSV), repeatable.
         #[arg(long = "input", required = true)]
         inputs: Vec<PathBuf>,
-        /// Output file: `.csv` or `.ndjson`. Candles, signal changes, late bars and dead
-        /// letters go to `<FILE>.d/`.
+        /// Output file: `.csv` or `.ndjson` (`.jsonl`, `.json`). Candles, signal changes, late
+        /// bars and dead letters go to `<FILE>.d/`. With several workers the rows are grouped
+        /// by worker (each worker's symbols in event-time order); `--sorted` orders them.
         #[arg(long)]
         output: PathBuf,
+        /// Sort the output file by event time, then symbol (for diffing runs of other shapes).
+        #[arg(long)]
+        sorted: bool,
         /// The symbol of CSV inputs without a symbol column.
         #[arg(long)]
         symbol: Option<String>,
@@ -92,19 +100,18 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    match real_main() {
+    let cli = Cli::parse();
+    tickflow::cli::init_logging(cli.log_format);
+    match real_main(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            let code = tickflow::cli::exit_code(&e);
             if let Some(e) = e.downcast_ref::<tickflow::checkpoint::cli::CheckpointsError>() {
                 eprintln!("tickflow checkpoints: {e}");
-                return ExitCode::from(2);
+            } else {
+                eprintln!("tickflow: {}", tickflow::cli::error_text(&e));
             }
-            eprintln!("tickflow: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(code)
         }
     }
 }
@@ -133,10 +140,10 @@ fn stop_on_signal(control: std::sync::Arc<tickflow::recovery::RunControl>) {
     });
 }
 
-fn real_main() -> anyhow::Result<()> {
+fn real_main(command: Command) -> anyhow::Result<()> {
     let control = tickflow::recovery::RunControl::new();
     stop_on_signal(control.clone());
-    match Cli::parse().command {
+    match command {
         Command::Check { config, processes } => {
             let built = load(Some(&config))?.build()?;
             if processes {
@@ -187,7 +194,9 @@ fn real_main() -> anyhow::Result<()> {
             report(&totals, started);
             Ok(())
         }
-        Command::Replay { inputs, output, symbol, workers, config, rate } => {
+        Command::Replay { inputs, output, sorted, symbol, workers, config, rate } => {
+            // Usage mistakes are reported before anything starts or is created.
+            tickflow::cli::check_replay_paths(&inputs, &output)?;
             let mut cfg = load(config.as_ref())?;
             cfg.source.kind = "file".into();
             cfg.source.file.paths = inputs.iter().map(|p| p.display().to_string()).collect();
@@ -199,6 +208,10 @@ fn real_main() -> anyhow::Result<()> {
             let started = Instant::now();
             let opts = cluster::RunOptions { resume: tickflow::recovery::Resume::Fresh, control };
             let totals = cluster::run(built, 0, Output::Replay(output.clone()), opts)?;
+            if sorted {
+                tickflow::sinks::sort::sort_rows(&output)
+                    .map_err(|e| anyhow::anyhow!("sorting {}: {e}", output.display()))?;
+            }
             report(&totals, started);
             Ok(())
         }

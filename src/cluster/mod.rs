@@ -105,10 +105,22 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
             None => (None, FileFormat::Csv),
         },
         Output::Replay(file) => {
-            let ndjson = file.extension().is_some_and(|e| e == "ndjson" || e == "json" || e == "jsonl");
-            (Some(part_dir(file)), if ndjson { FileFormat::Ndjson } else { FileFormat::Csv })
+            let format = FileFormat::from_path(file).ok_or_else(|| {
+                crate::cli::UsageError(format!(
+                    "--output {}: unknown extension; expected .csv or .ndjson",
+                    file.display()
+                ))
+            })?;
+            (Some(part_dir(file)), format)
         }
     };
+    // A missing input is a usage error, reported before a worker starts or a result
+    // directory is created.
+    if let SourceSpec::File { paths, .. } = &built.source {
+        for p in paths {
+            std::fs::File::open(p).map_err(|e| crate::cli::UsageError(format!("input {}: {e}", p.display())))?;
+        }
+    }
     // Checkpoints: `run` only, and only for sources whose position is recorded.
     let checkpoints = match (&output, &built.checkpoint, &built.source) {
         (Output::Configured, Some(_), SourceSpec::File { .. }) => {

@@ -65,6 +65,18 @@ pub enum FileFormat {
     Ndjson,
 }
 
+impl FileFormat {
+    /// The format a file name asks for: `.csv` is CSV; `.ndjson`, `.jsonl` and `.json` are
+    /// NDJSON; anything else is `None` (never silently CSV).
+    pub fn from_path(path: &std::path::Path) -> Option<FileFormat> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "csv" => Some(FileFormat::Csv),
+            "ndjson" | "jsonl" | "json" => Some(FileFormat::Ndjson),
+            _ => None,
+        }
+    }
+}
+
 /// A validated configuration, ready to run.
 #[derive(Clone, Debug)]
 pub struct Built {
