@@ -9,6 +9,8 @@
 
 mod clock;
 mod error;
+mod latency;
+mod proc_self;
 mod metrics;
 mod operators;
 mod process;
@@ -18,6 +20,7 @@ mod server;
 mod snapshot;
 mod timely_log;
 
+pub use latency::{LatencyHistogram, LatencyValues, LocalLatency};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StatusError;
 pub use metrics::{
@@ -25,7 +28,7 @@ pub use metrics::{
 };
 pub use operators::{OperatorEntry, OperatorRecorder, OperatorStats, OperatorValues};
 pub use process::{ErrorRecord, PartitionStatus, PartitionUpdate, ProcessMetrics, Readiness};
-pub use prometheus::{CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE, render as render_prometheus};
+pub use prometheus::{CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE, render as render_prometheus, render_process as render_process_prometheus};
 pub use rates::{RateRing, Rates, Sample};
 pub use server::{ExtraRoutes, READ_TOKEN_ENV, ServerOptions, StatusServer, routes, routes_with};
 pub use snapshot::{
