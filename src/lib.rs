@@ -13,6 +13,7 @@
 //! - [`gateway`]: `tickflow gateway`: HTTP ingest, validated, to the bars topic on Kafka.
 //! - [`generate`]: `tickflow generate`: the synthetic market to the gateway, Kafka or a file.
 //! - [`http`]: what every HTTP listener shares: bearer tokens, client limits, the accept loop.
+//! - [`logs`]: rate limits for repeated library log lines (librdkafka).
 //! - [`recovery`]: crash-exact recovery: epochs, checkpoint parts, restore, commit.
 //! - [`sources`]: the source driver (epochs, backpressure) around Kafka, files, the generator.
 //! - [`sinks`]: file/stdout (CSV, NDJSON) and QuestDB over ILP.
@@ -27,6 +28,7 @@ pub mod decode;
 pub mod gateway;
 pub mod generate;
 pub mod http;
+pub mod logs;
 pub mod recovery;
 pub mod sinks;
 pub mod sources;
