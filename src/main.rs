@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tickflow::cluster::{self, Output};
 use tickflow::config::Config;
@@ -51,6 +52,10 @@ enum Command {
         /// Sort the output file by event time, then symbol (for diffing runs of other shapes).
         #[arg(long)]
         sorted: bool,
+        /// The unit of `ts` in the results (`output.ts-unit`): input (the input's own unit,
+        /// the default), s, ms or rfc3339.
+        #[arg(long, value_parser = ["input", "s", "ms", "rfc3339"])]
+        ts_unit: Option<String>,
         /// The symbol of CSV inputs without a symbol column.
         #[arg(long)]
         symbol: Option<String>,
@@ -93,8 +98,10 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     match path {
         None => Ok(Config::parse("")?),
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-            Config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| tickflow::cli::UsageError(format!("--config {}: {e}", p.display())))?;
+            // Keeps the error's type (exit code 2) under the file name.
+            Ok(Config::parse(&text).map_err(anyhow::Error::new).with_context(|| p.display().to_string())?)
         }
     }
 }
@@ -194,7 +201,7 @@ fn real_main(command: Command) -> anyhow::Result<()> {
             report(&totals, started);
             Ok(())
         }
-        Command::Replay { inputs, output, sorted, symbol, workers, config, rate } => {
+        Command::Replay { inputs, output, sorted, ts_unit, symbol, workers, config, rate } => {
             // Usage mistakes are reported before anything starts or is created.
             tickflow::cli::check_replay_paths(&inputs, &output)?;
             let mut cfg = load(config.as_ref())?;
@@ -204,6 +211,9 @@ fn real_main(command: Command) -> anyhow::Result<()> {
             cfg.source.file.rate = rate;
             cfg.cluster.processes = vec!["127.0.0.1:2101".into()];
             cfg.cluster.workers = workers.unwrap_or(1);
+            if let Some(unit) = ts_unit {
+                cfg.output.ts_unit = unit;
+            }
             let built = cfg.build()?;
             let started = Instant::now();
             let opts = cluster::RunOptions { resume: tickflow::recovery::Resume::Fresh, control };

@@ -150,9 +150,11 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
     if !matches!(built.source, SourceSpec::Kafka(_)) {
         metrics.set_source_connected(true);
     }
-    let unit = match &built.source {
-        SourceSpec::File { paths, symbol, .. } => detect_ts_unit(paths, *symbol, built.bounds),
-        SourceSpec::Generator { .. } | SourceSpec::Kafka(_) => TsUnit::Millis,
+    // `output.ts-unit`: one unit for every text sink of the run, decided before it starts.
+    let unit = match (built.ts_unit, &built.source) {
+        (Some(unit), _) => unit,
+        (None, SourceSpec::File { paths, .. }) => crate::sources::file::sniff_ts_unit(paths).unwrap_or(TsUnit::Millis),
+        (None, SourceSpec::Generator { .. } | SourceSpec::Kafka(_)) => TsUnit::Millis,
     };
     let to_stdout = built.stdout && matches!(output, Output::Configured);
     let plan = Arc::new(plan);
@@ -346,29 +348,6 @@ fn install<R: Reader>(
             build_dataflow(scope, built, parts, probes, control.clone(), clock.clone());
         });
     });
-}
-
-/// The unit of the first valid timestamp in the inputs (the unit results are written in).
-fn detect_ts_unit(
-    paths: &[PathBuf],
-    symbol: Option<tickflow_operators::Symbol>,
-    bounds: tickflow_operators::TimeBounds,
-) -> TsUnit {
-    let Ok(streams) = streams_for_worker(paths, symbol, bounds, 0, 1) else { return TsUnit::Millis };
-    for mut s in streams {
-        for _ in 0..100 {
-            match s.peek_ts() {
-                Ok(Some(_)) => {
-                    if let Some(u) = s.ts_unit {
-                        return u;
-                    }
-                    s.take();
-                }
-                _ => break,
-            }
-        }
-    }
-    TsUnit::Millis
 }
 
 /// Where a replay keeps its per-worker files: `<FILE>.d/`.
