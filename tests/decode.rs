@@ -550,6 +550,11 @@ proptest! {
         bars in prop::collection::vec(arb_bar(), 1..20),
         unit in prop_oneof![Just(TsUnit::Seconds), Just(TsUnit::Millis), Just(TsUnit::Micros), Just(TsUnit::Nanos), Just(TsUnit::Rfc3339)],
     ) {
+        // Numbers below 1e11 read as seconds: milliseconds (and finer) of 1966-10 .. 1973-03
+        // are ambiguous by design (module docs of decode::timestamp); such inputs are written
+        // in seconds or RFC 3339.
+        let ambiguous = |b: &Bar| b.ts.unsigned_abs() < 100_000_000_000;
+        prop_assume!(matches!(unit, TsUnit::Seconds | TsUnit::Rfc3339) || !bars.iter().any(ambiguous));
         let mut text = format!("{CSV_HEADER}\n");
         for b in &bars {
             write_csv_row(&mut text, b, unit);

@@ -434,7 +434,7 @@ fn metrics_exposition_has_exact_lines_and_valid_shape() {
         "{}",
         r.body
     );
-    assert!(!r.body.contains("tickflow_up"), "Prometheus has `up` of its own");
+    assert!(!r.body.contains("tickflow_up{") && !r.body.contains("tickflow_up "), "Prometheus has `up` of its own");
     let has_proc = std::path::Path::new("/proc/self/stat").exists();
     for family in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"] {
         assert_eq!(r.body.contains(&format!("# TYPE {family} ")), has_proc, "{family}");
