@@ -26,7 +26,10 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         c.is::<UsageError>()
             || c.is::<crate::config::ConfigErrors>()
             || c.is::<crate::checkpoint::cli::CheckpointsError>()
-            || matches!(c.downcast_ref::<crate::generate::GenerateError>(), Some(crate::generate::GenerateError::Args(_)))
+            || matches!(
+                c.downcast_ref::<crate::generate::GenerateError>(),
+                Some(crate::generate::GenerateError::Args(_))
+            )
     });
     if usage { 2 } else { 1 }
 }
@@ -56,7 +59,10 @@ pub fn error_text(e: &anyhow::Error) -> String {
 pub fn check_replay_paths(inputs: &[std::path::PathBuf], output: &std::path::Path) -> Result<(), UsageError> {
     for input in inputs {
         if input.is_dir() {
-            return Err(UsageError(format!("--input {}: is a directory; expected a CSV or NDJSON file", input.display())));
+            return Err(UsageError(format!(
+                "--input {}: is a directory; expected a CSV or NDJSON file",
+                input.display()
+            )));
         }
         if let Err(e) = std::fs::File::open(input) {
             return Err(UsageError(format!("--input {}: {e}", input.display())));
@@ -91,8 +97,8 @@ pub fn use_colour(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool
 /// Installs the global tracing subscriber on standard error. The level comes from
 /// `RUST_LOG` (default `info`).
 pub fn init_logging(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().with_current_span(false).init(),

@@ -142,13 +142,11 @@ fn replay_sorted_orders_two_workers_rows_by_time_then_symbol() {
     }
     let input = write(dir.path(), "in.csv", &text);
     let out = dir.path().join("out.csv");
-    let (code, _, err) = run(tickflow()
-        .arg("replay")
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(&out)
-        .args(["--workers", "2", "--sorted"]));
+    let (code, _, err) = run(tickflow().arg("replay").arg("--input").arg(&input).arg("--output").arg(&out).args([
+        "--workers",
+        "2",
+        "--sorted",
+    ]));
     assert_eq!(code, 0, "{err}");
     let text = std::fs::read_to_string(&out).unwrap();
     let keys: Vec<(i64, String)> = text
@@ -187,6 +185,9 @@ fn a_config_type_error_is_listed_with_the_other_problems() {
     let (code, _, err) = run(tickflow().arg("check").arg("--config").arg(&cfg));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("2 problem(s) in the configuration"), "{err}");
-    assert!(err.contains("source.generator.rate: invalid value: integer `-5`, expected u64; expected a whole number"), "{err}");
+    assert!(
+        err.contains("source.generator.rate: invalid value: integer `-5`, expected u64; expected a whole number"),
+        "{err}"
+    );
     assert!(err.contains("cluster.workers: 0 is outside 1..=256"), "{err}");
 }

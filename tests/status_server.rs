@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tickflow::status::{
-    LocalCounters, LocalLatency, ManualClock, PartitionUpdate, ProcessMetrics, ServerOptions, StatusError, StatusServer,
-    WorkerMetrics,
+    LocalCounters, LocalLatency, ManualClock, PartitionUpdate, ProcessMetrics, ServerOptions, StatusError,
+    StatusServer, WorkerMetrics,
 };
 use warp::Filter;
 use warp::reply::Reply;
@@ -430,13 +430,17 @@ fn metrics_exposition_has_exact_lines_and_valid_shape() {
     }
 
     assert!(
-        lines.contains(&format!(r#"tickflow_build_info{{process="1",version="{}"}} 1"#, env!("CARGO_PKG_VERSION")).as_str()),
+        lines.contains(
+            &format!(r#"tickflow_build_info{{process="1",version="{}"}} 1"#, env!("CARGO_PKG_VERSION")).as_str()
+        ),
         "{}",
         r.body
     );
     assert!(!r.body.contains("tickflow_up{") && !r.body.contains("tickflow_up "), "Prometheus has `up` of its own");
     let has_proc = std::path::Path::new("/proc/self/stat").exists();
-    for family in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"] {
+    for family in
+        ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"]
+    {
         assert_eq!(r.body.contains(&format!("# TYPE {family} ")), has_proc, "{family}");
     }
     let allowed: BTreeSet<&str> = ["process", "worker", "topic", "partition", "operator", "le", "version"].into();
@@ -459,11 +463,11 @@ fn metrics_exposition_has_exact_lines_and_valid_shape() {
         let (name, labels, _value) =
             parse_sample(line).unwrap_or_else(|| panic!("not `name{{labels}} value`: {line:?}"));
         // A histogram's samples are `<family>_bucket`, `_sum` and `_count`.
-        let name = ["_bucket", "_sum", "_count"]
+        let family = ["_bucket", "_sum", "_count"]
             .iter()
             .find_map(|s| name.strip_suffix(s).filter(|f| families.contains_key(*f)).map(str::to_owned))
-            .unwrap_or(name);
-        *families.get_mut(&name).unwrap_or_else(|| panic!("sample before its # TYPE: {line}")) += 1;
+            .unwrap_or_else(|| name.clone());
+        *families.get_mut(&family).unwrap_or_else(|| panic!("sample before its # TYPE: {line}")) += 1;
         assert!(labels.keys().all(|k| allowed.contains(k.as_str())), "{line}");
         assert_eq!(labels["process"], "1", "{line}");
         assert!(series.insert((name, labels)), "duplicate series: {line}");

@@ -220,7 +220,10 @@ pub fn routes<B: RuleBackend>(backend: Arc<B>, ctx: RuleContext, access: RulesAc
                 if rule.owner != *o {
                     return errors(
                         StatusCode::FORBIDDEN,
-                        vec![format!("owner: {:?} is not this token's owner {o:?}; expected \"owner\": {o:?}", rule.owner)],
+                        vec![format!(
+                            "owner: {:?} is not this token's owner {o:?}; expected \"owner\": {o:?}",
+                            rule.owner
+                        )],
                     );
                 }
                 // Replacing a rule of another owner (same id) is not this token's to do.

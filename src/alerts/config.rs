@@ -194,14 +194,18 @@ impl AlertsConfig {
         let mut seen = std::collections::BTreeMap::new();
         for (owner, token) in &self.owner_tokens {
             if owner.trim().is_empty() {
-                errors.push("alerts.owner-tokens: an empty owner name; expected e.g. alice = \"4f9c2d7e8a1b3c5d\"".into());
+                errors.push(
+                    "alerts.owner-tokens: an empty owner name; expected e.g. alice = \"4f9c2d7e8a1b3c5d\"".into(),
+                );
             }
             errors.extend(validate_token(&format!("alerts.owner-tokens.{owner}"), token));
             if self.token.as_deref() == Some(token.as_str()) {
                 errors.push(format!("alerts.owner-tokens.{owner}: the same as alerts.token (the admin token); give each owner a token of its own"));
             }
             if let Some(other) = seen.insert(token.as_str(), owner.as_str()) {
-                errors.push(format!("alerts.owner-tokens.{owner}: the same token as {other:?}; give each owner a token of its own"));
+                errors.push(format!(
+                    "alerts.owner-tokens.{owner}: the same token as {other:?}; give each owner a token of its own"
+                ));
             }
         }
         for (i, h) in self.allowed_hosts.iter().enumerate() {
@@ -321,7 +325,12 @@ mod tests {
         c.owner_tokens.insert("bob".into(), "alice-token-0123456789".into());
         c.owner_tokens.insert("carol".into(), "short".into());
         let e = c.validate();
-        assert!(e.iter().any(|m| m == "alerts.owner-tokens.bob: the same token as \"alice\"; give each owner a token of its own"), "{e:?}");
+        assert!(
+            e.iter().any(
+                |m| m == "alerts.owner-tokens.bob: the same token as \"alice\"; give each owner a token of its own"
+            ),
+            "{e:?}"
+        );
         assert!(e.iter().any(|m| m.starts_with("alerts.owner-tokens.carol: a token of 5 bytes")), "{e:?}");
         let (owners, tokens) = c.owners();
         assert_eq!(owners, ["alice", "bob", "carol"]);

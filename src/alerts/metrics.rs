@@ -42,7 +42,12 @@ mod tests {
         s.dead_lettered.store(1, Relaxed);
         let mut out = String::new();
         render_into(&mut out, 1, &s);
-        assert!(out.contains("# TYPE tickflow_alerts_delivered_total counter\ntickflow_alerts_delivered_total{process=\"1\"} 3\n"), "{out}");
+        assert!(
+            out.contains(
+                "# TYPE tickflow_alerts_delivered_total counter\ntickflow_alerts_delivered_total{process=\"1\"} 3\n"
+            ),
+            "{out}"
+        );
         assert!(out.contains("tickflow_alerts_dead_lettered_total{process=\"1\"} 1\n"), "{out}");
         assert_eq!(out.matches("# TYPE ").count(), 9);
     }

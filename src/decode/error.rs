@@ -32,7 +32,10 @@ impl Location {
     /// The record or line number.
     pub fn number(self) -> u64 {
         match self {
-            Location::Record(n) | Location::Line(n) | Location::LineColumn(n, _) | Location::ByteOffset(n)
+            Location::Record(n)
+            | Location::Line(n)
+            | Location::LineColumn(n, _)
+            | Location::ByteOffset(n)
             | Location::Offset(n) => n,
         }
     }

@@ -49,7 +49,12 @@ pub fn encode_bar(bar: &Bar, out: &mut Vec<u8>) {
         out.extend_from_slice(i.format(abs / 1000).as_bytes());
         if abs % 1000 != 0 {
             let frac = abs % 1000;
-            out.extend_from_slice(&[b'.', b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8]);
+            out.extend_from_slice(&[
+                b'.',
+                b'0' + (frac / 100) as u8,
+                b'0' + (frac / 10 % 10) as u8,
+                b'0' + (frac % 10) as u8,
+            ]);
         }
     }
     for (name, v) in [

@@ -65,7 +65,8 @@ pub struct BrokerHealth {
     generation: AtomicU64,
     reason: Mutex<String>,
     /// Since when the probe has failed (reset when it succeeds).
-    down_since: Mutex<Option<Instant>>,    /// librdkafka's repeated log lines, held back across producer generations.
+    down_since: Mutex<Option<Instant>>,
+    /// librdkafka's repeated log lines, held back across producer generations.
     repeats: crate::logs::Repeats,
 }
 

@@ -325,7 +325,11 @@ mod tests {
             ..GenerateArgs::default()
         };
         let g = live.plan_with(false, now).unwrap().generator;
-        assert_eq!((g.start_ms, g.interval_ms), (1_750_000_000_000, 25), "50 symbols at 2000 bars/s: a round per 25 ms");
+        assert_eq!(
+            (g.start_ms, g.interval_ms),
+            (1_750_000_000_000, 25),
+            "50 symbols at 2000 bars/s: a round per 25 ms"
+        );
         let kafka = GenerateArgs { to: "kafka://h:1/bars".into(), ..GenerateArgs::default() };
         let g = kafka.plan_with(false, now).unwrap().generator;
         assert_eq!((g.start_ms, g.interval_ms), (1_750_000_000_000, 60_000));

@@ -342,3 +342,43 @@ impl WorkerOutputs {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FileFormat;
+    use crate::decode::TsUnit;
+    use crate::status::ManualClock;
+    use tickflow_operators::signal::{Action, Decision};
+    use tickflow_operators::{IndicatorSet, Symbol, Values};
+
+    /// Regression: `/status` showed `sink rows 0` while the file sink wrote.
+    #[test]
+    fn file_rows_count_as_sink_rows_and_their_latency_is_observed_at_the_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = IndicatorSet::standard();
+        let file = FileSink::create(dir.path(), 0, FileFormat::Csv, &set, TsUnit::Millis).unwrap();
+        let metrics = Arc::new(WorkerMetrics::new(0, Arc::new(ManualClock::new(1_700_000_000_250))));
+        let mut out = WorkerOutputs::new(0, Some(file), None, Some(metrics.clone()));
+        let bar = Bar::new(Symbol::new("AAPL").unwrap(), 1_700_000_000_000, 1.0, 2.0, 0.5, 1.5, 10.0);
+        let mut values = Values::default();
+        set.update(&mut set.new_state(), &bar, &mut values);
+        let row = BarOut {
+            bar,
+            values,
+            decision: Decision { action: Action::Hold, rule: None },
+            changed_from: None,
+        };
+        out.bar(&row).unwrap();
+        out.bar(&BarOut { bar: Bar { ts: bar.ts + 100, ..bar }, ..row }).unwrap();
+        out.late(&bar, 0).unwrap();
+        out.end_batch().unwrap();
+        let v = metrics.load();
+        assert_eq!((v.counters.sink_rows, v.counters.sink_batches), (3, 1), "2 bars and a late row, one flush");
+        let latency = metrics.latency().load();
+        assert_eq!(latency.count(), 2, "bars only");
+        assert_eq!(latency.sum_ms, 250 + 150);
+        out.end_batch().unwrap();
+        assert_eq!(metrics.load().counters.sink_batches, 1, "an empty flush is not a batch");
+    }
+}

@@ -11,7 +11,8 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Upper bounds of the buckets, in milliseconds (the last bucket, `+Inf`, is implicit).
-pub const BOUNDS_MS: [u64; 16] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000];
+pub const BOUNDS_MS: [u64; 16] =
+    [1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000];
 
 const BUCKETS: usize = BOUNDS_MS.len() + 1;
 

@@ -66,7 +66,8 @@ pub fn parse(stat: &str, status: &str, limits: &str, proc_stat: &str) -> ProcSel
 /// Reads this process's values (once per scrape).
 pub fn read() -> ProcSelf {
     let text = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let mut v = parse(&text("/proc/self/stat"), &text("/proc/self/status"), &text("/proc/self/limits"), &text("/proc/stat"));
+    let mut v =
+        parse(&text("/proc/self/stat"), &text("/proc/self/status"), &text("/proc/self/limits"), &text("/proc/stat"));
     v.open_fds = std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count() as u64);
     v
 }
@@ -78,12 +79,28 @@ pub fn render_into(out: &mut String, process: &str, v: &ProcSelf) {
     let mut family = |name: &str, kind: &str, help: &str, value: Option<String>| {
         if let Some(value) = value {
             // Writing to a String cannot fail.
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{process=\"{process}\"}} {value}");
+            let _ =
+                writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{process=\"{process}\"}} {value}");
         }
     };
-    family("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", v.cpu_seconds.map(|s| s.to_string()));
-    family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", v.resident_bytes.map(|b| b.to_string()));
-    family("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", v.virtual_bytes.map(|b| b.to_string()));
+    family(
+        "process_cpu_seconds_total",
+        "counter",
+        "Total user and system CPU time spent in seconds.",
+        v.cpu_seconds.map(|s| s.to_string()),
+    );
+    family(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory size in bytes.",
+        v.resident_bytes.map(|b| b.to_string()),
+    );
+    family(
+        "process_virtual_memory_bytes",
+        "gauge",
+        "Virtual memory size in bytes.",
+        v.virtual_bytes.map(|b| b.to_string()),
+    );
     family("process_open_fds", "gauge", "Number of open file descriptors.", v.open_fds.map(|n| n.to_string()));
     family("process_max_fds", "gauge", "Maximum number of open file descriptors.", v.max_fds.map(|n| n.to_string()));
     family(

@@ -183,7 +183,11 @@ pub fn render(metrics: &ProcessMetrics) -> String {
     e.family("watermark_lag_seconds", "gauge", "How far the worker's watermark is behind the wall clock.");
     for (w, id) in workers.iter().zip(&worker_ids) {
         if let Some(wm) = w.watermark_ms {
-            e.sample("watermark_lag_seconds", &[("process", p), ("worker", id)], ms_as_seconds(now.saturating_sub(wm).max(0)));
+            e.sample(
+                "watermark_lag_seconds",
+                &[("process", p), ("worker", id)],
+                ms_as_seconds(now.saturating_sub(wm).max(0)),
+            );
         }
     }
     e.family("last_activity_timestamp_seconds", "gauge", "Unix time the worker last published moved counters.");
