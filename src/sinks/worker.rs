@@ -363,12 +363,7 @@ mod tests {
         let bar = Bar::new(Symbol::new("AAPL").unwrap(), 1_700_000_000_000, 1.0, 2.0, 0.5, 1.5, 10.0);
         let mut values = Values::default();
         set.update(&mut set.new_state(), &bar, &mut values);
-        let row = BarOut {
-            bar,
-            values,
-            decision: Decision { action: Action::Hold, rule: None },
-            changed_from: None,
-        };
+        let row = BarOut { bar, values, decision: Decision { action: Action::Hold, rule: None }, changed_from: None };
         out.bar(&row).unwrap();
         out.bar(&BarOut { bar: Bar { ts: bar.ts + 100, ..bar }, ..row }).unwrap();
         out.late(&bar, 0).unwrap();
