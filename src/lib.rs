@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - [`alerts`]: run-time alert rules (`/rules`, rules topic), the alert dataflow, notifications.
+//! - [`cli`]: what the binary's commands share: log setup, usage errors (exit 2), error text.
 //! - [`checkpoint`]: checkpoint parts, manifests, the store (directory, S3), `tickflow checkpoints`.
 //! - [`config`]: `cluster.toml`: parse, validate (every error at once), build.
 //! - [`connectors`]: `tickflow connect`: exchange pollers (Nobitex, Alpha Vantage) to Kafka.
@@ -12,6 +13,7 @@
 //! - [`gateway`]: `tickflow gateway`: HTTP ingest, validated, to the bars topic on Kafka.
 //! - [`generate`]: `tickflow generate`: the synthetic market to the gateway, Kafka or a file.
 //! - [`http`]: what every HTTP listener shares: bearer tokens, client limits, the accept loop.
+//! - [`logs`]: rate limits for repeated library log lines (librdkafka).
 //! - [`recovery`]: crash-exact recovery: epochs, checkpoint parts, restore, commit.
 //! - [`sources`]: the source driver (epochs, backpressure) around Kafka, files, the generator.
 //! - [`sinks`]: file/stdout (CSV, NDJSON) and QuestDB over ILP.
@@ -20,6 +22,7 @@
 //! - [`top`]: `tickflow top`: the live terminal view of every process and worker.
 pub mod alerts;
 pub mod checkpoint;
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod connectors;
@@ -27,6 +30,7 @@ pub mod decode;
 pub mod gateway;
 pub mod generate;
 pub mod http;
+pub mod logs;
 pub mod recovery;
 pub mod sinks;
 pub mod sources;

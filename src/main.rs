@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tickflow::cluster::{self, Output};
 use tickflow::config::Config;
@@ -13,6 +14,10 @@ use tickflow::config::Config;
 #[derive(Parser)]
 #[command(name = "tickflow", version, about = "Real-time market analytics on timely dataflow")]
 struct Cli {
+    /// Log lines as `text` (coloured only on a terminal, never with `NO_COLOR`) or `json`
+    /// (one object per line). The level comes from `RUST_LOG` (default `info`).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: tickflow::cli::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,10 +45,18 @@ enum Command {
         /// Input files (NDJSON or CSV), repeatable.
         #[arg(long = "input", required = true)]
         inputs: Vec<PathBuf>,
-        /// Output file: `.csv` or `.ndjson`. Candles, signal changes, late bars and dead
-        /// letters go to `<FILE>.d/`.
+        /// Output file: `.csv` or `.ndjson` (`.jsonl`, `.json`). Candles, signal changes, late
+        /// bars and dead letters go to `<FILE>.d/`. With several workers the rows are grouped
+        /// by worker (each worker's symbols in event-time order); `--sorted` orders them.
         #[arg(long)]
         output: PathBuf,
+        /// Sort the output file by event time, then symbol (for diffing runs of other shapes).
+        #[arg(long)]
+        sorted: bool,
+        /// The unit of `ts` in the results (`output.ts-unit`): input (the input's own unit,
+        /// the default), s, ms or rfc3339.
+        #[arg(long, value_parser = ["input", "s", "ms", "rfc3339"])]
+        ts_unit: Option<String>,
         /// The symbol of CSV inputs without a symbol column.
         #[arg(long)]
         symbol: Option<String>,
@@ -88,26 +101,27 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     match path {
         None => Ok(Config::parse("")?),
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-            Config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| tickflow::cli::UsageError(format!("--config {}: {e}", p.display())))?;
+            // Keeps the error's type (exit code 2) under the file name.
+            Ok(Config::parse(&text).map_err(anyhow::Error::new).with_context(|| p.display().to_string())?)
         }
     }
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    match real_main() {
+    let cli = Cli::parse();
+    tickflow::cli::init_logging(cli.log_format);
+    match real_main(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            let code = tickflow::cli::exit_code(&e);
             if let Some(e) = e.downcast_ref::<tickflow::checkpoint::cli::CheckpointsError>() {
                 eprintln!("tickflow checkpoints: {e}");
-                return ExitCode::from(2);
+            } else {
+                eprintln!("tickflow: {}", tickflow::cli::error_text(&e));
             }
-            eprintln!("tickflow: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(code)
         }
     }
 }
@@ -136,9 +150,8 @@ fn stop_on_signal(control: std::sync::Arc<tickflow::recovery::RunControl>) {
     });
 }
 
-fn real_main() -> anyhow::Result<()> {
+fn real_main(command: Command) -> anyhow::Result<()> {
     let control = tickflow::recovery::RunControl::new();
-    let command = Cli::parse().command;
     // `top` ends on its own keys (or the default signal action); the others stop gracefully.
     if !matches!(command, Command::Top(_)) {
         stop_on_signal(control.clone());
@@ -196,7 +209,9 @@ fn real_main() -> anyhow::Result<()> {
             report(&totals, started);
             Ok(())
         }
-        Command::Replay { inputs, output, symbol, workers, config, rate } => {
+        Command::Replay { inputs, output, sorted, ts_unit, symbol, workers, config, rate } => {
+            // Usage mistakes are reported before anything starts or is created.
+            tickflow::cli::check_replay_paths(&inputs, &output)?;
             let mut cfg = load(config.as_ref())?;
             cfg.source.kind = "file".into();
             cfg.source.file.paths = inputs.iter().map(|p| p.display().to_string()).collect();
@@ -204,6 +219,9 @@ fn real_main() -> anyhow::Result<()> {
             cfg.source.file.rate = rate;
             cfg.cluster.processes = vec!["127.0.0.1:2101".into()];
             cfg.cluster.workers = workers.unwrap_or(1);
+            if let Some(unit) = ts_unit {
+                cfg.output.ts_unit = unit;
+            }
             let built = cfg.build()?;
             let started = Instant::now();
             let opts = cluster::RunOptions {
@@ -212,6 +230,10 @@ fn real_main() -> anyhow::Result<()> {
                 progress: std::io::stderr().is_terminal(),
             };
             let totals = cluster::run(built, 0, Output::Replay(output.clone()), opts)?;
+            if sorted {
+                tickflow::sinks::sort::sort_rows(&output)
+                    .map_err(|e| anyhow::anyhow!("sorting {}: {e}", output.display()))?;
+            }
             report(&totals, started);
             Ok(())
         }

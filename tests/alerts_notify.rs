@@ -263,3 +263,84 @@ fn rules_routes_validate_authorize_and_round_trip() {
     assert_eq!(call("GET", "/health", false, None).0, 200, "built-in routes still answer");
     server.shutdown();
 }
+
+/// Per-owner tokens: each sees and changes only its owner's rules, the admin token all;
+/// `?owner=` filters; a Telegram rule without a bot token is refused when posted.
+#[test]
+fn owner_tokens_see_only_their_rules_and_unusable_channels_are_refused() {
+    let ctx = RuleContext::new(&IndicatorSet::standard(), &[60_000]).with_telegram(false);
+    let (admin, alice, bob) = ("admin-token-0123456789", "alice-token-0123456789", "bob-token-01234567890");
+    let mut cfg = AlertsConfig::new("127.0.0.1:9092");
+    cfg.token = Some(admin.into());
+    cfg.owner_tokens.insert("alice".into(), alice.into());
+    cfg.owner_tokens.insert("bob".into(), bob.into());
+    let access = RulesAccess::new(&cfg, &tickflow::http::Tokens::none(), &tickflow::http::limits::Limits::default());
+    let api = routes(Arc::new(Memory::default()), ctx, access);
+    let metrics = Arc::new(tickflow::status::ProcessMetrics::with_system_clock(0, 0..1));
+    let server = tickflow::status::StatusServer::start("127.0.0.1:0".parse().unwrap(), metrics, Some(api)).unwrap();
+    let base = format!("http://{}", server.local_addr());
+    let agent = ureq::Agent::new_with_config(ureq::Agent::config_builder().http_status_as_error(false).build());
+    let call = |method: &str, path: &str, token: Option<&str>, body: Option<&str>| -> (u16, String) {
+        let url = format!("{base}{path}");
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut r = match method {
+            "POST" => {
+                let mut q = agent.post(&url);
+                if let Some(a) = &auth {
+                    q = q.header("authorization", a);
+                }
+                q.send(body.unwrap()).unwrap()
+            }
+            "DELETE" => {
+                let mut q = agent.delete(&url);
+                if let Some(a) = &auth {
+                    q = q.header("authorization", a);
+                }
+                q.call().unwrap()
+            }
+            _ => {
+                let mut q = agent.get(&url);
+                if let Some(a) = &auth {
+                    q = q.header("authorization", a);
+                }
+                q.call().unwrap()
+            }
+        };
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    let rule = |id: &str, owner: &str| {
+        format!(
+            r#"{{"id":"{id}","owner":"{owner}","symbol":"AAPL","condition":"rsi_14 < 30","channel":{{"type":"webhook","url":"https://hooks.example.com/x"}}}}"#
+        )
+    };
+    let ids = |text: &str| -> Vec<String> {
+        let list: Vec<RuleDef> = serde_json::from_str(text).unwrap();
+        list.into_iter().map(|r| r.id).collect()
+    };
+    assert_eq!(call("POST", "/rules", Some(alice), Some(&rule("a1", "alice"))).0, 201);
+    assert_eq!(call("POST", "/rules", Some(bob), Some(&rule("b1", "bob"))).0, 201);
+    assert_eq!(call("POST", "/rules", Some(admin), Some(&rule("b2", "bob"))).0, 201, "the admin writes for anyone");
+    let (code, text) = call("POST", "/rules", Some(alice), Some(&rule("a2", "bob")));
+    assert_eq!(code, 403, "{text}");
+    assert!(text.contains(r#"owner: \"bob\" is not this token's owner \"alice\""#), "{text}");
+    let (code, text) = call("POST", "/rules", Some(alice), Some(&rule("b1", "alice")));
+    assert_eq!((code, text.contains("belongs to another owner")), (403, true), "{text}");
+    assert_eq!(call("POST", "/rules", None, Some(&rule("x", "alice"))).0, 401, "writes are never open");
+
+    assert_eq!(ids(&call("GET", "/rules", Some(alice), None).1), ["a1"]);
+    assert_eq!(ids(&call("GET", "/rules", Some(bob), None).1), ["b1", "b2"]);
+    assert_eq!(ids(&call("GET", "/rules", Some(admin), None).1), ["a1", "b1", "b2"]);
+    assert_eq!(ids(&call("GET", "/rules?owner=bob", Some(admin), None).1), ["b1", "b2"]);
+    assert_eq!(ids(&call("GET", "/rules?owner=bob", Some(alice), None).1), Vec::<String>::new());
+    assert_eq!(call("GET", "/rules", None, None).0, 401, "with owner tokens, /rules is never open");
+    assert_eq!(call("GET", "/rules/b1", Some(alice), None).0, 404, "another owner's rule is not there");
+    assert_eq!(call("DELETE", "/rules/b1", Some(alice), None).0, 404);
+    assert_eq!(call("DELETE", "/rules/b1", Some(bob), None).0, 204);
+    assert_eq!(call("DELETE", "/rules/a1", Some(admin), None).0, 204);
+
+    let telegram = r#"{"id":"t1","owner":"alice","symbol":"AAPL","condition":"rsi_14 < 30","channel":{"type":"telegram","chat_id":"123"}}"#;
+    let (code, text) = call("POST", "/rules", Some(alice), Some(telegram));
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("a telegram channel needs alerts.telegram-bot-token"), "{text}");
+    server.shutdown();
+}

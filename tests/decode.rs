@@ -160,12 +160,12 @@ fn bad_json_inputs_have_exact_messages() {
         // Timestamps.
         (r#"{"symbol":"A","ts":17000000000000000000000000000,"price":1}"#.into(), "record 1: ts: 17000000000000000000000000000 is not a valid timestamp: out of range for 64-bit milliseconds".into()),
         (r#"{"symbol":"A","ts":1700000000000000000000,"price":1}"#.into(),
-            "record 1: timestamp: 55840-11-08T22:13:20.000Z (1700000000000000 ms) is outside the accepted range 1990-01-01T00:00:00.000Z .. 2100-01-01T00:00:00.000Z".into()),
+            "record 1: timestamp: 55840-11-08T22:13:20.000Z (1700000000000000 ms) is outside the accepted range 1600-01-01T00:00:00.000Z .. 2100-01-01T00:00:00.000Z".into()),
         (r#"{"symbol":"A","ts":1e999,"price":1}"#.into(), "record 1: ts: 1e999 is not a valid timestamp: out of range for 64-bit milliseconds".into()),
         (r#"{"symbol":"A","ts":4102444800,"price":1}"#.into(),
-            "record 1: timestamp: 2100-01-01T00:00:00.000Z (4102444800000 ms) is outside the accepted range 1990-01-01T00:00:00.000Z .. 2100-01-01T00:00:00.000Z".into()),
-        (r#"{"symbol":"A","ts":-1,"price":1}"#.into(),
-            "record 1: timestamp: 1969-12-31T23:59:59.000Z (-1000 ms) is outside the accepted range 1990-01-01T00:00:00.000Z .. 2100-01-01T00:00:00.000Z".into()),
+            "record 1: timestamp: 2100-01-01T00:00:00.000Z (4102444800000 ms) is outside the accepted range 1600-01-01T00:00:00.000Z .. 2100-01-01T00:00:00.000Z".into()),
+        (r#"{"symbol":"A","ts":-12000000000,"price":1}"#.into(),
+            "record 1: timestamp: 1589-09-26T02:40:00.000Z (-12000000000000 ms) is outside the accepted range 1600-01-01T00:00:00.000Z .. 2100-01-01T00:00:00.000Z".into()),
         (r#"{"symbol":"A","ts":"yesterday","price":1}"#.into(), "record 1: ts: \"yesterday\" is not a valid timestamp: expected 4 digits of year at character 1".into()),
         (r#"{"symbol":"A","ts":"2023-02-30T00:00:00Z","price":1}"#.into(), "record 1: ts: \"2023-02-30T00:00:00Z\" is not a valid timestamp: day 30 out of range 1..=28 for 2023-02".into()),
         (r#"{"symbol":"A","ts":"2023-11-14T22:13:20+25:00","price":1}"#.into(), "record 1: ts: \"2023-11-14T22:13:20+25:00\" is not a valid timestamp: offset +25:00 out of range".into()),
@@ -550,6 +550,11 @@ proptest! {
         bars in prop::collection::vec(arb_bar(), 1..20),
         unit in prop_oneof![Just(TsUnit::Seconds), Just(TsUnit::Millis), Just(TsUnit::Micros), Just(TsUnit::Nanos), Just(TsUnit::Rfc3339)],
     ) {
+        // Numbers below 1e11 read as seconds: milliseconds (and finer) of 1966-10 .. 1973-03
+        // are ambiguous by design (module docs of decode::timestamp); such inputs are written
+        // in seconds or RFC 3339.
+        let ambiguous = |b: &Bar| b.ts.unsigned_abs() < 100_000_000_000;
+        prop_assume!(matches!(unit, TsUnit::Seconds | TsUnit::Rfc3339) || !bars.iter().any(ambiguous));
         let mut text = format!("{CSV_HEADER}\n");
         for b in &bars {
             write_csv_row(&mut text, b, unit);

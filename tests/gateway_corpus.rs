@@ -203,13 +203,14 @@ fn corpus() -> Vec<Case> {
         rejected(0, Some("timestamp"), "outside the accepted range"),
     ));
     c.push(json_case(
-        "timestamp 0",
-        with("timestamp", "0"),
-        rejected(0, Some("timestamp"), "1970-01-01T00:00:00.000Z"),
+        // 1970 and earlier are real history now (the default range starts at 1600-01-01).
+        "timestamp before 1600",
+        with("timestamp", "-12000000000"),
+        rejected(0, Some("timestamp"), "1589-09-26T02:40:00.000Z"),
     ));
     c.push(json_case(
-        "negative timestamp",
-        with("timestamp", "-1"),
+        "far negative timestamp",
+        with("timestamp", "-99999999999"),
         rejected(0, Some("timestamp"), "outside the accepted range"),
     ));
     c.push(json_case(

@@ -13,7 +13,15 @@ use tickflow::sources::generator::{GeneratorConfig, MarketGenerator};
 use tickflow_operators::{Bar, TimeBounds};
 
 fn args(to: &str, symbols: usize, count: u64) -> GenerateArgs {
-    GenerateArgs { to: to.into(), symbols, count: Some(count), progress: ProgressMode::None, ..GenerateArgs::default() }
+    // A fixed start: live targets would otherwise start at the wall clock.
+    GenerateArgs {
+        to: to.into(),
+        symbols,
+        count: Some(count),
+        start_ms: Some(1_700_000_000_000),
+        progress: ProgressMode::None,
+        ..GenerateArgs::default()
+    }
 }
 
 fn expected(symbols: usize, count: u64) -> Vec<Bar> {

@@ -67,6 +67,8 @@ fn server(limits: Limits, write: Option<&str>, read: Option<&str>) -> StatusServ
         write,
         budget: tickflow::http::BodyBudget::new(limits.max_buffered_body_bytes),
         limits: limits.clone(),
+        owners: Vec::new(),
+        owner_tokens: Tokens::none(),
     };
     let ctx = RuleContext::new(&IndicatorSet::standard(), &[60_000]);
     let api = routes(Arc::new(Memory::default()), ctx, access.clone())

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tickflow::status::{
-    LocalCounters, ManualClock, PartitionUpdate, ProcessMetrics, ServerOptions, StatusError, StatusServer,
-    WorkerMetrics,
+    LocalCounters, LocalLatency, ManualClock, PartitionUpdate, ProcessMetrics, ServerOptions, StatusError,
+    StatusServer, WorkerMetrics,
 };
 use warp::Filter;
 use warp::reply::Reply;
@@ -137,6 +137,13 @@ fn populate(clock: &ManualClock, m: &ProcessMetrics) -> Vec<tickflow::status::Ru
         ..LocalCounters::default()
     }
     .publish(m.worker(3).unwrap());
+    // Latencies of three acknowledged rows: 5 ms and 40 ms on one worker, an hour on another.
+    let mut latency = LocalLatency::default();
+    latency.observe(5);
+    latency.observe(40);
+    latency.publish(m.worker(2).unwrap().latency());
+    latency.observe(3_600_000);
+    latency.publish(m.worker(3).unwrap().latency());
     m.update_partitions([
         PartitionUpdate { topic: "bars", partition: 0, owner_worker: 2, offset: 100, high_watermark: 150 },
         PartitionUpdate { topic: "bars", partition: 1, owner_worker: 3, offset: 200, high_watermark: 200 },
@@ -384,7 +391,14 @@ fn metrics_exposition_has_exact_lines_and_valid_shape() {
         "# HELP tickflow_busy_seconds_total Seconds this worker spent doing work.",
         "# TYPE tickflow_busy_seconds_total counter",
         "# TYPE tickflow_watermark_lag_seconds gauge",
-        r#"tickflow_up{process="1"} 1"#,
+        "# TYPE tickflow_build_info gauge",
+        "# TYPE tickflow_sink_latency_seconds histogram",
+        r#"tickflow_sink_latency_seconds_bucket{process="1",le="0.005"} 1"#,
+        r#"tickflow_sink_latency_seconds_bucket{process="1",le="0.025"} 1"#,
+        r#"tickflow_sink_latency_seconds_bucket{process="1",le="0.05"} 2"#,
+        r#"tickflow_sink_latency_seconds_bucket{process="1",le="+Inf"} 3"#,
+        r#"tickflow_sink_latency_seconds_sum{process="1"} 3600.045"#,
+        r#"tickflow_sink_latency_seconds_count{process="1"} 3"#,
         r#"tickflow_uptime_seconds{process="1"} 12"#,
         r#"tickflow_ready{process="1"} 1"#,
         r#"tickflow_source_connected{process="1"} 1"#,
@@ -415,7 +429,21 @@ fn metrics_exposition_has_exact_lines_and_valid_shape() {
         assert!(lines.contains(&expected), "missing line: {expected}\n{}", r.body);
     }
 
-    let allowed: BTreeSet<&str> = ["process", "worker", "topic", "partition", "operator"].into();
+    assert!(
+        lines.contains(
+            &format!(r#"tickflow_build_info{{process="1",version="{}"}} 1"#, env!("CARGO_PKG_VERSION")).as_str()
+        ),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("tickflow_up{") && !r.body.contains("tickflow_up "), "Prometheus has `up` of its own");
+    let has_proc = std::path::Path::new("/proc/self/stat").exists();
+    for family in
+        ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"]
+    {
+        assert_eq!(r.body.contains(&format!("# TYPE {family} ")), has_proc, "{family}");
+    }
+    let allowed: BTreeSet<&str> = ["process", "worker", "topic", "partition", "operator", "le", "version"].into();
     let mut families = BTreeMap::new();
     let mut samples = 0;
     let mut series = BTreeSet::new();
@@ -426,7 +454,7 @@ fn metrics_exposition_has_exact_lines_and_valid_shape() {
             assert!(kind == "HELP" || kind == "TYPE", "{line}");
             if kind == "TYPE" {
                 let t = parts.next().unwrap();
-                assert!(t == "counter" || t == "gauge", "{line}");
+                assert!(t == "counter" || t == "gauge" || t == "histogram", "{line}");
                 assert_eq!(name.ends_with("_total"), t == "counter", "{line}");
                 assert!(families.insert(name.to_owned(), 0).is_none(), "dup {name}");
             }
@@ -434,15 +462,23 @@ fn metrics_exposition_has_exact_lines_and_valid_shape() {
         }
         let (name, labels, _value) =
             parse_sample(line).unwrap_or_else(|| panic!("not `name{{labels}} value`: {line:?}"));
-        *families.get_mut(&name).unwrap_or_else(|| panic!("sample before its # TYPE: {line}")) += 1;
+        // A histogram's samples are `<family>_bucket`, `_sum` and `_count`.
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| families.contains_key(*f)).map(str::to_owned))
+            .unwrap_or_else(|| name.clone());
+        *families.get_mut(&family).unwrap_or_else(|| panic!("sample before its # TYPE: {line}")) += 1;
         assert!(labels.keys().all(|k| allowed.contains(k.as_str())), "{line}");
         assert_eq!(labels["process"], "1", "{line}");
         assert!(series.insert((name, labels)), "duplicate series: {line}");
         samples += 1;
     }
-    // 7 process gauges, 4 process sink-health families, 13 counters and 6 gauges for each of
-    // 2 workers, 3 gauges for each of 2 partitions, 2 operator counters for 1 operator.
-    assert_eq!(samples, 7 + 4 + 2 * (13 + 6) + 3 * 2 + 2);
+    // 7 process gauges (build info, uptime, readiness ...), the 6 standard `process_*` where
+    // /proc exists, 4 process sink-health families, 13 counters and 6 gauges for each of 2
+    // workers, the latency histogram (16 bounds, +Inf, sum, count), 3 gauges for each of 2
+    // partitions, 2 operator counters for 1 operator.
+    let proc_families = if has_proc { 6 } else { 0 };
+    assert_eq!(samples, 7 + proc_families + 4 + 2 * (13 + 6) + 19 + 3 * 2 + 2);
     assert_eq!(families["tickflow_bars_in_total"], 2);
 }
 
@@ -525,4 +561,19 @@ fn publish_adds_correctly_from_several_threads() {
     let totals = metrics.totals();
     assert_eq!(totals, v);
     assert_eq!(metrics.worker(2).unwrap().load().counters.bars_in, 2 * BATCHES * 3);
+}
+
+#[test]
+fn watermark_lag_is_never_negative() {
+    // Event time ahead of the wall clock (a generator started in the future, a clock skew):
+    // the lag is 0, not a negative number.
+    let (clock, metrics) = fresh();
+    clock.set(T0);
+    LocalCounters { watermark_ms: Some(T0 + 1_243), ..LocalCounters::default() }.publish(metrics.worker(2).unwrap());
+    let server = start(&metrics);
+    let text = get(server.local_addr(), "/metrics").body;
+    assert!(text.contains(r#"tickflow_watermark_lag_seconds{process="1",worker="2"} 0"#), "{text}");
+    let status = get(server.local_addr(), "/status").json();
+    assert_eq!(status["workers"][0]["watermark_lag_ms"], json!(0), "{status}");
+    assert_eq!(status["totals"]["watermark_lag_ms"], json!(0), "{status}");
 }

@@ -249,8 +249,11 @@ impl BarError {
 /// The accepted range of a bar's values: event times `[min, max)` in ms since the epoch and,
 /// unless allowed, prices above 0.
 ///
-/// The default, 1990-01-01 .. 2100-01-01, rejects the usual unit mistakes (seconds read as
-/// milliseconds land in 1970; microseconds read as milliseconds land past year 50000).
+/// The default, 1600-01-01 .. 2100-01-01, accepts any real market history (the Amsterdam
+/// exchange from 1602, the Dow from 1896, the S&P 500 from 1928) and still rejects
+/// microseconds or nanoseconds read as milliseconds (they land past the year 50000). A
+/// narrower `time.min-timestamp` (e.g. 1990-01-01) also catches seconds read as
+/// milliseconds (they land in 1970), for feeds known to be recent.
 /// (The price rule lives here because these bounds are what every decoder is handed; a
 /// rename to `BarBounds` is left for a refactor that touches every caller anyway.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -266,8 +269,8 @@ pub struct TimeBounds {
 }
 
 impl TimeBounds {
-    /// 1990-01-01T00:00:00Z in ms.
-    pub const DEFAULT_MIN: Millis = 631_152_000_000;
+    /// 1600-01-01T00:00:00Z in ms.
+    pub const DEFAULT_MIN: Millis = -11_676_096_000_000;
     /// 2100-01-01T00:00:00Z in ms.
     pub const DEFAULT_MAX: Millis = 4_102_444_800_000;
 
@@ -277,10 +280,11 @@ impl TimeBounds {
     /// use tickflow_operators::TimeBounds;
     /// let b = TimeBounds::default();
     /// assert!(b.check(1_700_000_000_000).is_ok());
+    /// assert!(b.check(-2_208_988_800_000).is_ok(), "1900-01-01: real history");
     /// assert_eq!(
-    ///     b.check(1_700_000_000).unwrap_err().to_string(),
-    ///     "timestamp: 1970-01-20T16:13:20.000Z (1700000000 ms) is outside the accepted range \
-    ///      1990-01-01T00:00:00.000Z .. 2100-01-01T00:00:00.000Z"
+    ///     b.check(1_700_000_000_000_000).unwrap_err().to_string(),
+    ///     "timestamp: 55840-11-08T22:13:20.000Z (1700000000000000 ms) is outside the accepted range \
+    ///      1600-01-01T00:00:00.000Z .. 2100-01-01T00:00:00.000Z"
     /// );
     /// ```
     pub fn check(&self, ts: Millis) -> Result<(), BarError> {

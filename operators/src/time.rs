@@ -3,6 +3,27 @@
 /// Milliseconds since 1970-01-01T00:00:00Z. Event time of bars, windows and watermarks.
 pub type Millis = i64;
 
+/// Event time (`Millis`, which is negative before 1970) to the watermark coordinate of the
+/// application's timely time, which is a `u64`: the order-preserving map that flips the
+/// sign bit, so `i64::MIN` ms is watermark 0 (the least time of an epoch) and market history
+/// from any century keeps its order. [`ms_of_watermark`] is the inverse.
+///
+/// ```
+/// use tickflow_operators::time::{ms_of_watermark, watermark_of};
+/// assert!(watermark_of(-2_208_988_800_000) < watermark_of(0)); // 1900 before 1970
+/// assert_eq!(watermark_of(i64::MIN), 0);
+/// assert_eq!(watermark_of(i64::MAX), u64::MAX);
+/// assert_eq!(ms_of_watermark(watermark_of(-1)), -1);
+/// ```
+pub const fn watermark_of(ms: Millis) -> u64 {
+    (ms as u64) ^ (1 << 63)
+}
+
+/// The inverse of [`watermark_of`].
+pub const fn ms_of_watermark(wm: u64) -> Millis {
+    (wm ^ (1 << 63)) as Millis
+}
+
 /// Formats `ms` as RFC 3339 UTC with millisecond precision, e.g. `2023-11-14T22:13:20.000Z`.
 ///
 /// ```

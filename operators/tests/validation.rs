@@ -72,12 +72,14 @@ fn low_and_high_must_bracket_open_and_close() {
 #[test]
 fn timestamp_must_be_within_bounds() {
     let mut b = bar(1.0, 1.0, 1.0, 1.0, 1.0);
-    b.ts = 1_700_000_000; // seconds mistaken for milliseconds
+    b.ts = -12_000_000_000_000; // 1589: before any market history
     assert_eq!(
         err(b),
-        "timestamp: 1970-01-20T16:13:20.000Z (1700000000 ms) is outside the accepted range \
-         1990-01-01T00:00:00.000Z .. 2100-01-01T00:00:00.000Z"
+        "timestamp: 1589-09-26T02:40:00.000Z (-12000000000000 ms) is outside the accepted range \
+         1600-01-01T00:00:00.000Z .. 2100-01-01T00:00:00.000Z"
     );
+    b.ts = -2_208_988_800_000; // 1900-01-01: the Dow's history, accepted by default
+    assert!(b.validate(&TimeBounds::default()).is_ok());
     b.ts = 1_700_000_000_000_000; // microseconds mistaken for milliseconds
     assert!(err(b).starts_with("timestamp: 55840-11-08T22:13:20.000Z"), "{}", err(b));
     let tight = TimeBounds { min: TS, max: TS + 1, ..TimeBounds::default() };

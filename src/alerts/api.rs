@@ -2,13 +2,18 @@
 //!
 //! - `POST /rules` (JSON [`RuleDef`]): validated (400 with every error), written to the rules
 //!   topic, 201 with the rule once this process's mirror has it. Same id = replace.
-//! - `GET /rules`: every rule (from the mirror); `GET /rules/{id}`: one, or 404.
+//! - `GET /rules` (`?owner=NAME` keeps that owner's): every rule (from the mirror);
+//!   `GET /rules/{id}`: one, or 404.
 //! - `DELETE /rules/{id}`: 204 once deleted; 404 when unknown.
 //!
-//! Access ([`RulesAccess`]): writes need the `alerts.token` when one is set (and one must be
-//! set off loopback: [`AlertsConfig::validate_exposure`]); reads need a read token when the
-//! status server has one (the write token is accepted too). Both are checked by
-//! [`Tokens::check`]. Answers show channels with their secrets redacted
+//! Access ([`RulesAccess`]): the admin token (`alerts.token`) reads and changes every rule;
+//! an owner token (`alerts.owner-tokens`) only its owner's — its `GET /rules` lists only
+//! them, another owner's rule is a 404, posting a rule of another owner a 403. Writes need
+//! one of these tokens when any is set (and one must be set off loopback:
+//! [`AlertsConfig::validate_exposure`]); reads need a read token when the status server has
+//! one (the admin token is accepted too). Tokens are compared in constant time
+//! ([`Tokens::check`], [`Tokens::matching`]). A rule whose channel cannot work is refused at
+//! `POST` (400: a Telegram channel without `alerts.telegram-bot-token`). Answers show channels with their secrets redacted
 //! ([`RuleDef::redacted`]). Bodies are read within the listener's limits (64 KiB, the
 //! body-read timeout, the buffered-body budget). Kafka failures answer 503. Errors are
 //! `{"errors": ["field: problem; expected ..."]}`.
@@ -41,6 +46,29 @@ pub struct RulesAccess {
     pub limits: Limits,
     /// Buffered-body budget shared by the rule routes.
     pub budget: BodyBudget,
+    /// Owner names of `owner_tokens`, in the same order.
+    pub owners: Vec<String>,
+    /// Per-owner tokens: each sees and changes only its owner's rules.
+    pub owner_tokens: Tokens,
+}
+
+/// Who a request is, as far as rules go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    /// The admin token, a read token, or open access: every rule.
+    All,
+    /// An owner token: that owner's rules only.
+    Owner(String),
+}
+
+impl Principal {
+    /// Whether this principal may see (and, with write access, change) `rule`.
+    pub fn sees(&self, rule: &RuleDef) -> bool {
+        match self {
+            Principal::All => true,
+            Principal::Owner(o) => rule.owner == *o,
+        }
+    }
 }
 
 impl RulesAccess {
@@ -49,7 +77,36 @@ impl RulesAccess {
     pub fn new(cfg: &AlertsConfig, read: &Tokens, limits: &Limits) -> RulesAccess {
         let write = cfg.write_tokens();
         let read = if read.is_empty() { Tokens::none() } else { read.union(&write) };
-        RulesAccess { write, read, limits: limits.clone(), budget: BodyBudget::new(limits.max_buffered_body_bytes) }
+        let (owners, owner_tokens) = cfg.owners();
+        RulesAccess {
+            write,
+            read,
+            limits: limits.clone(),
+            budget: BodyBudget::new(limits.max_buffered_body_bytes),
+            owners,
+            owner_tokens,
+        }
+    }
+
+    /// Who the request with `header` is, for a write (`write`) or a read. An owner token
+    /// wins; otherwise the admin token (writes) or the read tokens (reads) decide, and where
+    /// those are empty access is open — except once owner tokens exist: then `/rules` is
+    /// never open (reads without read tokens need the admin token).
+    pub fn principal(&self, header: Option<&str>, write: bool) -> Result<Principal, AuthError> {
+        if !self.owner_tokens.is_empty() {
+            let other = match self.owner_tokens.matching(header) {
+                Ok(Some(i)) => return Ok(Principal::Owner(self.owners[i].clone())),
+                Ok(None) => AuthError::Wrong,
+                Err(e) => e,
+            };
+            let tokens = if write || self.read.is_empty() { &self.write } else { &self.read };
+            if tokens.is_empty() {
+                return Err(other);
+            }
+            return tokens.check(header).map(|()| Principal::All);
+        }
+        let tokens = if write { &self.write } else { &self.read };
+        tokens.check(header).map(|()| Principal::All)
     }
 
     /// Everything open (tests on loopback).
@@ -60,6 +117,8 @@ impl RulesAccess {
             read: Tokens::none(),
             budget: BodyBudget::new(limits.max_buffered_body_bytes),
             limits,
+            owners: Vec::new(),
+            owner_tokens: Tokens::none(),
         }
     }
 }
@@ -138,9 +197,10 @@ pub fn routes<B: RuleBackend>(backend: Arc<B>, ctx: RuleContext, access: RulesAc
         .and(with())
         .then(|h: Option<String>, declared: Option<u64>, body, (b, c, a): With<B>| async move {
             let req = BodyRequest { declared, limit: MAX_RULE_BYTES };
-            if let Err(e) = a.write.check(h.as_deref()) {
-                return unauthorized(e);
-            }
+            let who = match a.principal(h.as_deref(), true) {
+                Ok(p) => p,
+                Err(e) => return unauthorized(e),
+            };
             let (body, _permit) = match read_body(body, req, &a.limits, &a.budget).await {
                 Ok(b) => b,
                 Err(e) => return body_refused(&e, a.limits.retry_after_secs),
@@ -151,6 +211,25 @@ pub fn routes<B: RuleBackend>(backend: Arc<B>, ctx: RuleContext, access: RulesAc
             };
             if let Err(e) = rule.lower(&c) {
                 return errors(StatusCode::BAD_REQUEST, e);
+            }
+            let unusable = c.prerequisites(&rule);
+            if !unusable.is_empty() {
+                return errors(StatusCode::BAD_REQUEST, unusable);
+            }
+            if let Principal::Owner(o) = &who {
+                if rule.owner != *o {
+                    return errors(
+                        StatusCode::FORBIDDEN,
+                        vec![format!(
+                            "owner: {:?} is not this token's owner {o:?}; expected \"owner\": {o:?}",
+                            rule.owner
+                        )],
+                    );
+                }
+                // Replacing a rule of another owner (same id) is not this token's to do.
+                if b.get(&rule.id).is_some_and(|old| old.owner != *o) {
+                    return errors(StatusCode::FORBIDDEN, vec![format!("id: {:?} belongs to another owner", rule.id)]);
+                }
             }
             let r = rule.clone();
             match tokio::task::spawn_blocking(move || b.put(&r)).await {
@@ -163,21 +242,33 @@ pub fn routes<B: RuleBackend>(backend: Arc<B>, ctx: RuleContext, access: RulesAc
             }
         });
 
-    let list =
-        warp::path!("rules").and(warp::get()).and(auth).and(with()).map(|h: Option<String>, (b, _, a): With<B>| {
-            if let Err(e) = a.read.check(h.as_deref()) {
-                return unauthorized(e);
-            }
-            let rules: Vec<RuleDef> = b.list().iter().map(RuleDef::redacted).collect();
+    let list = warp::path!("rules")
+        .and(warp::get())
+        .and(auth)
+        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .and(with())
+        .map(|h: Option<String>, query: std::collections::HashMap<String, String>, (b, _, a): With<B>| {
+            let who = match a.principal(h.as_deref(), false) {
+                Ok(p) => p,
+                Err(e) => return unauthorized(e),
+            };
+            let owner = query.get("owner");
+            let rules: Vec<RuleDef> = b
+                .list()
+                .iter()
+                .filter(|r| who.sees(r) && owner.is_none_or(|o| r.owner == *o))
+                .map(RuleDef::redacted)
+                .collect();
             warp::reply::json(&rules).into_response()
         });
 
     let get = warp::path!("rules" / String).and(warp::get()).and(auth).and(with()).map(
         |id: String, h: Option<String>, (b, _, a): With<B>| {
-            if let Err(e) = a.read.check(h.as_deref()) {
-                return unauthorized(e);
-            }
-            match b.get(&id) {
+            let who = match a.principal(h.as_deref(), false) {
+                Ok(p) => p,
+                Err(e) => return unauthorized(e),
+            };
+            match b.get(&id).filter(|r| who.sees(r)) {
                 Some(r) => redacted_json(&r).into_response(),
                 None => errors(StatusCode::NOT_FOUND, vec![format!("id: no rule {id:?}")]),
             }
@@ -186,10 +277,12 @@ pub fn routes<B: RuleBackend>(backend: Arc<B>, ctx: RuleContext, access: RulesAc
 
     let delete = warp::path!("rules" / String).and(warp::delete()).and(auth).and(with()).then(
         |id: String, h: Option<String>, (b, _, a): With<B>| async move {
-            if let Err(e) = a.write.check(h.as_deref()) {
-                return unauthorized(e);
-            }
-            if b.get(&id).is_none() {
+            let who = match a.principal(h.as_deref(), true) {
+                Ok(p) => p,
+                Err(e) => return unauthorized(e),
+            };
+            // Another owner's rule is not there, for this token.
+            if b.get(&id).filter(|r| who.sees(r)).is_none() {
                 return errors(StatusCode::NOT_FOUND, vec![format!("id: no rule {id:?}")]);
             }
             let i = id.clone();

@@ -14,7 +14,8 @@ use crate::http::auth::{Tokens, require_off_loopback, validate_token};
 /// brokers = "127.0.0.1:9092"
 /// rules-topic = "tickflow-rules"     # compacted, key = rule id
 /// alerts-topic = "tickflow-alerts"
-/// token = "4f9c2d7e8a1b3c5d"         # Bearer token for POST/DELETE /rules (or TICKFLOW_ALERTS_TOKEN)
+/// token = "4f9c2d7e8a1b3c5d"         # admin token: every rule (or TICKFLOW_ALERTS_TOKEN)
+/// owner-tokens = { alice = "a1b2c3d4e5f60718" } # each sees and changes only its owner's rules
 /// allowed-hosts = ["hooks.slack.com"] # where channels may point (empty: any public host)
 /// dead-letter = "alerts-dead.ndjson"
 /// ```
@@ -35,6 +36,12 @@ pub struct AlertsConfig {
     /// listens on a loopback address. `TICKFLOW_ALERTS_TOKEN` sets it from the environment.
     #[serde(default)]
     pub token: Option<String>,
+    /// Per-owner bearer tokens, `owner = "token"`: a request with one of them lists, reads,
+    /// posts and deletes only rules whose `owner` is that owner (`alerts.token` stays the
+    /// admin token, which sees all). `TICKFLOW_ALERTS_OWNER_TOKENS="alice=…,bob=…"` adds to
+    /// them from the environment. Compared in constant time, like every token.
+    #[serde(default)]
+    pub owner_tokens: std::collections::BTreeMap<String, String>,
     /// Hosts webhook and Slack channels may point at (names or IPs, `*.example.com` for
     /// subdomains). Empty: any public host; loopback, private, link-local and internal-only
     /// names are refused unless listed here.
@@ -67,8 +74,9 @@ pub struct AlertsConfig {
     /// Timeout of one delivery request.
     #[serde(default = "default_http_timeout")]
     pub http_timeout: String,
-    /// Base URL of the Telegram Bot API (`{base}/bot{token}/sendMessage`). This build has no
-    /// TLS, so point it at an HTTP relay (or a test server).
+    /// Base URL of the Telegram Bot API (`{base}/bot{token}/sendMessage`): the real API over
+    /// HTTPS by default (TLS is built in: rustls with the webpki roots); an `http://` URL
+    /// points at a local relay or a test server.
     #[serde(default = "default_telegram_base_url")]
     pub telegram_base_url: String,
     /// The Telegram bot's token (kept here, not in rules, so `GET /rules` never shows it).
@@ -119,7 +127,7 @@ fn default_http_timeout() -> String {
     "10s".into()
 }
 fn default_telegram_base_url() -> String {
-    "http://127.0.0.1:8081".into()
+    "https://api.telegram.org".into()
 }
 fn default_poll_interval() -> String {
     "200ms".into()
@@ -134,6 +142,9 @@ fn dur(text: &str, default: &str) -> Duration {
 
 /// The env var that sets `alerts.token` (it wins over the file).
 pub const TOKEN_ENV: &str = "TICKFLOW_ALERTS_TOKEN";
+/// The env var that adds owner tokens: `alice=token,bob=token` (it wins over the file for
+/// the owners it names).
+pub const OWNER_TOKENS_ENV: &str = "TICKFLOW_ALERTS_OWNER_TOKENS";
 
 impl AlertsConfig {
     /// The config with `alerts.token` taken from [`TOKEN_ENV`] when that is set (and not
@@ -142,7 +153,23 @@ impl AlertsConfig {
         if let Some(t) = std::env::var(TOKEN_ENV).ok().filter(|t| !t.trim().is_empty()) {
             self.token = Some(t.trim().to_string());
         }
+        if let Ok(list) = std::env::var(OWNER_TOKENS_ENV) {
+            for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                // A malformed entry becomes an owner named after it with an empty token,
+                // which validation reports (naming the variable, never echoing a secret).
+                let (owner, token) = entry.split_once('=').unwrap_or((entry, ""));
+                self.owner_tokens.insert(owner.trim().to_string(), token.trim().to_string());
+            }
+        }
         self
+    }
+
+    /// The owner tokens, owners and tokens in the same order.
+    pub fn owners(&self) -> (Vec<String>, Tokens) {
+        // Empty tokens are dropped by `Tokens::new`: drop their owners too (validation
+        // refuses them anyway), so the two lists stay aligned.
+        let pairs: Vec<(&String, &String)> = self.owner_tokens.iter().filter(|(_, t)| !t.trim().is_empty()).collect();
+        (pairs.iter().map(|(o, _)| (*o).clone()).collect(), Tokens::new(pairs.iter().map(|(_, t)| t.as_str())))
     }
 
     /// The token for rule writes (empty = open).
@@ -153,7 +180,8 @@ impl AlertsConfig {
     /// The start-up rule: rule writes served on `status_listen` need a token unless that is
     /// a loopback address. One message, or none.
     pub fn validate_exposure(&self, status_listen: std::net::SocketAddr) -> Vec<String> {
-        require_off_loopback(status_listen, &self.write_tokens(), "POST/DELETE /rules", "alerts.token", TOKEN_ENV)
+        let guarded = self.write_tokens().union(&self.owners().1);
+        require_off_loopback(status_listen, &guarded, "POST/DELETE /rules", "alerts.token", TOKEN_ENV)
             .err()
             .into_iter()
             .collect()
@@ -179,6 +207,23 @@ impl AlertsConfig {
         }
         if let Some(t) = &self.token {
             errors.extend(validate_token("alerts.token", t));
+        }
+        let mut seen = std::collections::BTreeMap::new();
+        for (owner, token) in &self.owner_tokens {
+            if owner.trim().is_empty() {
+                errors.push(
+                    "alerts.owner-tokens: an empty owner name; expected e.g. alice = \"4f9c2d7e8a1b3c5d\"".into(),
+                );
+            }
+            errors.extend(validate_token(&format!("alerts.owner-tokens.{owner}"), token));
+            if self.token.as_deref() == Some(token.as_str()) {
+                errors.push(format!("alerts.owner-tokens.{owner}: the same as alerts.token (the admin token); give each owner a token of its own"));
+            }
+            if let Some(other) = seen.insert(token.as_str(), owner.as_str()) {
+                errors.push(format!(
+                    "alerts.owner-tokens.{owner}: the same token as {other:?}; give each owner a token of its own"
+                ));
+            }
         }
         for (i, h) in self.allowed_hosts.iter().enumerate() {
             let host = h.trim();
@@ -281,5 +326,31 @@ mod tests {
                 "alerts.allowed-hosts[3]: \"bad host\" is not a host name or IP address; expected e.g. \"hooks.slack.com\", \"*.example.com\" or \"10.0.0.5\"",
             ]
         );
+    }
+
+    #[test]
+    fn telegram_defaults_to_the_real_api_over_https() {
+        assert_eq!(AlertsConfig::new("127.0.0.1:9092").telegram_base_url, "https://api.telegram.org");
+    }
+
+    #[test]
+    fn owner_tokens_are_validated_and_guard_exposure() {
+        let mut c = AlertsConfig::new("127.0.0.1:9092");
+        c.owner_tokens.insert("alice".into(), "alice-token-0123456789".into());
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        assert!(c.validate_exposure("0.0.0.0:9100".parse().unwrap()).is_empty(), "owner tokens guard the writes");
+        c.owner_tokens.insert("bob".into(), "alice-token-0123456789".into());
+        c.owner_tokens.insert("carol".into(), "short".into());
+        let e = c.validate();
+        assert!(
+            e.iter().any(
+                |m| m == "alerts.owner-tokens.bob: the same token as \"alice\"; give each owner a token of its own"
+            ),
+            "{e:?}"
+        );
+        assert!(e.iter().any(|m| m.starts_with("alerts.owner-tokens.carol: a token of 5 bytes")), "{e:?}");
+        let (owners, tokens) = c.owners();
+        assert_eq!(owners, ["alice", "bob", "carol"]);
+        assert!(tokens.check(Some("Bearer alice-token-0123456789")).is_ok());
     }
 }

@@ -24,10 +24,12 @@
 //! - [`store`]: the rules topic: writes, and the in-memory mirror every process keeps.
 //! - [`api`]: the `/rules` HTTP routes for the status server.
 //! - [`dataflow`]: the alert part of the dataflow and its sink into the notifier.
+//! - [`metrics`]: the notifier's counters on `/metrics`.
 //! - [`notify`]: delivery to Kafka, QuestDB and the rule's channel.
 pub mod api;
 pub mod config;
 pub mod dataflow;
+pub mod metrics;
 pub mod notify;
 pub mod rule;
 pub mod store;

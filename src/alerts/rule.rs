@@ -103,6 +103,9 @@ pub struct RuleContext {
     pub timeframes: Vec<Millis>,
     /// `alerts.allowed-hosts`.
     pub targets: TargetPolicy,
+    /// Whether `alerts.telegram-bot-token` is set: without it a Telegram channel can never
+    /// deliver, so such a rule is refused when it is posted.
+    pub telegram_ready: bool,
 }
 
 impl RuleContext {
@@ -112,6 +115,28 @@ impl RuleContext {
             columns: set.columns().to_vec(),
             timeframes: timeframes.to_vec(),
             targets: TargetPolicy::default(),
+            telegram_ready: true,
+        }
+    }
+
+    /// The same, saying whether a Telegram bot token is configured.
+    pub fn with_telegram(mut self, ready: bool) -> RuleContext {
+        self.telegram_ready = ready;
+        self
+    }
+
+    /// What this deployment lacks for `rule`'s channel to deliver (empty: nothing). Checked
+    /// when a rule is posted; rules already in the topic still load (their alerts are
+    /// dead-lettered with the reason).
+    pub fn prerequisites(&self, rule: &RuleDef) -> Vec<String> {
+        match &rule.channel {
+            Channel::Telegram { .. } if !self.telegram_ready => vec![
+                "channel: a telegram channel needs alerts.telegram-bot-token in the cluster config \
+                 (or TICKFLOW_TELEGRAM_BOT_TOKEN with tickflow-entrypoint); none is set, so every alert \
+                 would be dead-lettered"
+                    .into(),
+            ],
+            _ => Vec::new(),
         }
     }
 

@@ -109,10 +109,22 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
             None => (None, FileFormat::Csv),
         },
         Output::Replay(file) => {
-            let ndjson = file.extension().is_some_and(|e| e == "ndjson" || e == "json" || e == "jsonl");
-            (Some(part_dir(file)), if ndjson { FileFormat::Ndjson } else { FileFormat::Csv })
+            let format = FileFormat::from_path(file).ok_or_else(|| {
+                crate::cli::UsageError(format!(
+                    "--output {}: unknown extension; expected .csv or .ndjson",
+                    file.display()
+                ))
+            })?;
+            (Some(part_dir(file)), format)
         }
     };
+    // A missing input is a usage error, reported before a worker starts or a result
+    // directory is created.
+    if let SourceSpec::File { paths, .. } = &built.source {
+        for p in paths {
+            std::fs::File::open(p).map_err(|e| crate::cli::UsageError(format!("input {}: {e}", p.display())))?;
+        }
+    }
     // Checkpoints: `run` only, and only for sources whose position is recorded.
     let checkpoints = match (&output, &built.checkpoint, &built.source) {
         (Output::Configured, Some(_), SourceSpec::File { .. }) => {
@@ -142,9 +154,11 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
     if !matches!(built.source, SourceSpec::Kafka(_)) {
         metrics.set_source_connected(true);
     }
-    let unit = match &built.source {
-        SourceSpec::File { paths, symbol, .. } => detect_ts_unit(paths, *symbol, built.bounds),
-        SourceSpec::Generator { .. } | SourceSpec::Kafka(_) => TsUnit::Millis,
+    // `output.ts-unit`: one unit for every text sink of the run, decided before it starts.
+    let unit = match (built.ts_unit, &built.source) {
+        (Some(unit), _) => unit,
+        (None, SourceSpec::File { paths, .. }) => crate::sources::file::sniff_ts_unit(paths).unwrap_or(TsUnit::Millis),
+        (None, SourceSpec::Generator { .. } | SourceSpec::Kafka(_)) => TsUnit::Millis,
     };
     let to_stdout = built.stdout && matches!(output, Output::Configured);
     let plan = Arc::new(plan);
@@ -339,29 +353,6 @@ fn install<R: Reader>(
             build_dataflow(scope, built, parts, probes, control.clone(), clock.clone());
         });
     });
-}
-
-/// The unit of the first valid timestamp in the inputs (the unit results are written in).
-fn detect_ts_unit(
-    paths: &[PathBuf],
-    symbol: Option<tickflow_operators::Symbol>,
-    bounds: tickflow_operators::TimeBounds,
-) -> TsUnit {
-    let Ok(streams) = streams_for_worker(paths, symbol, bounds, 0, 1) else { return TsUnit::Millis };
-    for mut s in streams {
-        for _ in 0..100 {
-            match s.peek_ts() {
-                Ok(Some(_)) => {
-                    if let Some(u) = s.ts_unit {
-                        return u;
-                    }
-                    s.take();
-                }
-                _ => break,
-            }
-        }
-    }
-    TsUnit::Millis
 }
 
 /// Where a replay keeps its per-worker files: `<FILE>.d/`.

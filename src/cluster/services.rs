@@ -71,8 +71,13 @@ impl Services {
                 let outbox = crate::alerts::config::outbox_for(&cfg.outbox, process);
                 let notifier = Notifier::start(cfg, AlertOutputs { questdb: qdb, outbox: Some(outbox) })
                     .context("alerts: the notifier")?;
+                let stats = notifier.handle().stats();
+                metrics.add_exposer(Arc::new(move |out: &mut String| {
+                    crate::alerts::metrics::render_into(out, process, &stats)
+                }));
                 let ctx = RuleContext::new(&built.set, &built.windows.timeframes)
-                    .with_targets(crate::alerts::notify::target::TargetPolicy::new(&cfg.allowed_hosts));
+                    .with_targets(crate::alerts::notify::target::TargetPolicy::new(&cfg.allowed_hosts))
+                    .with_telegram(cfg.telegram_bot_token.as_deref().is_some_and(|t| !t.trim().is_empty()));
                 Some((store, notifier, ctx, cfg.clone()))
             }
             _ => None,

@@ -31,6 +31,9 @@ pub struct Config {
     /// Where results go.
     #[serde(default)]
     pub sinks: SinksConfig,
+    /// `[output]`: how results are written, whatever the sink.
+    #[serde(default)]
+    pub output: OutputConfig,
     /// `[checkpoint]`: consistent checkpoints for crash-exact recovery.
     #[serde(default)]
     pub checkpoint: CheckpointConfig,
@@ -208,6 +211,29 @@ pub struct FileSection {
     pub rate: u64,
 }
 
+/// `[output]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct OutputConfig {
+    /// The unit of `ts` in every text result (files and stdout; QuestDB stores a timestamp
+    /// column): "input" (default: the unit the input's timestamps are written in, read from
+    /// the first timestamps of the input files whether or not their rows are valid bars;
+    /// milliseconds for Kafka and the generator), "s" (Unix seconds, fractional when the bar
+    /// has milliseconds), "ms" (Unix milliseconds) or "rfc3339" (`2023-11-14T22:13:20.000Z`).
+    #[serde(default = "default_ts_unit")]
+    pub ts_unit: String,
+}
+
+fn default_ts_unit() -> String {
+    "input".into()
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig { ts_unit: default_ts_unit() }
+    }
+}
+
 /// `[time]`
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -219,7 +245,8 @@ pub struct TimeConfig {
     /// How long after a window closed a late bar may still correct it.
     #[serde(default = "default_lateness")]
     pub allowed_lateness: String,
-    /// Earliest accepted event time (RFC 3339 date or date-time).
+    /// Earliest accepted event time (RFC 3339 date or date-time). Default 1600-01-01: any real
+    /// market history; set e.g. "1990-01-01" to dead-letter seconds misread as milliseconds.
     #[serde(default = "default_min_ts")]
     pub min_timestamp: String,
     /// Latest accepted event time (exclusive).
@@ -234,7 +261,7 @@ fn default_lateness() -> String {
     "0s".into()
 }
 fn default_min_ts() -> String {
-    "1990-01-01".into()
+    "1600-01-01".into()
 }
 fn default_max_ts() -> String {
     "2100-01-01".into()

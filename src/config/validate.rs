@@ -65,6 +65,18 @@ pub enum FileFormat {
     Ndjson,
 }
 
+impl FileFormat {
+    /// The format a file name asks for: `.csv` is CSV; `.ndjson`, `.jsonl` and `.json` are
+    /// NDJSON; anything else is `None` (never silently CSV).
+    pub fn from_path(path: &std::path::Path) -> Option<FileFormat> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "csv" => Some(FileFormat::Csv),
+            "ndjson" | "jsonl" | "json" => Some(FileFormat::Ndjson),
+            _ => None,
+        }
+    }
+}
+
 /// A validated configuration, ready to run.
 #[derive(Clone, Debug)]
 pub struct Built {
@@ -98,6 +110,8 @@ pub struct Built {
     pub checkpoint: Option<CheckpointSpec>,
     /// When transactional result parts are closed.
     pub roll: crate::sinks::file::RollPolicy,
+    /// `output.ts-unit`: `None` = the input's unit.
+    pub ts_unit: Option<crate::decode::TsUnit>,
 }
 
 /// `[checkpoint]`, checked.
@@ -158,10 +172,90 @@ fn date_ms(s: &str) -> Option<Millis> {
     Some(ms)
 }
 
+/// The key path (`source.generator.rate`) and the message of a deserialization error.
+fn split_type_error(e: &toml::de::Error) -> (Vec<String>, String) {
+    let text = e.to_string();
+    let path = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("in `").and_then(|p| p.strip_suffix('`')))
+        .map(|p| p.split('.').map(str::to_owned).collect())
+        .unwrap_or_default();
+    (path, e.message().trim().to_owned())
+}
+
+/// `key: what was wrong; expected <kind>, e.g. <example>`.
+fn describe_type_error(path: &[String], message: &str) -> String {
+    let key = if path.is_empty() { "(top level)".to_owned() } else { path.join(".") };
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let field = rest.split('`').next().unwrap_or("");
+        let expected = rest.split_once(", expected ").map_or(String::new(), |(_, e)| format!("; expected {e}"));
+        let at = if path.is_empty() { field.to_owned() } else { format!("{key}.{field}") };
+        return format!("{at}: unknown field `{field}`{expected}");
+    }
+    let leaf = path.last().map_or("key", String::as_str);
+    let expected = message.rsplit_once("expected ").map_or("", |(_, e)| e);
+    let example = match expected.trim_start_matches("a ").trim_start_matches("an ") {
+        "u8" | "u16" | "u32" | "u64" | "usize" => format!("a whole number >= 0, e.g. {leaf} = 100"),
+        "i8" | "i16" | "i32" | "i64" | "isize" => format!("a whole number, e.g. {leaf} = 100"),
+        "f32" | "f64" => format!("a number, e.g. {leaf} = 1.5"),
+        "boolean" | "bool" => format!("true or false, e.g. {leaf} = true"),
+        "string" => format!("a quoted string, e.g. {leaf} = \"1s\""),
+        "sequence" => format!("a list, e.g. {leaf} = [\"1m\", \"5m\"]"),
+        e if e.starts_with("struct") || e == "map" || e == "table" => {
+            format!("a table, e.g. [{key}] or {leaf} = {{ ... }}")
+        }
+        _ => "a value as in the commented cluster.toml".to_owned(),
+    };
+    format!("{key}: {message}; expected {example}")
+}
+
+/// Sets the key an error is about aside (for an unknown field, that field), so the rest of
+/// the file can still be checked. `false` when there is nothing to remove (stop).
+fn remove_key(table: &mut toml::Table, path: &[String], message: &str) -> bool {
+    let mut path = path.to_vec();
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        path.push(rest.split('`').next().unwrap_or("").to_owned());
+    }
+    let Some((last, parents)) = path.split_last() else { return false };
+    let mut t = table;
+    for p in parents {
+        match t.get_mut(p) {
+            Some(toml::Value::Table(inner)) => t = inner,
+            _ => return false,
+        }
+    }
+    t.remove(last).is_some()
+}
+
 impl Config {
-    /// Parses TOML text (syntax and types only).
+    /// Parses TOML text. A syntax error is reported alone (with its line and column); type
+    /// errors and unknown keys are all reported, each with its key path, what was found and
+    /// an example, together with the semantic problems of the rest of the file (what
+    /// [`Config::build`] finds once the bad keys are set aside), so one run lists everything.
     pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
-        toml::from_str(text).map_err(|e| ConfigErrors(vec![e.to_string().trim().replace('\n', "\n    ")]))
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigErrors(vec![e.to_string().trim().replace('\n', "\n    ")]))?;
+        let mut errs = Vec::new();
+        // Each round sets one bad key aside; a file has far fewer keys than this.
+        for _ in 0..256 {
+            match toml::Value::Table(table.clone()).try_into::<Config>() {
+                Ok(config) if errs.is_empty() => return Ok(config),
+                Ok(config) => {
+                    if let Err(more) = config.build() {
+                        errs.extend(more.0);
+                    }
+                    return Err(ConfigErrors(errs));
+                }
+                Err(e) => {
+                    let (path, message) = split_type_error(&e);
+                    errs.push(describe_type_error(&path, &message));
+                    if !remove_key(&mut table, &path, &message) {
+                        return Err(ConfigErrors(errs));
+                    }
+                }
+            }
+        }
+        Err(ConfigErrors(errs))
     }
 
     /// Checks every value and builds the runnable form; reports every problem at once.
@@ -398,10 +492,24 @@ impl Config {
             );
         }
 
+        let ts_unit = match self.output.ts_unit.trim() {
+            "input" => None,
+            "s" => Some(crate::decode::TsUnit::Seconds),
+            "ms" => Some(crate::decode::TsUnit::Millis),
+            "rfc3339" => Some(crate::decode::TsUnit::Rfc3339),
+            other => {
+                errs.push(format!(
+                    "output.ts-unit: {other:?} is not a unit; expected \"input\", \"s\", \"ms\" or \"rfc3339\""
+                ));
+                None
+            }
+        };
+
         if !errs.is_empty() {
             return Err(ConfigErrors(errs));
         }
         Ok(Built {
+            ts_unit,
             workers: c.workers,
             processes: c.processes.clone(),
             status_listen,
@@ -465,6 +573,38 @@ mod tests {
             assert!(msgs.contains(want), "missing {want:?} in:\n{msgs}");
         }
         assert_eq!(e.0.len(), 8, "{msgs}");
+    }
+
+    #[test]
+    fn type_errors_name_the_key_and_an_example_and_do_not_hide_other_problems() {
+        let text = r#"
+            [cluster]
+            workers = 0
+            [source.generator]
+            rate = -5
+            symbols = "many"
+            [windows]
+            timeframes = "1m"
+            [sinks.file]
+            dir = "out"
+            bogus = 1
+        "#;
+        let e = Config::parse(text).unwrap_err();
+        assert_eq!(
+            e.0,
+            // Sections in key order (TOML tables are sorted), then the semantic problems.
+            [
+                "sinks.file.bogus: unknown field `bogus`; expected one of `dir`, `format`, `roll-interval`, `roll-bytes`",
+                "source.generator.rate: invalid value: integer `-5`, expected u64; expected a whole number >= 0, e.g. rate = 100",
+                "source.generator.symbols: invalid type: string \"many\", expected usize; expected a whole number >= 0, e.g. symbols = 100",
+                "windows.timeframes: invalid type: string \"1m\", expected a sequence; expected a list, e.g. timeframes = [\"1m\", \"5m\"]",
+                "cluster.workers: 0 is outside 1..=256; expected e.g. 2",
+            ],
+            "{e}"
+        );
+        let syntax = Config::parse("[cluster\nworkers = 2").unwrap_err();
+        assert_eq!(syntax.0.len(), 1);
+        assert!(syntax.0[0].contains("line 1"), "{syntax}");
     }
 
     #[test]

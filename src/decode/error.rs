@@ -21,13 +21,22 @@ pub enum Location {
     Line(u64),
     /// A field of a CSV line: line and column, both 1-based.
     LineColumn(u64, usize),
+    /// The record starting at this byte offset of a file (0-based): NDJSON files are read
+    /// in chunks by several workers, so a worker knows where a line starts, not its number.
+    ByteOffset(u64),
+    /// A Kafka message, by its offset in the partition.
+    Offset(u64),
 }
 
 impl Location {
     /// The record or line number.
     pub fn number(self) -> u64 {
         match self {
-            Location::Record(n) | Location::Line(n) | Location::LineColumn(n, _) => n,
+            Location::Record(n)
+            | Location::Line(n)
+            | Location::LineColumn(n, _)
+            | Location::ByteOffset(n)
+            | Location::Offset(n) => n,
         }
     }
 }
@@ -38,6 +47,8 @@ impl fmt::Display for Location {
             Location::Record(n) => write!(f, "record {n}"),
             Location::Line(n) => write!(f, "line {n}"),
             Location::LineColumn(n, c) => write!(f, "line {n}, column {c}"),
+            Location::ByteOffset(n) => write!(f, "byte offset {n}"),
+            Location::Offset(n) => write!(f, "offset {n}"),
         }
     }
 }

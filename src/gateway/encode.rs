@@ -2,14 +2,19 @@
 //! dead-letter record (dead-letter topic).
 //!
 //! The canonical bar is `{"symbol":"AAPL","timestamp":1700000000000,"open":10.0,"high":11.0,
-//! "low":9.5,"close":10.5,"volume":1200.0}`: the timestamp in integer milliseconds, prices
-//! in shortest round-trip digits (ryu), so [`crate::decode::decode_json_line`] reads it back
-//! to the identical [`Bar`] (within the default [`TimeBounds`](tickflow_operators::TimeBounds),
-//! where a millisecond count is never mistaken for seconds or microseconds). It is written
+//! "low":9.5,"close":10.5,"volume":1200.0}`: the timestamp in integer milliseconds (in
+//! seconds with three decimals for 1966-10 .. 1973-03, where a millisecond count would be
+//! read as seconds), prices in shortest round-trip digits (ryu), so
+//! [`crate::decode::decode_json_line`] reads it back to the identical [`Bar`] for any time
+//! within the default [`TimeBounds`](tickflow_operators::TimeBounds). It is written
 //! into a caller's buffer: one buffer per request, no allocation per record.
 
 use serde::Serialize;
 use tickflow_operators::Bar;
+
+/// Timestamps whose magnitude in ms is below this would be read back as seconds (see
+/// [`crate::decode::timestamp`]).
+const AMBIGUOUS_MS: u64 = 100_000_000_000;
 
 /// Appends `bar` as canonical JSON (no newline) to `out`. The bar must be valid (finite
 /// numbers): every valid bar encodes to valid JSON.
@@ -32,7 +37,26 @@ pub fn encode_bar(bar: &Bar, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"symbol\":\"");
     out.extend_from_slice(bar.symbol.as_str().as_bytes());
     out.extend_from_slice(b"\",\"timestamp\":");
-    out.extend_from_slice(i.format(bar.ts).as_bytes());
+    if bar.ts.unsigned_abs() >= AMBIGUOUS_MS {
+        out.extend_from_slice(i.format(bar.ts).as_bytes());
+    } else {
+        // Below 1e11 a number reads as seconds (1966-10 .. 1973-03 in ms): write seconds
+        // with the milliseconds as three decimals, which read back exactly.
+        if bar.ts < 0 {
+            out.push(b'-');
+        }
+        let abs = bar.ts.unsigned_abs();
+        out.extend_from_slice(i.format(abs / 1000).as_bytes());
+        if abs % 1000 != 0 {
+            let frac = abs % 1000;
+            out.extend_from_slice(&[
+                b'.',
+                b'0' + (frac / 100) as u8,
+                b'0' + (frac / 10 % 10) as u8,
+                b'0' + (frac % 10) as u8,
+            ]);
+        }
+    }
     for (name, v) in [
         (&b",\"open\":"[..], bar.open),
         (b",\"high\":", bar.high),
@@ -93,6 +117,18 @@ mod tests {
     use crate::decode::decode_json_line;
     use proptest::prelude::*;
     use tickflow_operators::{Symbol, TimeBounds};
+
+    #[test]
+    fn timestamps_near_1970_read_back_although_small_numbers_are_seconds() {
+        let bounds = TimeBounds::default();
+        for ts in [0, 1, -1, -1500, 86_400_000, 86_400_120, 99_999_999_999, 100_000_000_000, -100_000_000_001] {
+            let bar = Bar::new(Symbol::new("OLD").unwrap(), ts, 1.0, 1.0, 1.0, 1.0, 1.0);
+            let mut buf = Vec::new();
+            encode_bar(&bar, &mut buf);
+            let back = decode_json_line(&buf, 1, &bounds).unwrap();
+            assert_eq!(back.ts, ts, "{}", String::from_utf8_lossy(&buf));
+        }
+    }
 
     proptest! {
         #[test]

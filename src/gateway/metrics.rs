@@ -105,6 +105,22 @@ impl GatewayMetrics {
         }
     }
 
+    /// Appends the per-record counters (counted per request into the process's worker block).
+    pub fn render_records(&self, out: &mut String, process: &ProcessMetrics) {
+        let c = process.totals();
+        let families: [(&str, &str, u64); 4] = [
+            ("records_total", "Records received in ingest requests, valid or not.", c.bars_in),
+            ("bars_produced_total", "Valid bars acknowledged by Kafka.", c.bars_out),
+            ("records_invalid_total", "Records rejected by validation.", c.bars_invalid),
+            ("dead_letters_total", "Invalid records acknowledged on the dead-letter topic.", c.dead_letters),
+        ];
+        for (name, help, value) in families {
+            let _ = writeln!(out, "# HELP tickflow_gateway_{name} {help}");
+            let _ = writeln!(out, "# TYPE tickflow_gateway_{name} counter");
+            let _ = writeln!(out, "tickflow_gateway_{name} {value}");
+        }
+    }
+
     /// Appends the listener's families: connections open, accepted, refused at the cap,
     /// failed accepts, and the buffered-body budget in use.
     pub fn render_http(&self, out: &mut String, stats: &ServeStats, budget: &BodyBudget) {

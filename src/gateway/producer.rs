@@ -66,6 +66,8 @@ pub struct BrokerHealth {
     reason: Mutex<String>,
     /// Since when the probe has failed (reset when it succeeds).
     down_since: Mutex<Option<Instant>>,
+    /// librdkafka's repeated log lines, held back across producer generations.
+    repeats: crate::logs::Repeats,
 }
 
 impl BrokerHealth {
@@ -210,8 +212,14 @@ impl DeliveryContext {
 }
 
 impl ClientContext for DeliveryContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        crate::logs::kafka_log(&self.health.repeats, level, fac, log_message);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(%error, %reason, "kafka client error");
+        // librdkafka also logs every error through `log` (above, rate-limited): here only
+        // the state change (`BrokerHealth::set`) is logged, once, at warn.
+        tracing::debug!(%error, %reason, "kafka client error");
         if self.current() {
             if let KafkaError::Global(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) = error {
                 self.health.set(false, &format!("all brokers down: {reason}"));

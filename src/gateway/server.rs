@@ -35,7 +35,7 @@ use super::metrics::{GatewayMetrics, RequestCompleted};
 use super::producer::{ProduceError, Producer};
 use crate::http::limits::{BodyBudget, BodyRejection, BodyRequest, connection_cap, open_file_limit, read_body};
 use crate::http::{AuthError, ServeStats};
-use crate::status::{ProcessMetrics, ReadyInfo, render_prometheus};
+use crate::status::{ProcessMetrics, ReadyInfo, render_process_prometheus};
 
 /// At most this many per-record errors are listed in a `400` body (the rest are counted in
 /// `errors_omitted`; all of them are in the dead-letter topic).
@@ -282,7 +282,10 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
             if let Err(e) = st.cfg.read_tokens.check(auth.as_deref()) {
                 return unauthorized(e);
             }
-            let mut text = render_prometheus(&st.process);
+            // The gateway's own families only: none of the cluster's (watermarks, sinks,
+            // candles, partitions, operators) that would read 0 here.
+            let mut text = render_process_prometheus(&st.process);
+            st.metrics.render_records(&mut text, &st.process);
             let p = &st.producer;
             st.metrics.render_into(&mut text, p.in_flight(), p.capacity(), p.health().is_up());
             st.metrics.render_http(&mut text, &st.serve_stats, &st.budget);

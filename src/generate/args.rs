@@ -45,12 +45,16 @@ pub struct GenerateArgs {
     /// Bearer token for the gateway (or env TICKFLOW_GATEWAY_TOKEN).
     #[arg(long)]
     pub token: Option<String>,
-    /// Event time of the first bar, ms since the epoch.
-    #[arg(long, default_value_t = 1_700_000_000_000)]
-    pub start_ms: Millis,
-    /// Event time between two bars of a symbol (e.g. 60s, 1m, 500ms).
-    #[arg(long, default_value = "60s")]
-    pub interval: String,
+    /// Event time of the first bar, ms since the epoch. Default: the wall clock when
+    /// writing to the gateway or Kafka (a live cluster then shows a meaningful watermark
+    /// lag), 1700000000000 (2023-11-14, the W1 shape) for files and stdout.
+    #[arg(long)]
+    pub start_ms: Option<Millis>,
+    /// Event time between two bars of a symbol (e.g. 60s, 1m, 500ms). Default: 60s; to the
+    /// gateway or Kafka with a --rate, `symbols / rate` seconds, so event time keeps pace
+    /// with the wall clock.
+    #[arg(long)]
+    pub interval: Option<String>,
     /// Progress: auto (bar on a terminal, lines otherwise), bar, lines or none.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
@@ -69,8 +73,8 @@ impl Default for GenerateArgs {
             batch: 1000,
             concurrency: 4,
             token: None,
-            start_ms: 1_700_000_000_000,
-            interval: "60s".into(),
+            start_ms: None,
+            interval: None,
             progress: ProgressMode::Auto,
         }
     }
@@ -166,11 +170,34 @@ pub struct Plan {
     pub progress: ProgressMode,
 }
 
+/// How many bars `generate` writes when neither `--count` nor `--duration` is given (W1).
+pub const DEFAULT_COUNT: u64 = 2_000_000;
+/// Event time of the first bar for files and stdout (2023-11-14T22:13:20Z, the W1 shape).
+pub const FILE_START_MS: Millis = 1_700_000_000_000;
+
 impl GenerateArgs {
-    /// Checks every argument; the error lists every problem.
+    /// Checks every argument; the error lists every problem. Reads whether standard output
+    /// is a terminal and the wall clock (see [`GenerateArgs::plan_with`]).
     pub fn plan(&self) -> Result<Plan, GenerateError> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(FILE_START_MS, |d| d.as_millis() as Millis);
+        self.plan_with(std::io::IsTerminal::is_terminal(&std::io::stdout()), now_ms)
+    }
+
+    /// [`GenerateArgs::plan`] with the environment passed in: `stdout_is_terminal` (writing
+    /// the default 2,000,000 lines to a terminal is refused: say `--count`, `--duration` or
+    /// `--to`), and `now_ms`, the wall clock (the default start for the gateway and Kafka).
+    pub fn plan_with(&self, stdout_is_terminal: bool, now_ms: Millis) -> Result<Plan, GenerateError> {
         let mut errs = Vec::new();
         let target = Target::parse(&self.to).map_err(|e| errs.push(e.to_string())).ok();
+        let live = matches!(target, Some(Target::Http(_) | Target::Kafka { .. }));
+        if target == Some(Target::File(None)) && stdout_is_terminal && self.count.is_none() && self.duration.is_none() {
+            errs.push(format!(
+                "standard output is a terminal: refusing to print {DEFAULT_COUNT} bars; \
+                 give --count (e.g. --count 20), --duration, or --to FILE, or pipe the output"
+            ));
+        }
         let duration = match &self.duration {
             None => None,
             Some(d) => match humantime::parse_duration(d) {
@@ -181,16 +208,6 @@ impl GenerateArgs {
                 }
             },
         };
-        let interval_ms = match humantime::parse_duration(&self.interval) {
-            Ok(d) if d.as_millis() > 0 => Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX),
-            _ => {
-                errs.push(format!(
-                    "--interval {:?} is not a duration of at least 1ms; expected e.g. 60s",
-                    self.interval
-                ));
-                60_000
-            }
-        };
         let rate = match self.rate {
             Some(r) if !(r.is_finite() && r >= 0.0) => {
                 errs.push(format!("--rate {r} is not a non-negative number; expected e.g. 50000"));
@@ -199,6 +216,20 @@ impl GenerateArgs {
             Some(r) if r > 0.0 => Some(r),
             _ => None,
         };
+        let interval_ms = match (&self.interval, rate) {
+            (Some(text), _) => match humantime::parse_duration(text) {
+                Ok(d) if d.as_millis() > 0 => Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX),
+                _ => {
+                    errs.push(format!("--interval {text:?} is not a duration of at least 1ms; expected e.g. 60s"));
+                    60_000
+                }
+            },
+            // One round of every symbol per `symbols / rate` seconds of wall time.
+            (None, Some(r)) if live => ((self.symbols as f64 * 1000.0 / r).round() as Millis).max(1),
+            (None, _) => 60_000,
+        };
+        // Live targets start at the wall clock (whole seconds), files at the W1 start.
+        let start_ms = self.start_ms.unwrap_or(if live { now_ms / 1000 * 1000 } else { FILE_START_MS });
         if self.batch == 0 {
             errs.push("--batch 0: expected at least 1, e.g. 1000".into());
         }
@@ -211,12 +242,12 @@ impl GenerateArgs {
         let records = match (self.count, duration) {
             (Some(n), _) => Some(n),
             (None, Some(_)) => None,
-            (None, None) => Some(2_000_000),
+            (None, None) => Some(DEFAULT_COUNT),
         };
         let generator = GeneratorConfig {
             symbols: self.symbols,
             seed: self.seed,
-            start_ms: self.start_ms,
+            start_ms,
             interval_ms,
             records,
             ..GeneratorConfig::default()
@@ -270,5 +301,43 @@ mod tests {
         let bad = GenerateArgs { to: "ftp://x".into(), batch: 0, rate: Some(f64::NAN), ..GenerateArgs::default() };
         let msg = bad.plan().unwrap_err().to_string();
         assert!(msg.contains("--to \"ftp://x\"") && msg.contains("--batch 0") && msg.contains("--rate NaN"), "{msg}");
+    }
+
+    #[test]
+    fn two_million_lines_are_not_printed_to_a_terminal() {
+        let now = 1_750_000_000_123;
+        let msg = GenerateArgs::default().plan_with(true, now).unwrap_err().to_string();
+        assert!(msg.contains("standard output is a terminal: refusing to print 2000000 bars"), "{msg}");
+        let few = GenerateArgs { count: Some(20), ..GenerateArgs::default() };
+        assert_eq!(few.plan_with(true, now).unwrap().generator.records, Some(20));
+        let file = GenerateArgs { to: "w1.ndjson".into(), ..GenerateArgs::default() };
+        assert_eq!(file.plan_with(true, now).unwrap().generator.records, Some(DEFAULT_COUNT));
+        assert!(GenerateArgs::default().plan_with(false, now).is_ok(), "a pipe gets the W1 shape");
+    }
+
+    #[test]
+    fn live_targets_default_to_wall_clock_event_time() {
+        let now = 1_750_000_000_123;
+        let live = GenerateArgs {
+            to: "http://127.0.0.1:8080".into(),
+            symbols: 50,
+            rate: Some(2000.0),
+            ..GenerateArgs::default()
+        };
+        let g = live.plan_with(false, now).unwrap().generator;
+        assert_eq!(
+            (g.start_ms, g.interval_ms),
+            (1_750_000_000_000, 25),
+            "50 symbols at 2000 bars/s: a round per 25 ms"
+        );
+        let kafka = GenerateArgs { to: "kafka://h:1/bars".into(), ..GenerateArgs::default() };
+        let g = kafka.plan_with(false, now).unwrap().generator;
+        assert_eq!((g.start_ms, g.interval_ms), (1_750_000_000_000, 60_000));
+        let file = GenerateArgs { to: "w1.ndjson".into(), rate: Some(2000.0), ..GenerateArgs::default() };
+        let g = file.plan_with(false, now).unwrap().generator;
+        assert_eq!((g.start_ms, g.interval_ms), (FILE_START_MS, 60_000), "files keep the W1 shape");
+        let pinned = GenerateArgs { start_ms: Some(5), interval: Some("1s".into()), ..live };
+        let g = pinned.plan_with(false, now).unwrap().generator;
+        assert_eq!((g.start_ms, g.interval_ms), (5, 1000));
     }
 }

@@ -85,6 +85,31 @@ impl Tokens {
     }
 }
 
+impl Tokens {
+    /// Which configured token the header carries: `Ok(Some(index))` in the order they were
+    /// given, `Ok(None)` for a well-formed bearer header with another token. Every token is
+    /// compared, and the index is selected without branching on the comparison, so the time
+    /// tells neither whether nor which token matched.
+    ///
+    /// ```
+    /// use tickflow::http::auth::{AuthError, Tokens};
+    /// let t = Tokens::new(["alice-0123456789ab", "bob-0123456789abcd"]);
+    /// assert_eq!(t.matching(Some("Bearer bob-0123456789abcd")), Ok(Some(1)));
+    /// assert_eq!(t.matching(Some("Bearer someone-else-0123")), Ok(None));
+    /// assert_eq!(t.matching(None), Err(AuthError::Missing));
+    /// ```
+    pub fn matching(&self, header: Option<&str>) -> Result<Option<usize>, AuthError> {
+        let header = header.ok_or(AuthError::Missing)?;
+        let given = bearer(header).ok_or(AuthError::Malformed)?;
+        let mut found = usize::MAX;
+        for (i, t) in self.0.iter().enumerate() {
+            let mask = usize::from(same_secret(t, given.as_bytes())).wrapping_neg();
+            found = (i & mask) | (found & !mask);
+        }
+        Ok((found != usize::MAX).then_some(found))
+    }
+}
+
 /// The token of a `Bearer <token>` header value (scheme case-insensitive, spaces or tabs in
 /// between, surrounding whitespace ignored).
 fn bearer(header: &str) -> Option<&str> {

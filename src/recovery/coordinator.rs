@@ -225,7 +225,8 @@ impl Coordinator {
         out.counters.bars_in += records;
         out.counters.batches += u64::from(records > 0);
         if watermark != crate::sources::driver::DONE && watermark > 0 {
-            out.counters.watermark_ms = Some(watermark as i64);
+            // The time's watermark coordinate, back in ms (negative before 1970).
+            out.counters.watermark_ms = Some(tickflow_operators::time::ms_of_watermark(watermark));
         }
         out.end_batch().map_err(|e| e.to_string())
     }
@@ -314,7 +315,7 @@ pub fn manifest_writer<'s>(
                                     .map(|p| p.watermark)
                                     .min()
                                     .filter(|&w| w != crate::sources::driver::DONE)
-                                    .map(|w| w as i64),
+                                    .map(tickflow_operators::time::ms_of_watermark),
                                 symbols: parts.iter().map(|p| p.symbols).sum(),
                                 sources: parts.iter().flat_map(|p| p.sources.iter().cloned()).collect(),
                                 final_savepoint: parts.iter().any(|p| p.final_savepoint),

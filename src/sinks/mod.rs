@@ -2,4 +2,5 @@
 pub mod durable;
 pub mod file;
 pub mod questdb;
+pub mod sort;
 pub mod worker;

@@ -12,7 +12,7 @@ use tickflow_operators::rows::{BarOut, Candle};
 
 use crate::sinks::file::FileSink;
 use crate::sinks::questdb::{DeadLetter, RowBatch, SinkHandle, Tables};
-use crate::status::{LocalCounters, WorkerMetrics};
+use crate::status::{LocalCounters, LocalLatency, WorkerMetrics};
 
 /// Acknowledged batches per worker: entry `w` holds 1 + the number of worker `w`'s last
 /// batch that QuestDB acknowledged (0: none yet). Filled by the sink's `on_ack` callback from
@@ -42,20 +42,31 @@ pub struct QuestDbOut {
     batch: Option<RowBatch>,
     /// Number of the batch being filled.
     batch_no: u64,
-    /// (batch number, rows) handed over and not yet acknowledged.
-    unacked: VecDeque<(u64, u64)>,
+    /// (batch number, rows, event times of its bars) handed over and not yet acknowledged.
+    unacked: VecDeque<(u64, u64, Vec<i64>)>,
+    /// Emptied event-time buffers of acknowledged batches, for reuse (no allocation per batch
+    /// in the steady state).
+    spare: Vec<Vec<i64>>,
 }
 
 impl QuestDbOut {
     /// Rows go to `handle`, encoded by `tables`; acknowledgements arrive in `acks`.
     pub fn new(handle: SinkHandle, tables: Arc<Tables>, acks: AckTable) -> QuestDbOut {
-        QuestDbOut { handle, tables, acks, batch: None, batch_no: 0, unacked: VecDeque::new() }
+        QuestDbOut { handle, tables, acks, batch: None, batch_no: 0, unacked: VecDeque::new(), spare: Vec::new() }
     }
 
     fn batch(&mut self) -> &mut RowBatch {
         let handle = &self.handle;
         self.batch.get_or_insert_with(|| handle.batch())
     }
+}
+
+/// The wall clock, from the worker's metrics when it has them (tests pass a manual clock).
+fn now_ms(metrics: Option<&WorkerMetrics>) -> i64 {
+    metrics.map_or_else(
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
+        WorkerMetrics::now_ms,
+    )
 }
 
 /// Everything one worker writes.
@@ -71,6 +82,13 @@ pub struct WorkerOutputs {
     /// Symbols seen by this worker's sinks (each symbol lives on one worker): the
     /// `symbols_tracked` gauge.
     symbols: std::collections::HashSet<tickflow_operators::Symbol, foldhash::fast::RandomState>,
+    /// Rows written to the result files since the last flush: durable (and counted as
+    /// `sink_rows`) at the flush, when files are the only sink.
+    file_rows: u64,
+    /// Event times of the bars of the batch being filled (the buffer is reused).
+    batch_ts: Vec<i64>,
+    /// Latency observations, published per batch.
+    latency: LocalLatency,
 }
 
 /// A failure writing results: the run cannot continue without losing data.
@@ -100,6 +118,9 @@ impl WorkerOutputs {
             counters: LocalCounters::default(),
             encode_errors: 0,
             symbols: Default::default(),
+            file_rows: 0,
+            batch_ts: Vec::new(),
+            latency: LocalLatency::default(),
         }
     }
 
@@ -115,13 +136,24 @@ impl WorkerOutputs {
     pub fn durable(&mut self, n: u64) -> Result<bool, OutputError> {
         let Some(q) = self.questdb.as_mut() else { return Ok(true) };
         let acked = q.acks.get(self.worker).map_or(0, |a| a.load(Ordering::Acquire));
-        while let Some(&(b, rows)) = q.unacked.front() {
+        let mut now = None;
+        while let Some(&(b, rows, _)) = q.unacked.front() {
             if b >= acked {
                 break;
             }
-            q.unacked.pop_front();
+            let Some((_, _, mut ts)) = q.unacked.pop_front() else { break };
             self.counters.sink_rows += rows;
             self.counters.sink_batches += 1;
+            let now = *now.get_or_insert_with(|| now_ms(self.metrics.as_deref()));
+            for t in ts.drain(..) {
+                self.latency.observe(now - t);
+            }
+            q.spare.push(ts);
+        }
+        if now.is_some() {
+            if let Some(m) = &self.metrics {
+                self.latency.publish(m.latency());
+            }
         }
         if n < acked || (n == q.batch_no && q.batch.as_ref().is_none_or(|b| b.rows() == 0) && q.unacked.is_empty()) {
             return Ok(true);
@@ -136,11 +168,13 @@ impl WorkerOutputs {
     pub fn bar(&mut self, row: &BarOut) -> Result<(), OutputError> {
         self.counters.bars_out += 1;
         self.symbols.insert(row.bar.symbol);
+        self.batch_ts.push(row.bar.ts);
         if row.changed_from.is_some() {
             self.counters.signal_changes += 1;
         }
         if let Some(f) = self.file.as_mut() {
             f.bar(row)?;
+            self.file_rows += 1;
         }
         if let Some(q) = self.questdb.as_mut() {
             let tables = q.tables.clone();
@@ -164,6 +198,7 @@ impl WorkerOutputs {
         }
         if let Some(f) = self.file.as_mut() {
             f.candle(c)?;
+            self.file_rows += 1;
         }
         if let Some(q) = self.questdb.as_mut() {
             let tables = q.tables.clone();
@@ -184,6 +219,7 @@ impl WorkerOutputs {
         self.counters.bars_late += 1;
         if let Some(f) = self.file.as_mut() {
             f.late(bar, timeframe)?;
+            self.file_rows += 1;
         }
         Ok(())
     }
@@ -202,6 +238,7 @@ impl WorkerOutputs {
         self.counters.dead_letters += 1;
         if let Some(f) = self.file.as_mut() {
             f.dead_letter(source, reason, payload)?;
+            self.file_rows += 1;
         }
         if let Some(q) = self.questdb.as_mut() {
             let ts_ms = event_ms.unwrap_or_else(|| {
@@ -228,7 +265,8 @@ impl WorkerOutputs {
             if let Some(mut batch) = q.batch.take() {
                 if batch.rows() > 0 {
                     batch.set_seq(batch_seq(self.worker, q.batch_no));
-                    q.unacked.push_back((q.batch_no, batch.rows() as u64));
+                    let ts = std::mem::replace(&mut self.batch_ts, q.spare.pop().unwrap_or_default());
+                    q.unacked.push_back((q.batch_no, batch.rows() as u64, ts));
                     q.batch_no += 1;
                     q.handle.send(batch).map_err(|e| OutputError::QuestDb(e.to_string()))?;
                 } else {
@@ -242,6 +280,27 @@ impl WorkerOutputs {
         }
         if let Some(f) = self.file.as_mut() {
             f.flush()?;
+            if self.questdb.is_none() {
+                // Flushed is what the file sink acknowledges (checkpoints add the fsync).
+                if self.file_rows > 0 {
+                    self.counters.sink_rows += self.file_rows;
+                    self.counters.sink_batches += 1;
+                }
+                if !self.batch_ts.is_empty() {
+                    let now = now_ms(self.metrics.as_deref());
+                    for t in self.batch_ts.drain(..) {
+                        self.latency.observe(now - t);
+                    }
+                    if let Some(m) = &self.metrics {
+                        self.latency.publish(m.latency());
+                    }
+                }
+            }
+        }
+        self.file_rows = 0;
+        if self.questdb.is_none() {
+            // No sink acknowledges these bars (stdout or no sink): nothing to measure.
+            self.batch_ts.clear();
         }
         if let Some(q) = self.questdb.as_ref() {
             self.counters.backlog = Some(q.unacked.iter().map(|u| u.1).sum());
@@ -281,5 +340,40 @@ impl WorkerOutputs {
             q.handle.flush().map_err(|e| OutputError::QuestDb(e.to_string()))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FileFormat;
+    use crate::decode::TsUnit;
+    use crate::status::ManualClock;
+    use tickflow_operators::signal::{Action, Decision};
+    use tickflow_operators::{IndicatorSet, Symbol, Values};
+
+    /// Regression: `/status` showed `sink rows 0` while the file sink wrote.
+    #[test]
+    fn file_rows_count_as_sink_rows_and_their_latency_is_observed_at_the_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = IndicatorSet::standard();
+        let file = FileSink::create(dir.path(), 0, FileFormat::Csv, &set, TsUnit::Millis).unwrap();
+        let metrics = Arc::new(WorkerMetrics::new(0, Arc::new(ManualClock::new(1_700_000_000_250))));
+        let mut out = WorkerOutputs::new(0, Some(file), None, Some(metrics.clone()));
+        let bar = Bar::new(Symbol::new("AAPL").unwrap(), 1_700_000_000_000, 1.0, 2.0, 0.5, 1.5, 10.0);
+        let mut values = Values::default();
+        set.update(&mut set.new_state(), &bar, &mut values);
+        let row = BarOut { bar, values, decision: Decision { action: Action::Hold, rule: None }, changed_from: None };
+        out.bar(&row).unwrap();
+        out.bar(&BarOut { bar: Bar { ts: bar.ts + 100, ..bar }, ..row }).unwrap();
+        out.late(&bar, 0).unwrap();
+        out.end_batch().unwrap();
+        let v = metrics.load();
+        assert_eq!((v.counters.sink_rows, v.counters.sink_batches), (3, 1), "2 bars and a late row, one flush");
+        let latency = metrics.latency().load();
+        assert_eq!(latency.count(), 2, "bars only");
+        assert_eq!(latency.sum_ms, 250 + 150);
+        out.end_batch().unwrap();
+        assert_eq!(metrics.load().counters.sink_batches, 1, "an empty flush is not a batch");
     }
 }

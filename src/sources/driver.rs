@@ -75,7 +75,8 @@ pub trait Reader: 'static {
         out: &mut Vec<Bar>,
         dead: &mut DeadLetters<'_>,
     ) -> Result<ReadOutcome, SourceError>;
-    /// The event-time watermark after what was read (ms; `None`: nothing known, hold;
+    /// The event-time watermark after what was read (`time::watermark_of(ms)`, so times
+    /// before 1970 keep their order; `None`: nothing known, hold;
     /// [`DONE`]: never holds anything back).
     fn watermark(&mut self, now_ms: i64) -> Result<Option<u64>, SourceError>;
     /// The position to resume from after a checkpoint cut now.

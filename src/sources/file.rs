@@ -51,6 +51,51 @@ fn is_csv(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))
 }
 
+/// The unit the inputs write their timestamps in, read from the text of the first records
+/// whose timestamp field parses (a CSV's `ts`/`timestamp` column, an NDJSON object's
+/// `timestamp`/`ts`/`local_time`), whether or not the rest of the record is a valid bar: so
+/// the unit of the results never depends on which rows were valid. `None` when the first
+/// 1000 lines of every input have no readable timestamp.
+pub fn sniff_ts_unit(paths: &[PathBuf]) -> Option<TsUnit> {
+    use crate::decode::timestamp::{parse_numeric, parse_str};
+    for path in paths {
+        let Ok(f) = File::open(path) else { continue };
+        let mut lines = BufReader::new(f).lines().map_while(Result::ok).filter(|l| !l.trim().is_empty()).take(1000);
+        if is_csv(path) {
+            let Some(header) = lines.next() else { continue };
+            let col = header.split(',').position(|h| {
+                let h = h.trim().trim_matches('"').trim();
+                h.eq_ignore_ascii_case("ts") || h.eq_ignore_ascii_case("timestamp")
+            });
+            let Some(col) = col else { continue };
+            for line in lines {
+                if let Some(field) = line.split(',').nth(col) {
+                    if let Ok((_, unit)) = parse_str(field.trim().trim_matches('"')) {
+                        return Some(unit);
+                    }
+                }
+            }
+        } else {
+            for line in lines {
+                let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                for key in ["timestamp", "ts", "local_time"] {
+                    let unit = match obj.get(key) {
+                        Some(serde_json::Value::Number(n)) => parse_numeric(&n.to_string()).ok().map(|(_, u)| u),
+                        Some(serde_json::Value::String(t)) => parse_str(t).ok().map(|(_, u)| u),
+                        _ => None,
+                    };
+                    if unit.is_some() {
+                        return unit;
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
 /// The streams worker `index` of `peers` reads from `paths`.
 pub fn streams_for_worker(
     paths: &[PathBuf],
@@ -165,9 +210,13 @@ impl FileStream {
                         self.ts_unit.get_or_insert(unit);
                         FileRecord::Bar(bar)
                     }
-                    Err(error) => FileRecord::Invalid {
+                    Err(mut error) => FileRecord::Invalid {
                         location: format!("{}@byte {line_start}", path.display()),
-                        error,
+                        // The decoder was handed the line's byte offset, not a record number.
+                        error: {
+                            error.location = crate::decode::Location::ByteOffset(line_start);
+                            error
+                        },
                         payload: buf.trim_ascii_end().to_vec(),
                     },
                 }));

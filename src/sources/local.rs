@@ -1,6 +1,7 @@
 //! Readers for the sources inside the cluster process: file replay and the generator.
 
 use tickflow_operators::Bar;
+use tickflow_operators::time::watermark_of;
 
 use super::driver::{DONE, ReadOutcome, Reader, SourceError};
 use super::file::{FileRecord, FileSource};
@@ -47,7 +48,7 @@ impl Reader for GeneratorReader {
         if self.ended {
             return Ok(Some(DONE));
         }
-        Ok((self.max_seen > i64::MIN).then(|| self.max_seen.saturating_sub(self.delay).max(0) as u64))
+        Ok((self.max_seen > i64::MIN).then(|| watermark_of(self.max_seen.saturating_sub(self.delay))))
     }
 
     fn position(&self) -> SourceState {
@@ -124,7 +125,7 @@ impl Reader for FileReader {
                 wm = low;
             }
         }
-        Ok(Some(wm.max(0) as u64))
+        Ok(Some(watermark_of(wm)))
     }
 
     fn position(&self) -> SourceState {

@@ -164,6 +164,7 @@ pub struct WorkerMetrics {
     symbols_tracked: AtomicU64,
     last_activity_ms: AtomicI64,
     running: AtomicBool,
+    latency: super::latency::LatencyHistogram,
 }
 
 /// A consistent-enough snapshot of one worker (each field read once, relaxed).
@@ -197,7 +198,18 @@ impl WorkerMetrics {
             symbols_tracked: AtomicU64::new(0),
             last_activity_ms: AtomicI64::new(UNSET_MS),
             running: AtomicBool::new(false),
+            latency: Default::default(),
         }
+    }
+
+    /// Event time → sink acknowledgement of this worker's rows (published per batch).
+    pub fn latency(&self) -> &super::latency::LatencyHistogram {
+        &self.latency
+    }
+
+    /// The wall clock of the metrics, ms since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Global timely worker index.

@@ -9,8 +9,10 @@
 
 mod clock;
 mod error;
+mod latency;
 mod metrics;
 mod operators;
+mod proc_self;
 mod process;
 mod prometheus;
 mod rates;
@@ -20,12 +22,15 @@ mod timely_log;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StatusError;
+pub use latency::{LatencyHistogram, LatencyValues, LocalLatency};
 pub use metrics::{
     CounterValues, LocalCounters, RunningGuard, SinkHealth, SinkHealthValues, WorkerMetrics, WorkerValues,
 };
 pub use operators::{OperatorEntry, OperatorRecorder, OperatorStats, OperatorValues};
 pub use process::{ErrorRecord, PartitionStatus, PartitionUpdate, ProcessMetrics, Readiness};
-pub use prometheus::{CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE, render as render_prometheus};
+pub use prometheus::{
+    CONTENT_TYPE as PROMETHEUS_CONTENT_TYPE, render as render_prometheus, render_process as render_process_prometheus,
+};
 pub use rates::{RateRing, Rates, Sample};
 pub use server::{ExtraRoutes, READ_TOKEN_ENV, ServerOptions, StatusServer, routes, routes_with};
 pub use snapshot::{

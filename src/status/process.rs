@@ -102,8 +102,11 @@ impl Readiness {
     }
 }
 
+/// Appends more Prometheus families to `/metrics` (a component outside the status module,
+/// such as the alert notifier, exposing its own counters).
+pub type Exposer = Arc<dyn Fn(&mut String) + Send + Sync>;
+
 /// The metrics of one tickflow process.
-#[derive(Debug)]
 pub struct ProcessMetrics {
     process_id: usize,
     worker_range: Range<usize>,
@@ -120,6 +123,18 @@ pub struct ProcessMetrics {
     sink_health: SinkHealth,
     operators: Arc<OperatorStats>,
     rates: Mutex<RateRing>,
+    exposers: RwLock<Vec<Exposer>>,
+}
+
+impl std::fmt::Debug for ProcessMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessMetrics")
+            .field("process_id", &self.process_id)
+            .field("worker_range", &self.worker_range)
+            .field("workers", &self.workers)
+            .field("started_ms", &self.started_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ProcessMetrics {
@@ -142,6 +157,20 @@ impl ProcessMetrics {
             sink_health: SinkHealth::default(),
             operators: Arc::new(OperatorStats::new()),
             rates: Mutex::new(RateRing::new()),
+            exposers: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Adds families to every later `/metrics` rendering (see [`Exposer`]).
+    pub fn add_exposer(&self, exposer: Exposer) {
+        // A poisoned lock only means a renderer panicked; the list itself is intact.
+        self.exposers.write().unwrap_or_else(|e| e.into_inner()).push(exposer);
+    }
+
+    /// Runs every [`Exposer`] into `out`.
+    pub fn expose_extra(&self, out: &mut String) {
+        for e in self.exposers.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            e(out);
         }
     }
 

@@ -1,7 +1,7 @@
 //! `/metrics`: [`ProcessMetrics`] in the Prometheus text exposition format 0.0.4.
 //!
-//! Labels are only `process`, `worker`, `topic`, `partition` and `operator`: all bounded by
-//! the deployment. Never add a per-symbol label (unbounded cardinality). Times are exposed in
+//! Labels are only `process`, `worker`, `topic`, `partition`, `operator`, the histogram's
+//! `le` and `tickflow_build_info`'s `version`: all bounded by the deployment. Never add a per-symbol label (unbounded cardinality). Times are exposed in
 //! seconds (Prometheus base unit); rates are left to PromQL's `rate()`.
 
 use std::fmt::{Display, Write as _};
@@ -85,7 +85,32 @@ fn ns_as_seconds(ns: u64) -> String {
     fixed_point(i128::from(ns), 9)
 }
 
-/// Renders every metric of `metrics` at the clock's current time.
+/// The families every tickflow process exposes (the cluster and the gateway alike):
+/// `tickflow_build_info`, the standard `process_*` (CPU, memory, file descriptors, start
+/// time), uptime and readiness. No `tickflow_up`: Prometheus records `up` for every scrape.
+fn render_process_into(e: &mut Exposition, metrics: &ProcessMetrics) {
+    let now = metrics.now_ms();
+    let process = metrics.process_id().to_string();
+    let p = process.as_str();
+    let readiness = metrics.readiness();
+    e.family("build_info", "gauge", "Always 1; the labels say which build runs.");
+    e.sample("build_info", &[("process", p), ("version", env!("CARGO_PKG_VERSION"))], 1);
+    super::proc_self::render_into(&mut e.out, p, &super::proc_self::read());
+    e.family("uptime_seconds", "gauge", "Seconds since the process started.");
+    e.sample("uptime_seconds", &[("process", p)], ms_as_seconds(now.saturating_sub(metrics.started_ms())));
+    e.family("ready", "gauge", "1 when the source is connected, the sink reachable and every worker running.");
+    e.sample("ready", &[("process", p)], u8::from(readiness.is_ready()));
+}
+
+/// Only the process-wide families (build, `process_*`, uptime, readiness): what a process
+/// that is not a cluster member (the gateway) exposes before its own families.
+pub fn render_process(metrics: &ProcessMetrics) -> String {
+    let mut e = Exposition { out: String::new() };
+    render_process_into(&mut e, metrics);
+    e.out
+}
+
+/// Renders every metric of a cluster process at the clock's current time.
 pub fn render(metrics: &ProcessMetrics) -> String {
     let now = metrics.now_ms();
     let process = metrics.process_id().to_string();
@@ -96,12 +121,7 @@ pub fn render(metrics: &ProcessMetrics) -> String {
     let mut e = Exposition { out: String::new() };
 
     // Process.
-    e.family("up", "gauge", "1 while the process serves this endpoint.");
-    e.sample("up", &[("process", p)], 1);
-    e.family("uptime_seconds", "gauge", "Seconds since the process started.");
-    e.sample("uptime_seconds", &[("process", p)], ms_as_seconds(now.saturating_sub(metrics.started_ms())));
-    e.family("ready", "gauge", "1 when the source is connected, the sink reachable and every worker running.");
-    e.sample("ready", &[("process", p)], u8::from(readiness.is_ready()));
+    render_process_into(&mut e, metrics);
     e.family("source_connected", "gauge", "1 when the source is connected.");
     e.sample("source_connected", &[("process", p)], u8::from(readiness.source_connected));
     e.family("sink_reachable", "gauge", "1 when the sink is reachable.");
@@ -163,7 +183,11 @@ pub fn render(metrics: &ProcessMetrics) -> String {
     e.family("watermark_lag_seconds", "gauge", "How far the worker's watermark is behind the wall clock.");
     for (w, id) in workers.iter().zip(&worker_ids) {
         if let Some(wm) = w.watermark_ms {
-            e.sample("watermark_lag_seconds", &[("process", p), ("worker", id)], ms_as_seconds(now.saturating_sub(wm)));
+            e.sample(
+                "watermark_lag_seconds",
+                &[("process", p), ("worker", id)],
+                ms_as_seconds(now.saturating_sub(wm).max(0)),
+            );
         }
     }
     e.family("last_activity_timestamp_seconds", "gauge", "Unix time the worker last published moved counters.");
@@ -172,6 +196,23 @@ pub fn render(metrics: &ProcessMetrics) -> String {
             e.sample("last_activity_timestamp_seconds", &[("process", p), ("worker", id)], ms_as_seconds(t));
         }
     }
+
+    // Latency: event time → sink acknowledgement, summed over the local workers.
+    let mut latency = super::latency::LatencyValues::default();
+    for w in metrics.workers() {
+        latency.add(&w.latency().load());
+    }
+    e.family(
+        "sink_latency_seconds",
+        "histogram",
+        "From a bar's event time to the sink's acknowledgement of its row (files flushed, QuestDB answered).",
+    );
+    for (bound, n) in super::latency::BOUNDS_MS.iter().zip(&latency.cumulative) {
+        e.sample("sink_latency_seconds_bucket", &[("process", p), ("le", &ms_as_seconds(*bound as i64))], n);
+    }
+    e.sample("sink_latency_seconds_bucket", &[("process", p), ("le", "+Inf")], latency.count());
+    e.sample("sink_latency_seconds_sum", &[("process", p)], ms_as_seconds(latency.sum_ms as i64));
+    e.sample("sink_latency_seconds_count", &[("process", p)], latency.count());
 
     // Kafka partitions.
     let partitions = metrics.partitions();
@@ -205,6 +246,8 @@ pub fn render(metrics: &ProcessMetrics) -> String {
         e.sample("operator_schedules_total", &labels, o.schedules);
     }
 
+    // Components that expose their own families (the alert notifier).
+    metrics.expose_extra(&mut e.out);
     e.out
 }
 

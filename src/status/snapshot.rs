@@ -90,7 +90,8 @@ pub struct WorkerStatus {
     pub backlog: u64,
     /// Event-time watermark, ms since the epoch.
     pub watermark_ms: Option<i64>,
-    /// How far the watermark is behind the wall clock, ms.
+    /// How far the watermark is behind the wall clock, ms; never negative (0 while event
+    /// time runs ahead of the wall clock).
     pub watermark_lag_ms: Option<i64>,
     /// Busy share of the last 10 s, percent.
     pub busy_pct_10s: Option<f64>,
@@ -112,7 +113,7 @@ pub struct Totals {
     pub symbols_tracked: u64,
     /// The lowest watermark among workers that have one.
     pub watermark_ms: Option<i64>,
-    /// How far that watermark is behind the wall clock, ms.
+    /// How far that watermark is behind the wall clock, ms; never negative.
     pub watermark_lag_ms: Option<i64>,
     /// Summed Kafka lag over the partitions.
     pub partition_lag: i64,
@@ -210,7 +211,7 @@ pub fn status_report(metrics: &ProcessMetrics) -> StatusReport {
             counters: w.counters,
             backlog: w.backlog,
             watermark_ms: w.watermark_ms,
-            watermark_lag_ms: w.watermark_ms.map(|wm| now.saturating_sub(wm)),
+            watermark_lag_ms: w.watermark_ms.map(|wm| now.saturating_sub(wm).max(0)),
             busy_pct_10s: short.as_ref().and_then(|r| r.worker_busy_pct.get(local).copied()),
             symbols_tracked: w.symbols_tracked,
             last_activity_ms: w.last_activity_ms,
@@ -228,7 +229,7 @@ pub fn status_report(metrics: &ProcessMetrics) -> StatusReport {
         backlog,
         symbols_tracked: values.iter().map(|w| w.symbols_tracked).sum(),
         watermark_ms,
-        watermark_lag_ms: watermark_ms.map(|wm| now.saturating_sub(wm)),
+        watermark_lag_ms: watermark_ms.map(|wm| now.saturating_sub(wm).max(0)),
         partition_lag: partitions.iter().map(|p| p.lag).sum(),
     };
 

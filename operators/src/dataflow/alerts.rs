@@ -422,7 +422,7 @@ impl<T: EventTime + differential_dataflow::lattice::Lattice + timely::ExchangeDa
 
 /// `t`, or the same epoch at event time `ts` when that is later.
 fn at_least<T: EventTime>(t: T, ts: Millis) -> T {
-    t.with_watermark(t.watermark().max(ts.max(0) as u64))
+    t.with_watermark(t.watermark().max(ts))
 }
 
 type Key = (Symbol, Millis);

@@ -227,7 +227,7 @@ impl<'scope, T: EventTime> Candles<'scope, T> for StreamVec<'scope, T, Bar> {
                 let mut core = core.borrow_mut();
                 let CandlesCore { reorder, table, series, to_close, to_final, closed_upto, .. } = &mut *core;
                 reorder.absorb::<Pipeline>(input, output.output_index());
-                let watermark = frontier_watermark(frontier).map(|f| f as Millis).unwrap_or(Millis::MAX);
+                let watermark = frontier_watermark(frontier).unwrap_or(Millis::MAX);
                 emit.clear();
                 if let Some((_, bars)) = reorder.release(frontier) {
                     for bar in bars {

@@ -51,7 +51,7 @@ impl<T: EventTime> Reorder<T> {
             self.pending.sort_by_key(|b| b.ts);
             let cut = match bound {
                 None => self.pending.len(),
-                Some(f) => self.pending.partition_point(|b| (b.ts as i128) < f as i128),
+                Some(f) => self.pending.partition_point(|b| b.ts < f),
             };
             self.ready.extend(self.pending.drain(..cut));
         }

@@ -23,12 +23,20 @@ pub struct SourceContext {
     metrics: Option<Arc<ProcessMetrics>>,
     /// Partition → high watermark, from the latest statistics event.
     high: Mutex<HashMap<i32, i64>>,
+    /// Repeated librdkafka log lines and client errors, held back.
+    repeats: crate::logs::Repeats,
 }
 
 impl SourceContext {
     /// A context for `worker` reading `topic`, reporting to `metrics` if given.
     pub fn new(topic: &str, worker: usize, metrics: Option<Arc<ProcessMetrics>>) -> SourceContext {
-        SourceContext { topic: topic.to_owned(), worker, metrics, high: Mutex::new(HashMap::new()) }
+        SourceContext {
+            topic: topic.to_owned(),
+            worker,
+            metrics,
+            high: Mutex::new(HashMap::new()),
+            repeats: crate::logs::Repeats::default(),
+        }
     }
 
     /// The high watermark of `partition` from the latest statistics, if any arrived.
@@ -39,17 +47,8 @@ impl SourceContext {
 
 impl ClientContext for SourceContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        let worker = self.worker;
-        match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-                tracing::error!(target: "librdkafka", worker, facility = fac, "{log_message}")
-            }
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", worker, facility = fac, "{log_message}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(target: "librdkafka", worker, facility = fac, "{log_message}")
-            }
-            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", worker, facility = fac, "{log_message}"),
-        }
+        // Repeats (a broker away: the same refusal every few hundred ms) are held back.
+        crate::logs::kafka_log(&self.repeats, level, fac, log_message);
     }
 
     fn stats(&self, statistics: Statistics) {
@@ -68,7 +67,9 @@ impl ClientContext for SourceContext {
         if matches!(error, KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
             return;
         }
-        tracing::warn!(worker = self.worker, topic = %self.topic, %error, reason, "Kafka client error; librdkafka retries");
+        if let Some(held_back) = self.repeats.admit(&format!("{error}: {reason}"), std::time::Instant::now()) {
+            tracing::warn!(worker = self.worker, topic = %self.topic, %error, reason, held_back, "Kafka client error; librdkafka retries");
+        }
         if let Some(m) = &self.metrics {
             m.record_error(format!("kafka (worker {}): {error}: {reason}", self.worker));
             if matches!(error, KafkaError::Global(RDKafkaErrorCode::AllBrokersDown)) {

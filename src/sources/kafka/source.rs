@@ -493,7 +493,10 @@ impl crate::sources::driver::Reader for KafkaReader {
                         let decoded = match m.payload() {
                             None => Err(payload_error(offset, "tombstone: the message has no payload")),
                             Some([]) => Err(payload_error(offset, "empty payload")),
-                            Some(p) => decode_json_line(p, offset as u64, &self.bounds),
+                            Some(p) => decode_json_line(p, offset as u64, &self.bounds).map_err(|mut e| {
+                                e.location = Location::Offset(offset as u64);
+                                e
+                            }),
                         };
                         match decoded {
                             Ok(bar) => {
@@ -565,7 +568,7 @@ impl crate::sources::driver::Reader for KafkaReader {
         if self.consumer.is_none() {
             return Ok(Some(crate::sources::driver::DONE));
         }
-        Ok(self.watermarks.watermark(now_ms).map(|w| w.max(0) as u64))
+        Ok(self.watermarks.watermark(now_ms).map(tickflow_operators::time::watermark_of))
     }
 
     fn position(&self) -> crate::recovery::SourceState {
@@ -639,7 +642,7 @@ impl crate::sources::driver::Reader for KafkaReader {
 /// A decode error for a message without a usable payload.
 fn payload_error(offset: i64, message: &str) -> DecodeError {
     DecodeError::new(
-        Location::Record(offset as u64),
+        Location::Offset(offset as u64),
         DecodeErrorKind::Syntax { format: "JSON", column: 1, message: message.to_owned() },
     )
 }
@@ -860,7 +863,7 @@ mod tests {
     #[test]
     fn payload_errors_read_like_decode_errors() {
         let e = payload_error(42, "empty payload");
-        assert_eq!(e.to_string(), "record 42: invalid JSON at column 1: empty payload");
+        assert_eq!(e.to_string(), "offset 42: invalid JSON at column 1: empty payload");
     }
 
     #[test]
