@@ -14,6 +14,7 @@
 //! - [`http`]: what every HTTP listener shares: bearer tokens, client limits, the accept loop.
 //! - [`recovery`]: crash-exact recovery: epochs, checkpoint parts, restore, commit.
 //! - [`sources`]: the source driver (epochs, backpressure) around Kafka, files, the generator.
+//! - [`serve`]: the query API (`/api/v1`) and the dashboard (`/`) over the live state.
 //! - [`sinks`]: file/stdout (CSV, NDJSON) and QuestDB over ILP.
 //! - [`status`]: per-worker metrics and the warp status endpoint.
 pub mod alerts;
@@ -26,6 +27,7 @@ pub mod gateway;
 pub mod generate;
 pub mod http;
 pub mod recovery;
+pub mod serve;
 pub mod sinks;
 pub mod sources;
 pub mod status;

@@ -98,6 +98,8 @@ pub struct Built {
     pub checkpoint: Option<CheckpointSpec>,
     /// When transactional result parts are closed.
     pub roll: crate::sinks::file::RollPolicy,
+    /// The query API and dashboard (`None`: off).
+    pub serve: Option<crate::serve::ServeSpec>,
 }
 
 /// `[checkpoint]`, checked.
@@ -390,6 +392,7 @@ impl Config {
                 status_options.read_tokens = status_options.read_tokens.union(&a.write_tokens());
             }
         }
+        let serve = self.serve.build(&windows.timeframes, c.processes.len(), &mut errs);
         if let Some(q) = &self.sinks.questdb {
             errs.extend(
                 q.validate().into_iter().map(|e| {
@@ -417,6 +420,7 @@ impl Config {
             questdb: self.sinks.questdb.clone(),
             checkpoint,
             roll,
+            serve,
         })
     }
 }
