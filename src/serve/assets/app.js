@@ -52,12 +52,11 @@
   priceChart.priceScale('vol').applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
   const palette = ['#f5c542', '#4a90e2', '#b36ae2', '#e2844a', '#4ae2c1', '#e24a8d'];
   let overlays = {}; let rsiSeries = {}; let macdSeries = {};
-  // Keep the panes' time axes together.
-  const charts = [priceChart, rsiChart, macdChart];
-  charts.forEach((c) => c.timeScale().subscribeVisibleLogicalRangeChange((range) => {
-    if (!range) return;
-    charts.forEach((o) => { if (o !== c) o.timeScale().setVisibleLogicalRange(range); });
-  }));
+  // The RSI and MACD panes follow the price chart's time axis (one way: no feedback loop).
+  priceChart.timeScale().subscribeVisibleLogicalRangeChange((range) => {
+    if (range) [rsiChart, macdChart].forEach((o) => o.timeScale().setVisibleLogicalRange(range));
+  });
+  [priceChart, rsiChart, macdChart].forEach((c) => c.timeScale().applyOptions({ barSpacing: 8, rightOffset: 4 }));
 
   function resetIndicatorSeries() {
     for (const s of Object.values(overlays)) priceChart.removeSeries(s);
@@ -176,7 +175,7 @@
     if (state.selected !== symbol || state.timeframe !== timeframe) return;
     state.rows = []; merge(hist.rows); state.changes = sig.changes;
     drawAll();
-    priceChart.timeScale().fitContent();
+    priceChart.timeScale().scrollToRealTime();
     openStream();
   }
 
@@ -241,7 +240,10 @@
       state.timeframe = state.timeframes[1] || 'bar';
       resetIndicatorSeries();
       renderSymbols(); renderTimeframes();
-      const first = new URLSearchParams(location.search).get('symbol') || (s.symbols[0] && s.symbols[0].symbol);
+      // Ask only for a symbol the cluster knows (a 404 would be a console error): one named in
+      // the URL may not have had its first bar yet.
+      const wanted = new URLSearchParams(location.search).get('symbol') || (s.symbols[0] && s.symbols[0].symbol);
+      const first = s.symbols.some((x) => x.symbol === wanted) ? wanted : null;
       const tf = new URLSearchParams(location.search).get('timeframe');
       if (tf && state.timeframes.includes(tf)) state.timeframe = tf;
       if (first) await select(first, state.timeframe); else setTimeout(start, 1000);
