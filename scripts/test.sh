@@ -52,7 +52,8 @@ done
 python3 tests/reference/check_indicators.py operators/tests/data/indicators/expected "$out/actual" --quiet
 # --- dashboard (browser test) ---
 # The built-in dashboard in a real browser: chromium (apt) driven by playwright-core (npm,
-# pinned), both installed by the script when missing; screenshot in $out/dashboard.
+# pinned), both installed by the script when missing; screenshot in $out/dashboard (removed at
+# the end; DASHBOARD_OUT=DIR keeps it).
 echo "== dashboard in a browser (chromium + playwright-core)"
-OUT_DIR="$out/dashboard" TICKFLOW_BIN="${CARGO_TARGET_DIR:-target}/ci/tickflow" scripts/test-dashboard.sh
+OUT_DIR="${DASHBOARD_OUT:-$out/dashboard}" TICKFLOW_BIN="${CARGO_TARGET_DIR:-target}/ci/tickflow" scripts/test-dashboard.sh
 # --- end dashboard ---

@@ -110,7 +110,8 @@ fn summary_of(rows: &[Row], cols: &[String]) -> (BTreeMap<String, Value>, Value,
         };
         fields.insert(c.clone(), v);
     }
-    let (mut gain, mut loss): (Option<(f64, i64)>, Option<(f64, i64)>) = (None, None);
+    let mut gain: Option<(f64, i64)> = None;
+    let mut loss: Option<(f64, i64)> = None;
     for w in rows.windows(2) {
         let d = cell(&w[1], "close").unwrap() - cell(&w[0], "close").unwrap();
         let ts: i64 = w[1]["ts"].parse().unwrap();
@@ -163,6 +164,29 @@ fn without_time(v: &Value) -> Value {
     v
 }
 
+/// Opens an SSE stream on `port` and returns it with the data of its first `update` event.
+fn open_stream(port: u16, path: &str) -> (std::net::TcpStream, Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "stream ended: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        if let Some(i) = text.find("event:update\ndata:") {
+            let rest = &text[i + "event:update\ndata:".len()..];
+            if let Some(end) = rest.find('\n') {
+                return (s, serde_json::from_str(&rest[..end]).unwrap());
+            }
+        }
+    }
+}
+
 #[test]
 fn answers_equal_the_rows_the_sinks_wrote_on_either_process() {
     let root = tempfile::tempdir().unwrap();
@@ -191,6 +215,7 @@ format = "csv"
 [serve]
 retention = {{ bar = {BAR_RETENTION}, "1m" = {CANDLE_RETENTION} }}
 linger = "120s"
+stream-clients = 2
 "#,
         process_list(2),
         input.display(),
@@ -308,7 +333,10 @@ linger = "120s"
             assert_eq!(without_time(&s["highest_gain"]), gain, "{what}: highest gain");
             assert_eq!(without_time(&s["highest_loss"]), loss, "{what}: highest loss");
             let some = c.ok(p, &format!("/api/v1/summary?symbol={symbol}&period=4m&fields=close,sma_5,ema_10,rsi_10"));
-            assert_eq!(some["fields"].as_object().unwrap().keys().collect::<Vec<_>>(), ["close", "ema_10", "rsi_10", "sma_5"]);
+            assert_eq!(
+                some["fields"].as_object().unwrap().keys().collect::<Vec<_>>(),
+                ["close", "ema_10", "rsi_10", "sma_5"]
+            );
             assert_eq!(some["fields"]["rsi_10"], fields["rsi_10"]);
 
             // Aggregates over the same window.
@@ -349,21 +377,69 @@ linger = "120s"
     // Refusals, from either process.
     for p in 0..2 {
         for (path, status, error) in [
-            ("/api/v1/symbols/NOPE", 404, "symbol: NOPE is unknown: no bar of it has been processed by this cluster (GET /api/v1/symbols lists the known ones)"),
+            (
+                "/api/v1/symbols/NOPE",
+                404,
+                "symbol: NOPE is unknown: no bar of it has been processed by this cluster (GET /api/v1/symbols lists the known ones)",
+            ),
             ("/api/v1/bars", 400, "symbol: missing; expected e.g. symbol=SYM0001"),
-            ("/api/v1/bars?symbol=SYM0001&limit=99999", 400, "limit: \"99999\" is outside 1..=5000 (serve.max-limit); expected e.g. limit=500"),
-            ("/api/v1/bars?symbol=SYM0001&from=soon", 400, "from: \"soon\" is not a time; expected epoch ms (e.g. 1700000000000) or RFC 3339 (e.g. 2023-11-14T22:13:20Z)"),
-            ("/api/v1/candles?symbol=SYM0001&timeframe=7m", 400, "timeframe: \"7m\" is not a configured timeframe; expected bar or one of 1m (windows.timeframes)"),
+            (
+                "/api/v1/bars?symbol=SYM0001&limit=99999",
+                400,
+                "limit: \"99999\" is outside 1..=5000 (serve.max-limit); expected e.g. limit=500",
+            ),
+            (
+                "/api/v1/bars?symbol=SYM0001&from=soon",
+                400,
+                "from: \"soon\" is not a time; expected epoch ms (e.g. 1700000000000) or RFC 3339 (e.g. 2023-11-14T22:13:20Z)",
+            ),
+            (
+                "/api/v1/candles?symbol=SYM0001&timeframe=7m",
+                400,
+                "timeframe: \"7m\" is not a configured timeframe; expected bar or one of 1m (windows.timeframes)",
+            ),
             ("/api/v1/candles?symbol=SYM0001", 400, "timeframe: missing; expected one of 1m (e.g. timeframe=5m)"),
-            ("/api/v1/summary?symbol=SYM0001&fields=close,nope", 400, "fields: \"nope\" is not a field; expected some of open, high, low, close, volume, sma_5, sma_20, ema_10, ema_20, rsi_14, rsi_10, macd, macd_signal, macd_hist, bb_upper, bb_middle, bb_lower, atr_14, obv, vwap"),
-            ("/api/v1/summary?symbol=SYM0001&period=soon", 400, "period: \"soon\" is not a period; expected a duration such as \"1h\" or \"90m\", or minutes such as 60"),
-            ("/api/v1/aggregate?symbol=SYM0001&field=volume&fn=median", 400, "fn: \"median\" is not a function; expected one of avg, min, max, sum, first, last, count"),
+            (
+                "/api/v1/summary?symbol=SYM0001&fields=close,nope",
+                400,
+                "fields: \"nope\" is not a field; expected some of open, high, low, close, volume, sma_5, sma_20, ema_10, ema_20, rsi_14, rsi_10, macd, macd_signal, macd_hist, bb_upper, bb_middle, bb_lower, atr_14, obv, vwap",
+            ),
+            (
+                "/api/v1/summary?symbol=SYM0001&period=soon",
+                400,
+                "period: \"soon\" is not a period; expected a duration such as \"1h\" or \"90m\", or minutes such as 60",
+            ),
+            (
+                "/api/v1/aggregate?symbol=SYM0001&field=volume&fn=median",
+                400,
+                "fn: \"median\" is not a function; expected one of avg, min, max, sum, first, last, count",
+            ),
             ("/api/v1/nope", 404, "no route GET /api/v1/nope; the routes are listed in /api/v1/openapi.json"),
         ] {
             let (st, e) = c.get(p, path);
             assert_eq!((st, e["error"].as_str()), (status, Some(error)), "GET {path} on process {p}");
         }
     }
+    // Live streams: an update event with every symbol, every process's status and the newest
+    // candle of the selected series; at most serve.stream-clients at once.
+    let streams: Vec<(std::net::TcpStream, Value)> =
+        (0..2).map(|p| open_stream(status + p as u16, "/api/v1/stream?symbol=SYM0001&timeframe=1m")).collect();
+    for (_, update) in &streams {
+        assert_eq!(update["symbols"].as_array().map(Vec::len), Some(SYMBOLS), "{update}");
+        assert_eq!(update["status"].as_array().map(Vec::len), Some(2), "{update}");
+        let newest = candles["SYM0001"].last().unwrap();
+        assert_eq!(update["rows"].as_array().map(Vec::len), Some(1), "{update}");
+        assert_row(&update["rows"][0], newest, &[], "stream: newest candle");
+    }
+    let second = open_stream(status, "/api/v1/stream");
+    let (st, e) = c.get(0, "/api/v1/stream");
+    assert_eq!(st, 503, "{e}");
+    assert_eq!(
+        e["error"],
+        json!("2 live streams are open, the most this process serves (serve.stream-clients); retry later")
+    );
+    drop((streams, second));
+
     let doc = c.ok(0, "/api/v1/openapi.json");
     assert!(doc["paths"]["/api/v1/summary"]["post"].is_object());
 

@@ -30,8 +30,8 @@ use warp::reply::{Reply, Response};
 use super::peers::Peers;
 use super::query::{Agg, Field, Row, bar_json, candle_json, change_json, close_moves, field_stats, period, range};
 use super::store::{LiveStore, Ring};
-use crate::http::limits::{BodyBudget, Limits};
 use crate::http::Tokens;
+use crate::http::limits::{BodyBudget, Limits};
 use crate::status::ProcessMetrics;
 
 /// Default `limit` of `/bars` and `/candles`.
@@ -127,13 +127,17 @@ pub fn parse_time(key: &str, v: &str) -> Result<Millis, ApiError> {
         return Ok(ms);
     }
     crate::decode::timestamp::parse_rfc3339(v).map_err(|_| {
-        bad(format!("{key}: {v:?} is not a time; expected epoch ms (e.g. 1700000000000) or RFC 3339 (e.g. 2023-11-14T22:13:20Z)"))
+        bad(format!(
+            "{key}: {v:?} is not a time; expected epoch ms (e.g. 1700000000000) or RFC 3339 (e.g. 2023-11-14T22:13:20Z)"
+        ))
     })
 }
 
 /// Parses a period: a duration (`90m`, `1h`) or a number of minutes (the seed API's form).
 pub fn parse_period(key: &str, v: &Value) -> Result<Millis, ApiError> {
-    let err = || bad(format!("{key}: {v} is not a period; expected a duration such as \"1h\" or \"90m\", or minutes such as 60"));
+    let err = || {
+        bad(format!("{key}: {v} is not a period; expected a duration such as \"1h\" or \"90m\", or minutes such as 60"))
+    };
     let ms = match v {
         Value::Number(n) => n.as_f64().filter(|m| m.is_finite()).map(|m| (m * 60_000.0) as Millis).ok_or_else(err)?,
         Value::String(s) if s.trim().parse::<f64>().is_ok() => {
@@ -226,7 +230,8 @@ impl Api {
     }
 
     fn parse_fields(&self, v: Option<Vec<String>>) -> Result<Vec<(String, Field)>, ApiError> {
-        let names = v.unwrap_or_else(|| std::iter::once("close".to_string()).chain(self.set.columns().to_vec()).collect());
+        let names =
+            v.unwrap_or_else(|| std::iter::once("close".to_string()).chain(self.set.columns().to_vec()).collect());
         if names.is_empty() {
             return Err(bad("fields: empty; expected e.g. fields=close,sma_5".into()));
         }
@@ -350,9 +355,10 @@ impl Api {
             let rows = self
                 .store
                 .with_symbol(&symbol, |h| match series {
-                    Series::Bars => {
-                        range(h.bars.rows().iter(), from, to, limit).into_iter().map(|r| bar_json(r, &self.set)).collect()
-                    }
+                    Series::Bars => range(h.bars.rows().iter(), from, to, limit)
+                        .into_iter()
+                        .map(|r| bar_json(r, &self.set))
+                        .collect(),
                     Series::Candles(i) => range(h.candles[i].rows().iter(), from, to, limit)
                         .into_iter()
                         .map(|c| candle_json(c, &self.set))
@@ -459,9 +465,12 @@ impl Api {
         let symbol = parse_symbol("symbol", q.get("symbol"))?;
         let ms = parse_period("period", &Value::from(q.get("period").unwrap_or("1h")))?;
         let series = self.parse_series(q.get("timeframe"), Some(Series::Bars))?;
-        let fields = self.parse_fields(q.get("fields").map(|f| f.split(',').map(|s| s.trim().to_string()).collect()))?;
-        self.routed(ctx, &symbol, &format!("/api/v1/summary?{raw}"), || self.summary_local(&symbol, series, ms, &fields))
-            .await
+        let fields =
+            self.parse_fields(q.get("fields").map(|f| f.split(',').map(|s| s.trim().to_string()).collect()))?;
+        self.routed(ctx, &symbol, &format!("/api/v1/summary?{raw}"), || {
+            self.summary_local(&symbol, series, ms, &fields)
+        })
+        .await
     }
 
     /// `POST /api/v1/summary` with `{"symbols": [...], "period": "1h"}` or the seed API's
@@ -477,16 +486,15 @@ impl Api {
             Value::String(s) => vec![s.as_str()],
             Value::Array(a) => a
                 .iter()
-                .map(|s| s.as_str().ok_or_else(|| bad(format!("symbols: {s} is not a string; expected e.g. \"SYM0001\""))))
+                .map(|s| {
+                    s.as_str().ok_or_else(|| bad(format!("symbols: {s} is not a string; expected e.g. \"SYM0001\"")))
+                })
                 .collect::<Result<_, _>>()?,
             other => return Err(bad(format!("symbols: {other} is not a list; expected e.g. [\"SYM0001\"]"))),
         };
         let max = self.store.spec().max_limit;
         if names.is_empty() || names.len() > max {
-            return Err(bad(format!(
-                "symbols: {} symbols; expected 1..={max} (serve.max-limit)",
-                names.len()
-            )));
+            return Err(bad(format!("symbols: {} symbols; expected 1..={max} (serve.max-limit)", names.len())));
         }
         let symbols: Vec<Symbol> = names.iter().map(|n| parse_symbol("symbols", Some(n))).collect::<Result<_, _>>()?;
         let ms = parse_period("period", v.get("period").unwrap_or(&Value::from("1h")))?;
@@ -496,7 +504,9 @@ impl Api {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.split(',').map(|s| s.trim().to_string()).collect()),
             Some(Value::Array(a)) => Some(a.iter().map(|s| s.as_str().unwrap_or("").to_string()).collect()),
-            Some(other) => return Err(bad(format!("fields: {other} is not a list; expected e.g. [\"close\", \"sma_5\"]"))),
+            Some(other) => {
+                return Err(bad(format!("fields: {other} is not a list; expected e.g. [\"close\", \"sma_5\"]")));
+            }
         };
         let fields = self.parse_fields(fields)?;
 
@@ -559,7 +569,9 @@ impl Api {
                 errs.push(e);
             }
         }
-        Ok(json!({ "period": period_label(ms), "timeframe": self.series_label(series), "summaries": summaries, "errors": errs }))
+        Ok(
+            json!({ "period": period_label(ms), "timeframe": self.series_label(series), "summaries": summaries, "errors": errs }),
+        )
     }
 
     /// `GET /api/v1/aggregate?symbol=S&field=volume&fn=avg&period=1h`.
@@ -568,9 +580,12 @@ impl Api {
         let symbol = parse_symbol("symbol", q.get("symbol"))?;
         let name = q.get("field").ok_or_else(|| bad("field: missing; expected e.g. field=volume".into()))?;
         let field = self.parse_fields(Some(vec![name.to_string()]))?[0].1;
-        let f = q.get("fn").ok_or_else(|| bad("fn: missing; expected one of avg, min, max, sum, first, last, count".into()))?;
-        let agg = Agg::parse(f)
-            .ok_or_else(|| bad(format!("fn: {f:?} is not a function; expected one of avg, min, max, sum, first, last, count")))?;
+        let f = q
+            .get("fn")
+            .ok_or_else(|| bad("fn: missing; expected one of avg, min, max, sum, first, last, count".into()))?;
+        let agg = Agg::parse(f).ok_or_else(|| {
+            bad(format!("fn: {f:?} is not a function; expected one of avg, min, max, sum, first, last, count"))
+        })?;
         let ms = parse_period("period", &Value::from(q.get("period").unwrap_or("1h")))?;
         let series = self.parse_series(q.get("timeframe"), Some(Series::Bars))?;
         self.routed(ctx, &symbol, &format!("/api/v1/aggregate?{raw}"), || {
@@ -604,7 +619,9 @@ impl Api {
         let local = serde_json::to_value(crate::status::status_report(&self.metrics)).unwrap_or(Value::Null);
         let others = (0..self.peers.len()).filter(|&p| p != self.peers.me);
         let asks = others.map(|p| async move {
-            self.ask(p, "/status", ctx, None).await.unwrap_or_else(|e| json!({ "process": { "id": p }, "error": e.error }))
+            self.ask(p, "/status", ctx, None)
+                .await
+                .unwrap_or_else(|e| json!({ "process": { "id": p }, "error": e.error }))
         });
         let mut all = vec![local];
         all.extend(futures_util::future::join_all(asks).await);
@@ -638,10 +655,10 @@ mod tests {
             parse_period("period", &json!("soon")).unwrap_err().error,
             "period: \"soon\" is not a period; expected a duration such as \"1h\" or \"90m\", or minutes such as 60"
         );
-        assert_eq!(parse_period("period", &json!(0)).unwrap_err().error, "period: 0 is not positive; expected e.g. \"1h\"");
         assert_eq!(
-            parse_symbol("symbol", None).unwrap_err().error,
-            "symbol: missing; expected e.g. symbol=SYM0001"
+            parse_period("period", &json!(0)).unwrap_err().error,
+            "period: 0 is not positive; expected e.g. \"1h\""
         );
+        assert_eq!(parse_symbol("symbol", None).unwrap_err().error, "symbol: missing; expected e.g. symbol=SYM0001");
     }
 }

@@ -48,9 +48,9 @@ pub struct ServeConfig {
 }
 
 /// Candles kept per symbol for a timeframe not listed in `serve.retention`.
-pub const DEFAULT_CANDLE_RETENTION: usize = 300;
+pub const DEFAULT_CANDLE_RETENTION: usize = 200;
 /// Enriched bars kept per symbol when `serve.retention` does not list `bar`.
-pub const DEFAULT_BAR_RETENTION: usize = 1000;
+pub const DEFAULT_BAR_RETENTION: usize = 500;
 /// The largest retention of one series.
 pub const MAX_RETENTION: usize = 1_000_000;
 
@@ -64,7 +64,7 @@ fn default_signal_changes() -> usize {
     200
 }
 fn default_max_symbols() -> usize {
-    10_000
+    2000
 }
 fn default_max_limit() -> usize {
     5000
@@ -151,7 +151,7 @@ impl ServeConfig {
         }
         let keep = |key: &str, default: usize| self.retention.get(key).copied().unwrap_or(default).max(1);
         for (key, v, lo, example) in [
-            ("max-symbols", self.max_symbols, 1, 10_000),
+            ("max-symbols", self.max_symbols, 1, 2000),
             ("max-limit", self.max_limit, 1, 5000),
             ("stream-clients", self.stream_clients, 1, 16),
         ] {
@@ -221,9 +221,8 @@ mod tests {
 
     #[test]
     fn bad_values_are_all_reported() {
-        let (_, errs) = build(
-            "retention = { bar = 0, \"15m\" = 10 }\nmax-limit = 0\npush-interval = \"soon\"\npeers = [\"x\"]",
-        );
+        let (_, errs) =
+            build("retention = { bar = 0, \"15m\" = 10 }\nmax-limit = 0\npush-interval = \"soon\"\npeers = [\"x\"]");
         assert_eq!(
             errs,
             vec![

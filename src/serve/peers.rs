@@ -93,7 +93,8 @@ impl Peers {
         let call = move || -> Result<PeerAnswer, String> {
             let result = match body {
                 Some(b) => {
-                    let mut req = agent.post(&url).header(FORWARDED_HEADER, "1").header("content-type", "application/json");
+                    let mut req =
+                        agent.post(&url).header(FORWARDED_HEADER, "1").header("content-type", "application/json");
                     if let Some(a) = &auth {
                         req = req.header("authorization", a);
                     }

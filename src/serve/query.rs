@@ -59,7 +59,8 @@ fn pick(open: f64, high: f64, low: f64, close: f64, volume: f64, values: &Values
         Field::Low => Some(low),
         Field::Close => Some(close),
         Field::Volume => Some(volume),
-        Field::Column(i) => values.get(i),
+        // A column the row does not have (never, for rows of the configured set) is missing.
+        Field::Column(i) => (i < values.len()).then(|| values.get(i)).flatten(),
     }
 }
 
@@ -141,7 +142,8 @@ pub fn field_stats<R: Row>(rows: &[R], f: Field) -> Value {
 /// The largest rise and the largest fall of the close from one row to the next, with the
 /// time of the row that ends it; `null` when there is none.
 pub fn close_moves<R: Row>(rows: &[R]) -> (Value, Value) {
-    let (mut gain, mut loss): (Option<(f64, Millis)>, Option<(f64, Millis)>) = (None, None);
+    let mut gain: Option<(f64, Millis)> = None;
+    let mut loss: Option<(f64, Millis)> = None;
     for w in rows.windows(2) {
         let (Some(a), Some(b)) = (w[0].get(Field::Close), w[1].get(Field::Close)) else { continue };
         let d = b - a;
@@ -226,7 +228,7 @@ fn signal(m: &mut Map<String, Value>, d: &Decision, set: &IndicatorSet) {
 
 fn columns(m: &mut Map<String, Value>, values: &Values, set: &IndicatorSet) {
     for (i, name) in set.columns().iter().enumerate() {
-        m.insert(name.clone(), num(values.get(i)));
+        m.insert(name.clone(), num((i < values.len()).then(|| values.get(i)).flatten()));
     }
 }
 
@@ -313,10 +315,7 @@ mod tests {
     #[test]
     fn stats_and_moves_of_the_close() {
         let r = rows(&[10.0, 12.0, 9.0, 9.5, 15.0]);
-        assert_eq!(
-            field_stats(&r, Field::Close),
-            json!({"count": 5, "avg": 11.1, "highest": 15.0, "lowest": 9.0})
-        );
+        assert_eq!(field_stats(&r, Field::Close), json!({"count": 5, "avg": 11.1, "highest": 15.0, "lowest": 9.0}));
         let (gain, loss) = close_moves(&r);
         assert_eq!(gain["change"], json!(5.5));
         assert_eq!(gain["ts"], json!(4000));

@@ -94,5 +94,8 @@ pub fn routes(api: Arc<Api>) -> BoxedFilter<(Response,)> {
 
 /// Percent-decodes a path segment.
 fn decode(segment: &str) -> String {
-    url::form_urlencoded::parse(format!("s={segment}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+    url::form_urlencoded::parse(format!("s={segment}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }

@@ -258,6 +258,15 @@ mod tests {
         Ok(BarOut { bar, values: Values::default(), decision: Decision::default(), changed_from: None })
     }
 
+    /// The memory cost per retained row that the README and `cluster.toml` quote.
+    #[test]
+    fn row_sizes_are_the_documented_ones() {
+        assert_eq!(
+            (std::mem::size_of::<BarOut>(), std::mem::size_of::<Candle>(), std::mem::size_of::<SignalChange>()),
+            (360, 416, 56)
+        );
+    }
+
     #[test]
     fn rings_keep_the_newest_rows_and_remember_what_they_dropped() {
         let store = LiveStore::new(spec(3, 2));

@@ -72,9 +72,8 @@ pub fn open(api: Arc<Api>, ctx: Ctx, raw: &str) -> Response {
             }
         }
     });
-    let events = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
-    });
+    let events =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx)) });
     let mut resp = warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response();
     resp.headers_mut().insert("cache-control", warp::http::HeaderValue::from_static("no-store"));
     resp
