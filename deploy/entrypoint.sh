@@ -12,6 +12,8 @@
 #   [status]  listen = "<TICKFLOW_STATUS_HOST>:<TICKFLOW_STATUS_PORT - ordinal>": tickflow's
 #             process N listens on status.listen's port + N, so every pod ends up on the same
 #             TICKFLOW_STATUS_PORT, which is what the probes and the scrape annotations name
+#   [serve]   peers = "<peer host i>:<TICKFLOW_STATUS_PORT>" for every process: where the query
+#             API forwards a question about a symbol another process owns
 #   [checkpoint] url = TICKFLOW_CHECKPOINT_URL                     (only when set)
 #   [sinks.questdb] token / basic-auth from TICKFLOW_QUESTDB_TOKEN, TICKFLOW_QUESTDB_USER +
 #             TICKFLOW_QUESTDB_PASSWORD                             (only when set and the section exists)
@@ -97,17 +99,20 @@ case $template in *"{i}"*) ;; *) die "TICKFLOW_PEER_HOST_TEMPLATE=$template: has
 
 # The process list, in ordinal order, identical in every pod.
 processes=""
+status_peers=""
 i=0
 while [ "$i" -lt "$replicas" ]; do
 	host=$(printf '%s' "$template" | sed "s/{i}/$i/g")
 	[ "$i" -eq "$ordinal" ] && own_host=$host
 	processes="$processes${processes:+, }\"$host:$timely_port\""
+	status_peers="$status_peers${status_peers:+, }\"$host:$status_port\""
 	i=$((i + 1))
 done
 
 # Edits, one per line: section <TAB> key <TAB> when (always | if-section) <TAB> TOML value.
 edits="cluster${tab}processes${tab}always${tab}[$processes]
-status${tab}listen${tab}always${tab}\"$status_host:$((status_port - ordinal))\""
+status${tab}listen${tab}always${tab}\"$status_host:$((status_port - ordinal))\"
+serve${tab}peers${tab}always${tab}[$status_peers]"
 add_edit() { # section key when value-name value
 	[ -n "$5" ] || return 0
 	check_value "$4" "$5"

@@ -50,3 +50,10 @@ for f in operators/tests/data/indicators/input/*.csv; do
   cut -d, -f2- "$out/$name.csv" > "$out/actual/$name.csv"   # the checker wants ts first
 done
 python3 tests/reference/check_indicators.py operators/tests/data/indicators/expected "$out/actual" --quiet
+# --- dashboard (browser test) ---
+# The built-in dashboard in a real browser: chromium (apt) driven by playwright-core (npm,
+# pinned), both installed by the script when missing; screenshot in $out/dashboard (removed at
+# the end; DASHBOARD_OUT=DIR keeps it).
+echo "== dashboard in a browser (chromium + playwright-core)"
+OUT_DIR="${DASHBOARD_OUT:-$out/dashboard}" TICKFLOW_BIN="${CARGO_TARGET_DIR:-target}/ci/tickflow" scripts/test-dashboard.sh
+# --- end dashboard ---

@@ -16,6 +16,7 @@
 //! - [`logs`]: rate limits for repeated library log lines (librdkafka).
 //! - [`recovery`]: crash-exact recovery: epochs, checkpoint parts, restore, commit.
 //! - [`sources`]: the source driver (epochs, backpressure) around Kafka, files, the generator.
+//! - [`serve`]: the query API (`/api/v1`) and the dashboard (`/`) over the live state.
 //! - [`sinks`]: file/stdout (CSV, NDJSON) and QuestDB over ILP.
 //! - [`status`]: per-worker metrics and the warp status endpoint.
 //! - [`status_cli`]: `tickflow status`, and the status client `top` shares.
@@ -32,6 +33,7 @@ pub mod generate;
 pub mod http;
 pub mod logs;
 pub mod recovery;
+pub mod serve;
 pub mod sinks;
 pub mod sources;
 pub mod status;

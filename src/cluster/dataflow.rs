@@ -6,6 +6,9 @@
 //!    epochs)
 //!        └ part reports ─► ManifestWriter (worker 0) ─► manifest probe
 //! ```
+//!
+//! With `[serve]`, `PublishBars` and `PublishCandles` also copy the `Enrich` and `Candles`
+//! outputs into the process's live state, once per batch, for the query API.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -22,6 +25,7 @@ use crate::alerts::dataflow::{AlertsRuntime, build_alerts, ticks_from_bars, tick
 use crate::checkpoint::CheckpointStore;
 use crate::config::Built;
 use crate::recovery::{RunControl, manifest_writer};
+use crate::serve::publish::{publish_bars, publish_candles};
 use crate::sinks::durable::durable_sink;
 use crate::sinks::worker::WorkerOutputs;
 use crate::sources::driver::{DriverConfig, Host, Probes, Reader, drive, watermark_guard};
@@ -45,6 +49,8 @@ pub struct Parts<R: Reader> {
     pub alerts: Option<(AlertsRuntime, Rc<RefCell<tickflow_operators::dataflow::alerts::AlertsCore>>)>,
     /// Where checkpoints go (worker 0 writes manifests).
     pub store: Option<CheckpointStore>,
+    /// The process's live state for the query API (`[serve]`), if serving.
+    pub live: Option<Arc<crate::serve::LiveStore>>,
 }
 
 /// The probes a worker's loop and source watch.
@@ -69,7 +75,7 @@ pub fn build_dataflow<'s, R: Reader>(
     control: Arc<RunControl>,
     clock: Arc<dyn Clock>,
 ) {
-    let Parts { reader, driver, host, enrich, candles, outputs, alerts, store } = parts;
+    let Parts { reader, driver, host, enrich, candles, outputs, alerts, store, live } = parts;
     let set = Rc::new(built.set.clone());
     let driver_probes = Probes {
         durable: probes.durable.clone(),
@@ -89,6 +95,12 @@ pub fn build_dataflow<'s, R: Reader>(
     .probe_with(&probes.durable);
 
     let candles = candles.map(|core| candles_stream(bars, set, built, core));
+    if let Some(live) = &live {
+        publish_bars(enriched.clone(), live.clone());
+        if let Some(c) = &candles {
+            publish_candles(c.clone(), live.clone());
+        }
+    }
     if let Some(c) = &candles {
         durable_sink(c.clone(), "CandleSink", outputs.clone(), control.clone(), |out, r| match r {
             Ok(c) => out.candle(&c),

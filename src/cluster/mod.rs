@@ -170,6 +170,7 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
     let transactional = checkpoints.is_some();
     let interval = checkpoints.as_ref().map(|c| c.interval);
     let store_w = store.clone();
+    let live = services.live();
     let guards = timely::execute(config, move |worker| -> Result<(), String> {
         let index = worker.index();
         let peers = worker.peers();
@@ -237,6 +238,7 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
                     outputs: outputs.clone(),
                     alerts: alerts.clone(),
                     store: store_w.clone(),
+                    live: live.clone(),
                 }
             };
         }
@@ -325,6 +327,9 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
         }
     }
     drop(progress); // clears the line before anything else is printed
+    if failure.is_none() && !control.stop_requested() && matches!(output, Output::Configured) {
+        linger(&built, &control);
+    }
     services.close(failure.is_none())?;
     if let Some(e) = failure.or_else(|| control.failure()) {
         anyhow::bail!(e);
@@ -336,6 +341,20 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
         concat_parts(&parts, file, format == FileFormat::Csv).with_context(|| format!("writing {}", file.display()))?;
     }
     Ok(metrics.totals())
+}
+
+/// With `serve.linger`, keeps the status server (and the query API over the final state)
+/// up after a finite input ended, until the time is up or a stop is requested.
+fn linger(built: &Built, control: &RunControl) {
+    let Some(spec) = &built.serve else { return };
+    if spec.linger.is_zero() {
+        return;
+    }
+    tracing::info!(linger = ?spec.linger, "input done; serving queries until the linger time is up (Ctrl-C stops)");
+    let until = std::time::Instant::now() + spec.linger;
+    while std::time::Instant::now() < until && !control.stop_requested() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn install<R: Reader>(

@@ -1,5 +1,6 @@
 //! The process's services around the workers: the QuestDB sink, the alert rules store and
-//! notifier, the status server. Started before the workers, closed after them.
+//! notifier, the live state and query API (`[serve]`), the status server. Started before the
+//! workers, closed after them.
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ pub struct Services {
     acks: AckTable,
     alerts: Option<(Arc<RuleStore>, Notifier, RuleContext, AlertsConfig)>,
     server: Option<StatusServer>,
+    live: Option<Arc<crate::serve::LiveStore>>,
 }
 
 impl Services {
@@ -82,18 +84,30 @@ impl Services {
             }
             _ => None,
         };
+        let live = match (output, &built.serve) {
+            (Output::Configured, Some(spec)) => Some(Arc::new(crate::serve::LiveStore::new(spec.clone()))),
+            _ => None,
+        };
         let server = match output {
             Output::Configured => {
+                use warp::Filter as _;
                 let addr = built.status_addr(process);
                 let options = built.status_options.clone();
-                let extra = alerts.as_ref().map(|(store, notifier, ctx, cfg)| {
-                    use warp::Filter as _;
+                let mut extra = alerts.as_ref().map(|(store, notifier, ctx, cfg)| {
                     let access = crate::alerts::api::RulesAccess::new(cfg, &options.read_tokens, &options.limits);
                     alert_routes(store.clone(), ctx.clone(), access.clone())
                         .or(alert_stats_route(notifier.handle().stats(), &access))
                         .unify()
                         .boxed()
                 });
+                if let (Some(store), Some(spec)) = (&live, &built.serve) {
+                    let api = crate::serve::api::Api::new(built, spec, process, store.clone(), metrics.clone());
+                    let serve = crate::serve::routes::routes(Arc::new(api));
+                    extra = Some(match extra {
+                        Some(e) => e.or(serve).unify().boxed(),
+                        None => serve,
+                    });
+                }
                 let server = StatusServer::start_with(addr, metrics.clone(), extra, options)
                     .with_context(|| format!("starting the status server on {addr}"))?;
                 tracing::info!(addr = %server.local_addr(), "status server listening");
@@ -101,7 +115,12 @@ impl Services {
             }
             Output::Replay(_) => None,
         };
-        Ok(Services { questdb, acks, alerts, server })
+        Ok(Services { questdb, acks, alerts, server, live })
+    }
+
+    /// The live state the workers publish to (`[serve]`), if serving.
+    pub fn live(&self) -> Option<Arc<crate::serve::LiveStore>> {
+        self.live.clone()
     }
 
     /// What each worker needs to write to QuestDB.

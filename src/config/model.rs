@@ -40,6 +40,9 @@ pub struct Config {
     /// `[alerts]`: run-time alert rules and notifications (present = enabled).
     #[serde(default)]
     pub alerts: Option<crate::alerts::AlertsConfig>,
+    /// `[serve]`: the query API and dashboard on the status port (on by default).
+    #[serde(default)]
+    pub serve: crate::serve::ServeConfig,
     /// The ingest gateway (`tickflow gateway --config`); the cluster ignores it.
     #[serde(default)]
     pub gateway: Option<crate::gateway::GatewayConfig>,

@@ -112,6 +112,8 @@ pub struct Built {
     pub roll: crate::sinks::file::RollPolicy,
     /// `output.ts-unit`: `None` = the input's unit.
     pub ts_unit: Option<crate::decode::TsUnit>,
+    /// The query API and dashboard (`None`: off).
+    pub serve: Option<crate::serve::ServeSpec>,
 }
 
 /// `[checkpoint]`, checked.
@@ -484,6 +486,7 @@ impl Config {
                 status_options.read_tokens = status_options.read_tokens.union(&a.write_tokens());
             }
         }
+        let serve = self.serve.build(&windows.timeframes, c.processes.len(), &mut errs);
         if let Some(q) = &self.sinks.questdb {
             errs.extend(
                 q.validate().into_iter().map(|e| {
@@ -525,6 +528,7 @@ impl Config {
             questdb: self.sinks.questdb.clone(),
             checkpoint,
             roll,
+            serve,
         })
     }
 }
