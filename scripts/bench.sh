@@ -237,8 +237,8 @@ bench_checkpoint() {
   {
     echo "## Checkpoints (generator, standard set + signals + 1m/5m/1h candles, 2 workers, every 1 s)"
     echo
-    echo "| symbols | bars | checkpoints | bytes per checkpoint (all parts) | bytes/symbol | reading paused ms (median) | part written ms (median) |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| symbols | bars | checkpoints | bytes per checkpoint (all parts) | bytes/symbol | reading paused ms (median) | part written ms (median) | restart from the last checkpoint s |"
+    echo "|---|---|---|---|---|---|---|---|"
   } | tee -a "$results"
   for n in 1000 10000 100000; do
     local bars=$((n * 10 > 400000 ? n * 10 : 400000))
@@ -250,8 +250,12 @@ bench_checkpoint() {
     bytes=$(cat "$dir/ck$n"/ckpt-*/* | wc -c)
     pause=$(echo "$parts" | grep -o 'paused_ms=[0-9.]*' | cut -d= -f2 | median)
     write=$(echo "$parts" | grep -o 'written_ms=[0-9.]*' | cut -d= -f2 | median)
-    awk -v n="$n" -v b="$bars" -v c="$count" -v by="$bytes" -v p="$pause" -v w="$write" \
-      'BEGIN {per = c ? by / c : 0; printf "| %d | %d | %d | %.0f | %.0f | %.1f | %.1f |\n", n, b, c, per, per / n, p, w}' | tee -a "$results"
+    # Restart: the same command again resumes from the run's last checkpoint (load, decode and
+    # restore every symbol's state, the file rollback, one more checkpoint, exit).
+    local restart
+    read -r restart _ < <(time_run "$TF" run --config "$dir/ck$n.toml")
+    awk -v n="$n" -v b="$bars" -v c="$count" -v by="$bytes" -v p="$pause" -v w="$write" -v r="$restart" \
+      'BEGIN {per = c ? by / c : 0; printf "| %d | %d | %d | %.0f | %.0f | %.1f | %.1f | %.2f |\n", n, b, c, per, per / n, p, w, r}' | tee -a "$results"
   done
   echo | tee -a "$results"
   # Throughput: checkpoints off vs every 10 s (the default) on a run long enough to take

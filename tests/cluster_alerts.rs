@@ -7,10 +7,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use common::cluster::{free_port_pair, process_list, spawn_cluster, wait_all};
@@ -18,45 +18,6 @@ use common::kafka::Broker;
 use tickflow::alerts::{AlertsConfig, RuleDef, RuleStore};
 
 const T0: i64 = 1_700_000_000_000;
-
-/// A webhook receiver collecting JSON bodies.
-fn receiver() -> (SocketAddr, Arc<Mutex<Vec<serde_json::Value>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let got: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
-    let g = got.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let g = g.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(conn.try_clone().unwrap());
-                let mut w = conn;
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut len = 0;
-                    loop {
-                        let mut h = String::new();
-                        r.read_line(&mut h).unwrap();
-                        if h.trim().is_empty() {
-                            break;
-                        }
-                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap();
-                        }
-                    }
-                    let mut body = vec![0; len];
-                    r.read_exact(&mut body).unwrap();
-                    g.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
-                    w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
-                }
-            });
-        }
-    });
-    (addr, got)
-}
 
 fn rule(id: &str, symbol: &str, condition: &str, hook: SocketAddr) -> RuleDef {
     serde_json::from_str(&format!(
@@ -94,7 +55,7 @@ fn rules_fire_exactly_on_crossings_across_two_processes() {
     let broker = Broker::start();
     broker.create_topic("rules", 1);
     broker.create_topic("alerts", 1);
-    let (hook, got) = receiver();
+    let (hook, got) = common::webhook::receiver(Arc::new(AtomicBool::new(true)));
     let root = tempfile::tempdir().unwrap();
     let input = root.path().join("path.ndjson");
     let path = write_path(&input);
@@ -180,7 +141,7 @@ dead-letter = "{}"
     wait_all(children, "alerts cluster");
 
     // The run is over; deliveries were awaited by the notifier before the processes exited.
-    let alerts = got.lock().unwrap().clone();
+    let alerts: Vec<serde_json::Value> = got.lock().unwrap().iter().map(|(v, _)| v.clone()).collect();
     let fired: BTreeSet<(String, String, i64)> = alerts
         .iter()
         .map(|a| {

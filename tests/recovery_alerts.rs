@@ -8,12 +8,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::Child;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cluster::{process_list, spawn_cluster};
@@ -21,61 +19,6 @@ use common::kafka::{Broker, Msg, produce};
 use tickflow::alerts::{AlertsConfig, RuleDef, RuleStore};
 
 const T0: i64 = 1_700_000_000_000;
-
-/// (alert id, answered with 200)
-type Seen = Arc<Mutex<Vec<(String, bool)>>>;
-
-/// A webhook receiver answering 503 until `ok` is set, then 200; records every request.
-fn receiver(ok: Arc<AtomicBool>) -> (SocketAddr, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen: Seen = Arc::default();
-    let s = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let (s, ok) = (s.clone(), ok.clone());
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(conn.try_clone().unwrap());
-                let mut w = conn;
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut len = 0;
-                    loop {
-                        let mut h = String::new();
-                        if r.read_line(&mut h).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if h.trim().is_empty() {
-                            break;
-                        }
-                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap();
-                        }
-                    }
-                    let mut body = vec![0; len];
-                    if r.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                    let good = ok.load(Ordering::SeqCst);
-                    s.lock().unwrap().push((v["id"].as_str().unwrap_or_default().to_string(), good));
-                    let answer: &[u8] = if good {
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
-                    } else {
-                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
-                    };
-                    if w.write_all(answer).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (addr, seen)
-}
 
 fn newest_manifest(dir: &Path) -> Option<u64> {
     std::fs::read_dir(dir)
@@ -126,7 +69,7 @@ fn an_alert_fired_before_a_kill_is_delivered_after_the_restart_with_the_same_id(
         .collect();
     produce(&broker.brokers(), "bars", &msgs);
     let ok = Arc::new(AtomicBool::new(false));
-    let (hook, seen) = receiver(ok.clone());
+    let (hook, seen) = common::webhook::receiver(ok.clone());
     let mut acfg = AlertsConfig::new(&broker.brokers());
     acfg.rules_topic = "rules".into();
     let store = RuleStore::start(&acfg).unwrap();
@@ -182,7 +125,7 @@ outbox = "outbox.ndjson"
     // 1. Fired, refused by the webhook, covered by complete checkpoints: then SIGKILL.
     let mut children = spawn_cluster(&cfg_path, 1);
     wait_until("the alert is attempted", &mut children, || !seen.lock().unwrap().is_empty());
-    let fired_id = seen.lock().unwrap()[0].0.clone();
+    let fired_id = seen.lock().unwrap()[0].0["id"].as_str().unwrap_or_default().to_string();
     assert!(!fired_id.is_empty(), "the webhook body carries the alert id");
     let after = newest_manifest(&ck).unwrap_or(0);
     wait_until("two more checkpoints", &mut children, || newest_manifest(&ck).is_some_and(|n| n >= after + 2));
@@ -196,7 +139,7 @@ outbox = "outbox.ndjson"
     ok.store(true, Ordering::SeqCst);
     let mut children = spawn_cluster(&cfg_path, 1);
     wait_until("the alert is delivered after the restart", &mut children, || {
-        seen.lock().unwrap().iter().any(|(id, good)| *good && *id == fired_id)
+        seen.lock().unwrap().iter().any(|(body, good)| *good && body["id"] == fired_id.as_str())
     });
     for c in &children {
         let _ = std::process::Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
@@ -204,6 +147,6 @@ outbox = "outbox.ndjson"
     for mut c in children {
         assert!(c.wait().unwrap().success(), "the restarted cluster stops cleanly on SIGTERM");
     }
-    let delivered: Vec<_> = seen.lock().unwrap().iter().filter(|(_, good)| *good).cloned().collect();
-    assert!(delivered.iter().all(|(id, _)| *id == fired_id), "only that alert fired: {delivered:?}");
+    let delivered: Vec<_> = seen.lock().unwrap().iter().filter(|(_, good)| *good).map(|(b, _)| b.clone()).collect();
+    assert!(delivered.iter().all(|b| b["id"] == fired_id.as_str()), "only that alert fired: {delivered:?}");
 }

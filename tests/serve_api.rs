@@ -231,15 +231,21 @@ stream-clients = 2
         .into();
     let c = Client { agent, base: (0..2).map(|p| format!("http://127.0.0.1:{}", status + p as u16)).collect() };
 
-    // Done = every worker of both processes has finished (results flushed), the API still up.
+    // Done = every bar was read and every worker of both processes has finished (results
+    // flushed), the API still up. (Before the workers start, none is running either.)
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let done = (0..2).all(|p| {
-            c.agent.get(&format!("{}/status", c.base[p])).call().ok().and_then(|mut r| {
-                let v: Value = serde_json::from_str(&r.body_mut().read_to_string().ok()?).ok()?;
-                Some(v["workers"].as_array()?.iter().all(|w| w["running"] == json!(false)))
-            }) == Some(true)
-        });
+        let states: Vec<Option<(u64, bool)>> = (0..2)
+            .map(|p| {
+                c.agent.get(&format!("{}/status", c.base[p])).call().ok().and_then(|mut r| {
+                    let v: Value = serde_json::from_str(&r.body_mut().read_to_string().ok()?).ok()?;
+                    let stopped = v["workers"].as_array()?.iter().all(|w| w["running"] == json!(false));
+                    Some((v["totals"]["bars_in"].as_u64()?, stopped))
+                })
+            })
+            .collect();
+        let done = states.iter().all(|s| s.is_some_and(|(_, stopped)| stopped))
+            && states.iter().map(|s| s.map_or(0, |(n, _)| n)).sum::<u64>() == (SYMBOLS * BARS) as u64;
         if done {
             break;
         }

@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod kafka;
+pub mod webhook;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
