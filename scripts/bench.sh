@@ -240,7 +240,10 @@ bench_checkpoint() {
     echo "| symbols | bars | checkpoints | bytes per checkpoint (all parts) | bytes/symbol | reading paused ms (median) | part written ms (median) | restart from the last checkpoint s |"
     echo "|---|---|---|---|---|---|---|---|"
   } | tee -a "$results"
-  for n in 1000 10000 100000; do
+  # CK_FILES=DIR puts the throughput runs' result files there (e.g. a tmpfs, to separate the
+  # protocol's cost from the disk's: fsync on tmpfs is free); CK_SIZES=0 skips the size table.
+  local files="${CK_FILES:-$dir}"
+  for n in $([ "${CK_SIZES:-1}" = 0 ] || echo 1000 10000 100000); do
     local bars=$((n * 10 > 400000 ? n * 10 : 400000))
     ck_config "$dir/ck$n.toml" "$n" "$bars" "$dir/out$n" "$dir/ck$n" true
     RUST_LOG=warn,tickflow::sources::driver=debug "$TF" run --config "$dir/ck$n.toml" 2>"$dir/log$n" >/dev/null
@@ -265,8 +268,8 @@ bench_checkpoint() {
     local bars=${spec% *} every=${spec#* } on="" off=""
     for ((r = 1; r <= RUNS; r++)); do
       for mode in on off; do
-        rm -rf "$dir/tp-$mode" "$dir/tpo-$mode"
-        ck_config "$dir/tp-$mode.toml" 1000 "$bars" "$dir/tpo-$mode" "$dir/tp-$mode" \
+        rm -rf "$dir/tp-$mode" "$files/tpo-$mode"
+        ck_config "$dir/tp-$mode.toml" 1000 "$bars" "$files/tpo-$mode" "$dir/tp-$mode" \
           "$([ $mode = on ] && echo true || echo false)" "$every"
         read -r w _ < <(time_run "$TF" run --config "$dir/tp-$mode.toml")
         if [ $mode = on ]; then on+="$w "; else off+="$w "; fi
@@ -276,7 +279,7 @@ bench_checkpoint() {
     local won woff
     won=$(echo "$on" | tr ' ' '\n' | grep . | median); woff=$(echo "$off" | tr ' ' '\n' | grep . | median)
     {
-      echo "| $bars bars, 1000 symbols, 2 workers (median of $RUNS, interleaved) | wall s | bars/s |"
+      echo "| $bars bars, 1000 symbols, 2 workers (median of $RUNS, interleaved; result files in ${CK_FILES:-the temp dir}) | wall s | bars/s |"
       echo "|---|---|---|"
       awk -v w="$woff" -v b="$bars" 'BEGIN {printf "| checkpoints off | %.2f | %.0f |\n", w, b / w}'
       awk -v w="$won" -v o="$woff" -v b="$bars" -v e="$every" -v c="$ck_taken" \
@@ -284,7 +287,7 @@ bench_checkpoint() {
       echo
     } | tee -a "$results"
   done
-  rm -rf "$dir"
+  rm -rf "$dir" "$files"/tpo-on "$files"/tpo-off
 }
 
 case "$what" in
