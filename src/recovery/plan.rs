@@ -97,7 +97,7 @@ impl RestorePlan {
             checkpoint = m.id,
             shape = %format!("{}x{}", m.processes, m.workers),
             symbols = m.symbols,
-            watermark,
+            watermark = %m.watermark_ms.map_or("-".to_string(), tickflow_operators::time::format_rfc3339),
             "resuming from checkpoint"
         );
         Ok(RestorePlan { checkpoint: Some(m.id), epoch: m.id + 1, watermark, parts })
