@@ -382,7 +382,9 @@ impl Gateway {
             .name("tickflow-gateway-probe".into())
             .spawn(move || {
                 loop {
-                    let up = p.probe(every.max(Duration::from_secs(1)));
+                    // A metadata round trip gets 3 s: one slow answer on a loaded machine is
+                    // not an outage (deliveries that fail mark the broker down at once).
+                    let up = p.probe(every.max(Duration::from_secs(3)));
                     pm.set_sink_reachable(up);
                     if !up {
                         pm.record_sink_error(format!("kafka: {}", p.health().reason()));
