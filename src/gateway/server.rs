@@ -33,7 +33,7 @@ use super::encode::{DeadLetter, dead_letter_raw, encode_bar};
 use super::error::GatewayError;
 use super::metrics::{GatewayMetrics, RequestCompleted};
 use super::producer::{ProduceError, Producer};
-use crate::http::limits::{BodyBudget, BodyRejection, BodyRequest, connection_cap, open_file_limit, read_body};
+use crate::http::limits::{BodyBudget, BodyRejection, BodyRequest, read_body};
 use crate::http::{AuthError, ServeStats};
 use crate::status::{ProcessMetrics, ReadyInfo, render_process_prometheus};
 
@@ -339,17 +339,7 @@ impl Gateway {
             w.set_running(true);
         }
         let mut cfg = cfg;
-        let fds = open_file_limit();
-        let cap = connection_cap(cfg.limits.max_connections, fds);
-        if cap < cfg.limits.max_connections {
-            tracing::warn!(
-                configured = cfg.limits.max_connections,
-                cap,
-                open_file_limit = ?fds,
-                "gateway.limits.max-connections is above what the open-file limit allows; lowered (raise `ulimit -n` to serve more)"
-            );
-            cfg.limits.max_connections = cap;
-        }
+        cfg.limits.fit_open_files("gateway.limits.max-connections");
         let listener = std::net::TcpListener::bind(cfg.listen)
             .map_err(|source| GatewayError::Bind { addr: cfg.listen, source })?;
         let bind_err = |source| GatewayError::Bind { addr: cfg.listen, source };

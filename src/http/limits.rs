@@ -328,6 +328,24 @@ pub fn open_file_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
+impl Limits {
+    /// Lowers `max_connections` to what this process's open-file limit allows
+    /// ([`connection_cap`]), with a warning naming the setting (`key`) when it does.
+    pub fn fit_open_files(&mut self, key: &str) {
+        let fds = open_file_limit();
+        let cap = connection_cap(self.max_connections, fds);
+        if cap < self.max_connections {
+            tracing::warn!(
+                configured = self.max_connections,
+                cap,
+                open_file_limit = ?fds,
+                "{key} is above what the open-file limit allows; lowered (raise `ulimit -n` to serve more)"
+            );
+            self.max_connections = cap;
+        }
+    }
+}
+
 /// File descriptors kept free of HTTP connections: the listener, Kafka and QuestDB
 /// sockets, log and data files, the runtime's own.
 pub const RESERVED_FDS: u64 = 128;

@@ -27,7 +27,6 @@ use super::process::ProcessMetrics;
 use super::prometheus;
 use super::snapshot::{ReadyInfo, status_report};
 use crate::http::auth::validate_token;
-use crate::http::limits::{connection_cap, open_file_limit};
 use crate::http::{HttpLimits, Limits, ServeStats, Tls, TlsFiles, Tokens};
 
 /// Routes mounted next to the built-in ones: any warp filter mapped to a [`Response`]
@@ -186,17 +185,7 @@ impl StatusServer {
         extra: Option<ExtraRoutes>,
         mut options: ServerOptions,
     ) -> Result<Self, StatusError> {
-        let fds = open_file_limit();
-        let cap = connection_cap(options.limits.max_connections, fds);
-        if cap < options.limits.max_connections {
-            tracing::warn!(
-                configured = options.limits.max_connections,
-                cap,
-                open_file_limit = ?fds,
-                "status.limits.max-connections is above what the open-file limit allows; lowered"
-            );
-            options.limits.max_connections = cap;
-        }
+        options.limits.fit_open_files("status.limits.max-connections");
         // Bind on the caller's thread so a bad address is an error here, not a panic there.
         let listener = std::net::TcpListener::bind(addr).map_err(|source| StatusError::Bind { addr, source })?;
         let bind_err = |source| StatusError::Bind { addr, source };
