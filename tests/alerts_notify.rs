@@ -2,6 +2,8 @@
 //! retried until it recovers, and each alert is delivered once; permanent failures are
 //! dead-lettered. Plus the `/rules` routes over an in-memory backend.
 
+mod common;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -9,12 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tickflow::alerts::AlertsConfig;
-use tickflow::alerts::api::{RuleBackend, RulesAccess, routes};
+use tickflow::alerts::api::{RulesAccess, routes};
 use tickflow::alerts::notify::{Notifier, Outputs};
 use tickflow::alerts::rule::{RuleContext, RuleDef};
-use tickflow::alerts::store::StoreError;
 use tickflow_operators::dataflow::alerts::{Alert, Condition, alert_id, to_fixed};
 use tickflow_operators::{IndicatorSet, Symbol};
+
+use common::rules::Memory;
 
 #[derive(Default)]
 struct Seen {
@@ -182,26 +185,6 @@ fn permanent_failures_and_exhausted_retries_are_dead_lettered() {
     assert!(lines[0]["reason"].as_str().unwrap().contains("HTTP 400"), "{}", lines[0]);
     assert_eq!(lines[1]["reason"], "5 attempts failed, last: HTTP 500");
     assert_eq!(lines[1]["definition"]["channel"]["type"], "webhook");
-}
-
-#[derive(Default)]
-struct Memory(Mutex<BTreeMap<String, RuleDef>>);
-
-impl RuleBackend for Memory {
-    fn list(&self) -> Vec<RuleDef> {
-        self.0.lock().unwrap().values().cloned().collect()
-    }
-    fn get(&self, id: &str) -> Option<RuleDef> {
-        self.0.lock().unwrap().get(id).cloned()
-    }
-    fn put(&self, rule: &RuleDef) -> Result<(), StoreError> {
-        self.0.lock().unwrap().insert(rule.id.clone(), rule.clone());
-        Ok(())
-    }
-    fn delete(&self, id: &str) -> Result<(), StoreError> {
-        self.0.lock().unwrap().remove(id);
-        Ok(())
-    }
 }
 
 /// The routes mounted on the real status server (as the cluster does), over HTTP.

@@ -4,16 +4,17 @@
 //! limit sent whole before reading, bodies over the shared budget; and who may do what:
 //! tokens, redaction, target validation, refusing to start open off loopback.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tickflow::alerts::api::{RuleBackend, RulesAccess, routes, stats_route};
+use tickflow::alerts::api::{RulesAccess, routes, stats_route};
 use tickflow::alerts::notify::NotifyStats;
-use tickflow::alerts::rule::{RuleContext, RuleDef};
-use tickflow::alerts::store::StoreError;
+use tickflow::alerts::rule::RuleContext;
 use tickflow::config::Config;
 use tickflow::gateway::{Gateway, GatewayConfig};
 use tickflow::http::{HttpLimits, Limits, Tokens};
@@ -21,28 +22,10 @@ use tickflow::status::{ProcessMetrics, ServerOptions, StatusServer};
 use tickflow_operators::IndicatorSet;
 use warp::Filter as _;
 
+use common::rules::Memory;
+
 const WRITE: &str = "write-token-0123456789";
 const READ: &str = "read-token-0123456789";
-
-#[derive(Default)]
-struct Memory(Mutex<BTreeMap<String, RuleDef>>);
-
-impl RuleBackend for Memory {
-    fn list(&self) -> Vec<RuleDef> {
-        self.0.lock().unwrap().values().cloned().collect()
-    }
-    fn get(&self, id: &str) -> Option<RuleDef> {
-        self.0.lock().unwrap().get(id).cloned()
-    }
-    fn put(&self, rule: &RuleDef) -> Result<(), StoreError> {
-        self.0.lock().unwrap().insert(rule.id.clone(), rule.clone());
-        Ok(())
-    }
-    fn delete(&self, id: &str) -> Result<(), StoreError> {
-        self.0.lock().unwrap().remove(id);
-        Ok(())
-    }
-}
 
 fn limits(tweak: impl FnOnce(&mut HttpLimits)) -> Limits {
     let mut l = HttpLimits::default();

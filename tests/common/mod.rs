@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod kafka;
+pub mod rules;
 pub mod webhook;
 
 use std::collections::VecDeque;
