@@ -12,11 +12,12 @@
 //! let mut e = Exposition::new("tickflow_");
 //! e.family("requests_total", Kind::Counter, "Requests.").sample(&[("code", "200")], 3).sample(&[("code", "500")], 0);
 //! e.family("latency_seconds", Kind::Histogram, "Latency.").histogram(&[], [("0.1", 2), ("1", 3)], "0.75", 4);
+//! // `\x23` is `#`: rustdoc would hide a line that starts with one.
 //! assert_eq!(
 //!     e.finish(),
 //!     "# HELP tickflow_requests_total Requests.\n# TYPE tickflow_requests_total counter\n\
 //!      tickflow_requests_total{code=\"200\"} 3\ntickflow_requests_total{code=\"500\"} 0\n\
-//!      # HELP tickflow_latency_seconds Latency.\n# TYPE tickflow_latency_seconds histogram\n\
+//!      \x23 HELP tickflow_latency_seconds Latency.\n# TYPE tickflow_latency_seconds histogram\n\
 //!      tickflow_latency_seconds_bucket{le=\"0.1\"} 2\ntickflow_latency_seconds_bucket{le=\"1\"} 3\n\
 //!      tickflow_latency_seconds_bucket{le=\"+Inf\"} 4\n\
 //!      tickflow_latency_seconds_sum 0.75\ntickflow_latency_seconds_count 4\n"
