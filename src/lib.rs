@@ -13,8 +13,11 @@
 //! - [`gateway`]: `tickflow gateway`: HTTP ingest, validated, to the bars topic on Kafka.
 //! - [`generate`]: `tickflow generate`: the synthetic market to the gateway, Kafka or a file.
 //! - [`http`]: what every HTTP listener shares: bearer tokens, client limits, the accept loop.
+//! - [`kafka`]: producing bars to Kafka (gateway, connectors, generator), broker/topic checks.
 //! - [`logs`]: rate limits for repeated library log lines (librdkafka).
+//! - [`prometheus`]: the one Prometheus text-format writer behind every `/metrics`.
 //! - [`recovery`]: crash-exact recovery: epochs, checkpoint parts, restore, commit.
+//! - [`retry`]: the one exponential backoff (jitter, budget) and `Retry-After`, for every retry.
 //! - [`sources`]: the source driver (epochs, backpressure) around Kafka, files, the generator.
 //! - [`serve`]: the query API (`/api/v1`) and the dashboard (`/`) over the live state.
 //! - [`sinks`]: file/stdout (CSV, NDJSON) and QuestDB over ILP.
@@ -31,8 +34,11 @@ pub mod decode;
 pub mod gateway;
 pub mod generate;
 pub mod http;
+pub mod kafka;
 pub mod logs;
+pub mod prometheus;
 pub mod recovery;
+pub mod retry;
 pub mod serve;
 pub mod sinks;
 pub mod sources;

@@ -101,9 +101,9 @@ fn config(dir: &tempfile::TempDir, telegram_base: &str) -> AlertsConfig {
     let mut c = AlertsConfig::new("127.0.0.1:1");
     c.alerts_topic = String::new(); // no Kafka here
     c.dead_letter = dir.path().join("dead.ndjson");
-    c.initial_backoff = "5ms".into();
-    c.max_backoff = "20ms".into();
-    c.min_interval = "0s".into();
+    c.initial_backoff = Duration::from_millis(5).into();
+    c.max_backoff = Duration::from_millis(20).into();
+    c.min_interval = Duration::ZERO.into();
     c.max_attempts = 5;
     c.telegram_base_url = telegram_base.into();
     c.telegram_bot_token = Some("123:abc".into());

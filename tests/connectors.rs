@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tickflow::connectors::{
     BarSink, ConnectorConfig, ConnectorError, DeadRow, Exchange, Outcome, Poll, Poller, UreqFetch, run_until,
 };
-use tickflow::gateway::producer::ProduceError;
+use tickflow::kafka::ProduceError;
 use tickflow_operators::time::Millis;
 use tickflow_operators::{Bar, Symbol};
 
@@ -132,8 +132,9 @@ fn nobitex_backfills_in_pages_then_emits_each_closed_bar_once() {
     assert_eq!((st.last_ts, st.cursor), (Some(T + 660 * S), Some(T + 720 * S)));
     let m = p.metrics();
     assert_eq!((m.requests("ok"), m.bars(), m.dead_letters(), m.duplicates(), m.forming()), (5, 11, 1, 1, 2));
-    let mut text = String::new();
-    m.render_into(&mut text, Exchange::Nobitex);
+    let mut e = tickflow::prometheus::Exposition::new(tickflow::prometheus::NAMESPACE);
+    m.render_into(&mut e, Exchange::Nobitex);
+    let text = e.finish();
     assert!(text.contains("tickflow_connector_requests_total{exchange=\"nobitex\",outcome=\"ok\"} 5\n"), "{text}");
     assert!(text.contains("tickflow_connector_bars_total{exchange=\"nobitex\"} 11\n"), "{text}");
 }

@@ -17,7 +17,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use tickflow::connectors::{BarSink, Exchange, KafkaSink, Poller, UreqFetch};
 use tickflow::decode::decode_json_line;
-use tickflow::gateway::encode_bar;
+use tickflow::kafka::encode_bar;
 use tickflow_operators::{Bar, TimeBounds};
 
 /// (partition, key, payload) of every record of `topic` until `expected` were read and

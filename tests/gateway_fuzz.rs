@@ -5,7 +5,8 @@
 use proptest::prelude::*;
 use tickflow::decode::decode_json_line;
 use tickflow::gateway::body::RawIndex;
-use tickflow::gateway::{IngestQuery, MediaType, decode_body, encode_bar};
+use tickflow::gateway::{IngestQuery, MediaType, decode_body};
+use tickflow::kafka::encode_bar;
 use tickflow_operators::TimeBounds;
 
 fn media() -> impl Strategy<Value = (MediaType, IngestQuery)> {

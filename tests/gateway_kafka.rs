@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use gateway_support::*;
 use tickflow::decode::decode_json_line;
-use tickflow::gateway::{Gateway, encode_bar};
+use tickflow::gateway::Gateway;
+use tickflow::kafka::encode_bar;
 use tickflow::sources::generator::{GeneratorConfig, MarketGenerator, write_w1_line};
 use tickflow_operators::{Bar, TimeBounds};
 

@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gateway_support::*;
-use tickflow::gateway::{Gateway, encode_bar};
+use tickflow::gateway::Gateway;
+use tickflow::kafka::encode_bar;
 use tickflow_operators::{Bar, Symbol};
 
 const NDJSON: (&str, &str) = ("content-type", "application/x-ndjson");

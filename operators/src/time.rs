@@ -1,4 +1,7 @@
-//! Event time: milliseconds since the Unix epoch (UTC), and its RFC 3339 form for messages.
+//! Event time: milliseconds since the Unix epoch (UTC), its RFC 3339 form for messages, and
+//! the proleptic Gregorian calendar arithmetic every parser of dates shares (leap years,
+//! days per month, civil dates to days and back, strict `YYYY-MM-DD` and `HH:MM:SS`), so no
+//! parser writes its own and none accepts February 31.
 
 /// Milliseconds since 1970-01-01T00:00:00Z. Event time of bars, windows and watermarks.
 pub type Millis = i64;
@@ -69,4 +72,132 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// Milliseconds in a day.
+pub const DAY_MS: Millis = 86_400_000;
+
+/// Whether `year` is a leap year of the proleptic Gregorian calendar.
+///
+/// ```
+/// use tickflow_operators::time::is_leap_year;
+/// assert!(is_leap_year(2024) && is_leap_year(2000) && !is_leap_year(1900) && !is_leap_year(2023));
+/// ```
+pub const fn is_leap_year(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+/// Days in `month` (1-12) of `year`; 0 for a month outside 1-12, so `day <= days_in_month`
+/// is the whole check of a day.
+///
+/// ```
+/// use tickflow_operators::time::days_in_month;
+/// assert_eq!([days_in_month(2024, 2), days_in_month(2023, 2), days_in_month(2023, 4), days_in_month(2023, 12)], [29, 28, 30, 31]);
+/// assert_eq!(days_in_month(2023, 13), 0);
+/// ```
+pub const fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if is_leap_year(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        _ => 0,
+    }
+}
+
+/// [`days_from_civil`] for a date that exists: `None` for month 0 or 13, day 0, February 30
+/// or April 31.
+///
+/// ```
+/// use tickflow_operators::time::date_to_days;
+/// assert_eq!(date_to_days(2024, 2, 29), Some(19_782));
+/// assert_eq!(date_to_days(2023, 2, 29), None);
+/// assert_eq!(date_to_days(2023, 2, 31), None);
+/// ```
+pub fn date_to_days(year: i64, month: u32, day: u32) -> Option<i64> {
+    (day >= 1 && day <= days_in_month(year, month)).then(|| days_from_civil(year, month, day))
+}
+
+/// The weekday of a day since the epoch, Sunday = 0 (1970-01-01 was a Thursday, 4).
+///
+/// ```
+/// use tickflow_operators::time::{days_from_civil, weekday};
+/// assert_eq!(weekday(0), 4);
+/// assert_eq!(weekday(days_from_civil(2024, 3, 10)), 0);
+/// ```
+pub const fn weekday(days: i64) -> u32 {
+    (days + 4).rem_euclid(7) as u32
+}
+
+/// `n` ASCII digits as a number, or `None` when `s` is not exactly `n` digits.
+fn digits(s: &str, n: usize) -> Option<u32> {
+    (s.len() == n && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.bytes().fold(0, |a, b| a * 10 + u32::from(b - b'0')))
+}
+
+/// A strict `YYYY-MM-DD` (four, two and two digits) to days since the epoch; `None` when it
+/// is not that shape or the date does not exist.
+///
+/// ```
+/// use tickflow_operators::time::parse_date;
+/// assert_eq!(parse_date("1970-01-02"), Some(1));
+/// assert_eq!(parse_date("2023-02-31"), None);
+/// assert_eq!(parse_date("2023-2-1"), None);
+/// ```
+pub fn parse_date(s: &str) -> Option<i64> {
+    let mut p = s.split('-');
+    let (y, m, d) = (digits(p.next()?, 4)?, digits(p.next()?, 2)?, digits(p.next()?, 2)?);
+    if p.next().is_some() {
+        return None;
+    }
+    date_to_days(i64::from(y), m, d)
+}
+
+/// A strict `HH:MM:SS` (two digits each; `HH:MM` too when `seconds_optional`) to
+/// milliseconds since midnight; `None` past 23:59:59.
+///
+/// ```
+/// use tickflow_operators::time::parse_time_of_day;
+/// assert_eq!(parse_time_of_day("01:02:03", false), Some(3_723_000));
+/// assert_eq!(parse_time_of_day("01:02", true), Some(3_720_000));
+/// assert_eq!(parse_time_of_day("01:02", false), None);
+/// assert_eq!(parse_time_of_day("24:00:00", false), None);
+/// ```
+pub fn parse_time_of_day(s: &str, seconds_optional: bool) -> Option<Millis> {
+    let mut p = s.split(':');
+    let (h, m) = (digits(p.next()?, 2)?, digits(p.next()?, 2)?);
+    let sec = match p.next() {
+        Some(sec) => digits(sec, 2)?,
+        None if seconds_optional => 0,
+        None => return None,
+    };
+    if p.next().is_some() || h > 23 || m > 59 || sec > 59 {
+        return None;
+    }
+    Some(Millis::from(h * 3600 + m * 60 + sec) * 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every day of 1600-2400 through `parse_date` and back, against a day-by-day walk.
+    #[test]
+    fn calendar_matches_a_day_by_day_walk() {
+        let mut days = days_from_civil(1600, 1, 1);
+        for year in 1600..2400 {
+            for month in 1..=12 {
+                for day in 1..=31 {
+                    let text = format!("{year:04}-{month:02}-{day:02}");
+                    if day <= days_in_month(year, month) {
+                        assert_eq!(parse_date(&text), Some(days), "{text}");
+                        assert_eq!(civil_from_days(days), (year, month, day));
+                        days += 1;
+                    } else {
+                        assert_eq!(parse_date(&text), None, "{text} does not exist");
+                    }
+                }
+            }
+        }
+    }
 }

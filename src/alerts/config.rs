@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::HumanDuration;
 use crate::http::auth::{Tokens, require_off_loopback, validate_token};
+use crate::kafka::target::{validate_brokers, validate_topic};
+use crate::retry::Policy;
 
 /// Alert rules and notifications. Present = enabled.
 ///
@@ -64,16 +67,16 @@ pub struct AlertsConfig {
     pub max_attempts: u32,
     /// Wait before the first retry; doubles per attempt up to `max-backoff`.
     #[serde(default = "default_initial_backoff")]
-    pub initial_backoff: String,
+    pub initial_backoff: HumanDuration,
     /// Longest wait between retries.
     #[serde(default = "default_max_backoff")]
-    pub max_backoff: String,
+    pub max_backoff: HumanDuration,
     /// Least time between two requests to one channel (URL or chat): the rate limit.
     #[serde(default = "default_min_interval")]
-    pub min_interval: String,
+    pub min_interval: HumanDuration,
     /// Timeout of one delivery request.
     #[serde(default = "default_http_timeout")]
-    pub http_timeout: String,
+    pub http_timeout: HumanDuration,
     /// Base URL of the Telegram Bot API (`{base}/bot{token}/sendMessage`): the real API over
     /// HTTPS by default (TLS is built in: rustls with the webpki roots); an `http://` URL
     /// points at a local relay or a test server.
@@ -84,7 +87,7 @@ pub struct AlertsConfig {
     pub telegram_bot_token: Option<String>,
     /// How often worker 0 checks the rule mirror for changes.
     #[serde(default = "default_poll_interval")]
-    pub poll_interval: String,
+    pub poll_interval: HumanDuration,
 }
 
 fn default_rules_topic() -> String {
@@ -114,30 +117,23 @@ fn default_queue() -> usize {
 fn default_max_attempts() -> u32 {
     8
 }
-fn default_initial_backoff() -> String {
-    "500ms".into()
+fn default_initial_backoff() -> HumanDuration {
+    HumanDuration(humantime::parse_duration("500ms").expect("a literal duration"))
 }
-fn default_max_backoff() -> String {
-    "1m".into()
+fn default_max_backoff() -> HumanDuration {
+    HumanDuration(humantime::parse_duration("1m").expect("a literal duration"))
 }
-fn default_min_interval() -> String {
-    "1s".into()
+fn default_min_interval() -> HumanDuration {
+    HumanDuration(humantime::parse_duration("1s").expect("a literal duration"))
 }
-fn default_http_timeout() -> String {
-    "10s".into()
+fn default_http_timeout() -> HumanDuration {
+    HumanDuration(humantime::parse_duration("10s").expect("a literal duration"))
 }
 fn default_telegram_base_url() -> String {
     "https://api.telegram.org".into()
 }
-fn default_poll_interval() -> String {
-    "200ms".into()
-}
-
-/// Parses a human-readable duration; the default on error (validation reports it first).
-fn dur(text: &str, default: &str) -> Duration {
-    humantime::parse_duration(text)
-        // The defaults are literals known to parse.
-        .unwrap_or_else(|_| humantime::parse_duration(default).expect("default durations parse"))
+fn default_poll_interval() -> HumanDuration {
+    HumanDuration(humantime::parse_duration("200ms").expect("a literal duration"))
 }
 
 /// The env var that sets `alerts.token` (it wins over the file).
@@ -196,14 +192,10 @@ impl AlertsConfig {
     /// Every problem, each naming the key, the bad value and an example.
     pub fn validate(&self) -> Vec<String> {
         let mut errors = Vec::new();
-        if self.brokers.trim().is_empty() || !self.brokers.split(',').all(|b| b.trim().contains(':')) {
-            errors.push(format!(
-                "alerts.brokers: {:?} is not a host:port list; expected e.g. \"127.0.0.1:9092\"",
-                self.brokers
-            ));
-        }
-        if self.rules_topic.trim().is_empty() {
-            errors.push("alerts.rules-topic: \"\" is empty; expected e.g. \"tickflow-rules\"".into());
+        errors.extend(validate_brokers("alerts.brokers", &self.brokers));
+        errors.extend(validate_topic("alerts.rules-topic", &self.rules_topic, "tickflow-rules"));
+        if !self.alerts_topic.is_empty() {
+            errors.extend(validate_topic("alerts.alerts-topic", &self.alerts_topic, "tickflow-alerts"));
         }
         if let Some(t) = &self.token {
             errors.extend(validate_token("alerts.token", t));
@@ -246,16 +238,8 @@ impl AlertsConfig {
         if self.max_attempts == 0 {
             errors.push("alerts.max-attempts: 0 must be at least 1; expected e.g. 8".into());
         }
-        for (key, value, example) in [
-            ("initial-backoff", &self.initial_backoff, "500ms"),
-            ("max-backoff", &self.max_backoff, "1m"),
-            ("min-interval", &self.min_interval, "1s"),
-            ("http-timeout", &self.http_timeout, "10s"),
-            ("poll-interval", &self.poll_interval, "200ms"),
-        ] {
-            if humantime::parse_duration(value).is_err() {
-                errors.push(format!("alerts.{key}: {value:?} is not a duration; expected e.g. {example:?}"));
-            }
+        if self.http_timeout.get().is_zero() {
+            errors.push("alerts.http-timeout: \"0s\" would fail every request; expected e.g. \"10s\"".into());
         }
         if !(self.telegram_base_url.starts_with("http://") || self.telegram_base_url.starts_with("https://")) {
             errors.push(format!(
@@ -266,25 +250,22 @@ impl AlertsConfig {
         errors
     }
 
-    /// `initial-backoff`.
-    pub fn initial_backoff(&self) -> Duration {
-        dur(&self.initial_backoff, "500ms")
-    }
-    /// `max-backoff`.
-    pub fn max_backoff(&self) -> Duration {
-        dur(&self.max_backoff, "1m")
+    /// How failed deliveries back off: `initial-backoff` doubling to `max-backoff`, at most
+    /// `max-attempts` attempts (each alert and channel is scheduled on its own, by attempt).
+    pub fn retry_policy(&self) -> Policy {
+        Policy::exponential(self.initial_backoff.get(), self.max_backoff.get()).with_max_attempts(self.max_attempts)
     }
     /// `min-interval`.
     pub fn min_interval(&self) -> Duration {
-        dur(&self.min_interval, "1s")
+        self.min_interval.get()
     }
     /// `http-timeout`.
     pub fn http_timeout(&self) -> Duration {
-        dur(&self.http_timeout, "10s")
+        self.http_timeout.get()
     }
     /// `poll-interval`.
     pub fn poll_interval(&self) -> Duration {
-        dur(&self.poll_interval, "200ms")
+        self.poll_interval.get()
     }
 }
 
@@ -296,12 +277,16 @@ mod tests {
     fn defaults_are_valid_and_errors_name_key_value_example() {
         assert!(AlertsConfig::new("127.0.0.1:9092").validate().is_empty());
         let mut c = AlertsConfig::new("nohost");
-        c.min_interval = "soon".into();
         c.queue = 0;
         let e = c.validate();
-        assert_eq!(e.len(), 3, "{e:?}");
+        assert_eq!(e.len(), 2, "{e:?}");
         assert!(e[0].starts_with("alerts.brokers: \"nohost\""), "{e:?}");
-        assert!(e.iter().any(|m| m == "alerts.min-interval: \"soon\" is not a duration; expected e.g. \"1s\""));
+        // Durations are typed: a bad one is refused when the file is read, naming the value.
+        let bad = toml::from_str::<AlertsConfig>("brokers = \"a:1\"\nmin-interval = \"soon\"").unwrap_err();
+        assert!(bad.message().starts_with("\"soon\" is not a duration"), "{bad}");
+        let c: AlertsConfig = toml::from_str("brokers = \"a:1\"\nmax-backoff = \"2s\"\nmax-attempts = 3").unwrap();
+        assert_eq!(c.retry_policy().step(9), Duration::from_secs(2));
+        assert_eq!(c.retry_policy().max_attempts, Some(3));
         assert!(toml::from_str::<AlertsConfig>("brokers = \"a:1\"\nbogus = 1").is_err());
     }
 

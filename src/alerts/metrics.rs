@@ -1,10 +1,10 @@
 //! The alert notifier's counters on `/metrics` (the same values `GET /alerts/stats` shows as
 //! JSON), so alert delivery can be graphed and alerted on like the rest of the pipeline.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::alerts::notify::NotifyStats;
+use crate::prometheus::{Exposition, Kind, NAMESPACE};
 
 /// Appends one counter family per notifier counter, `tickflow_alerts_<name>_total`, with a
 /// `process` label.
@@ -20,15 +20,14 @@ pub fn render_into(out: &mut String, process: usize, s: &NotifyStats) {
         ("kafka_failed", "Alerts the alerts topic did not take.", &s.kafka_failed),
         ("questdb_written", "Alerts queued to the QuestDB alerts table.", &s.questdb_written),
     ];
+    let process = process.to_string();
+    let mut e = Exposition::new(NAMESPACE);
     for (name, help, value) in families {
-        // Writing to a String cannot fail.
-        let _ = writeln!(
-            out,
-            "# HELP tickflow_alerts_{name}_total {help}\n# TYPE tickflow_alerts_{name}_total counter\n\
-             tickflow_alerts_{name}_total{{process=\"{process}\"}} {}",
-            value.load(Relaxed)
-        );
+        e.family(&format!("alerts_{name}_total"), Kind::Counter, help)
+            .sample(&[("process", &process)], value.load(Relaxed));
     }
+    // The status server's `Exposer`s append text after the process's own families.
+    out.push_str(&e.finish());
 }
 
 #[cfg(test)]

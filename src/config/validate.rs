@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use tickflow_operators::dataflow::WindowConfig;
 use tickflow_operators::signal::{Combine, Rule};
-use tickflow_operators::time::{Millis, days_from_civil};
+use tickflow_operators::time::{self, Millis};
 use tickflow_operators::{IndicatorSet, IndicatorSpec, Symbol, TimeBounds};
 
 use super::model::*;
@@ -148,30 +148,19 @@ fn duration_ms(errs: &mut Vec<String>, key: &str, v: &str) -> Millis {
     }
 }
 
-/// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ` to ms.
+/// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ` to ms; `None` for a date that does not
+/// exist (February 31).
 fn date_ms(s: &str) -> Option<Millis> {
     let s = s.trim();
-    let (date, time) = match s.split_once('T') {
+    let (date, clock) = match s.split_once('T') {
         Some((d, t)) => (d, Some(t.strip_suffix('Z')?)),
         None => (s, None),
     };
-    let mut it = date.split('-');
-    let y: i64 = it.next()?.parse().ok()?;
-    let m: u32 = it.next()?.parse().ok()?;
-    let d: u32 = it.next()?.parse().ok()?;
-    if it.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
+    let day = time::parse_date(date)? * time::DAY_MS;
+    match clock {
+        Some(t) => Some(day + time::parse_time_of_day(t, false)?),
+        None => Some(day),
     }
-    let mut ms = days_from_civil(y, m, d) * 86_400_000;
-    if let Some(t) = time {
-        let parts: Vec<u32> = t.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
-        let [h, mi, sec] = parts[..] else { return None };
-        if h > 23 || mi > 59 || sec > 59 {
-            return None;
-        }
-        ms += i64::from(h * 3600 + mi * 60 + sec) * 1000;
-    }
-    Some(ms)
 }
 
 /// The key path (`source.generator.rate`) and the message of a deserialization error.
@@ -543,6 +532,23 @@ mod tests {
         assert_eq!(b.windows.timeframes, vec![60_000, 300_000, 3_600_000]);
         assert_eq!(b.set.columns().len(), 15);
         assert_eq!(b.bounds, TimeBounds::default());
+    }
+
+    #[test]
+    fn time_bounds_reject_dates_that_do_not_exist() {
+        // Regression: `date_ms` checked only `day <= 31`, so February 31 became March 3.
+        for bad in ["2024-02-30", "2023-02-29", "2024-02-31", "2024-04-31", "2024-13-01", "2024-02-31T00:00:00Z"] {
+            let text = format!("[time]\nmin-timestamp = {bad:?}\n");
+            let e = Config::parse(&text).unwrap().build().unwrap_err();
+            assert_eq!(
+                e.0,
+                [format!(
+                    "time.min-timestamp: {bad:?} is not a date; expected e.g. \"1990-01-01\" or \"2100-01-01T00:00:00Z\""
+                )]
+            );
+        }
+        let b = Config::parse("[time]\nmin-timestamp = \"2024-02-29T12:00:00Z\"\n").unwrap().build().unwrap();
+        assert_eq!(b.bounds.min, 1_709_208_000_000);
     }
 
     #[test]

@@ -15,7 +15,8 @@ use tickflow_operators::Symbol;
 use super::error::ConnectorError;
 use super::http::HTTPS_SUPPORTED;
 use super::{alphavantage, nobitex};
-use crate::gateway::config::validate_kafka_target;
+use crate::kafka::target::validate_kafka_target;
+use crate::retry::{Jitter, Policy};
 
 /// The env var holding the Alpha Vantage API key (preferred over the file).
 pub const API_KEY_ENV: &str = "ALPHAVANTAGE_API_KEY";
@@ -227,6 +228,14 @@ pub struct BuiltConnector {
     pub topic: String,
     /// Dead-letter topic.
     pub dead_letter_topic: String,
+}
+
+impl BuiltConnector {
+    /// Failures back off from `backoff-initial` doubling to `backoff-max`, with equal jitter
+    /// so connectors restarted together do not retry in lockstep.
+    pub fn backoff_policy(&self) -> Policy {
+        Policy::exponential(self.backoff_initial, self.backoff_max).with_jitter(Jitter::Equal)
+    }
 }
 
 impl ConnectorConfig {

@@ -9,18 +9,16 @@
 //! daylight time. US equity sessions never trade in either hour (they fall on a Sunday
 //! night). Dates before 2007 (the older rule) are converted with this rule too.
 
-use tickflow_operators::time::Millis;
-use tickflow_operators::time::{civil_from_days, days_from_civil};
+use tickflow_operators::time::{
+    DAY_MS as DAY, Millis, civil_from_days, days_from_civil, parse_date, parse_time_of_day, weekday,
+};
 
 const HOUR: i64 = 3_600_000;
-const DAY: i64 = 86_400_000;
 
 /// The day (days since the epoch) of the `n`-th (1-based) Sunday of `month` in `year`.
 fn nth_sunday(year: i64, month: u32, n: i64) -> i64 {
     let first = days_from_civil(year, month, 1);
-    // 1970-01-01 was a Thursday, so (days + 4) mod 7 is the weekday with Sunday = 0.
-    let weekday = (first + 4).rem_euclid(7);
-    first + (7 - weekday) % 7 + 7 * (n - 1)
+    first + i64::from((7 - weekday(first)) % 7) + 7 * (n - 1)
 }
 
 /// Whether daylight-saving time applies to the US/Eastern wall time `local_ms` (a wall
@@ -61,39 +59,10 @@ pub fn parse_wall_time(s: &str) -> Option<Millis> {
         Some((d, t)) => (d, Some(t)),
         None => (s, None),
     };
-    let mut d = date.split('-');
-    let (y, m, dd) = (d.next()?, d.next()?, d.next()?);
-    if d.next().is_some() || y.len() != 4 || m.len() != 2 || dd.len() != 2 {
-        return None;
-    }
-    let num = |p: &str| -> Option<u32> { if p.bytes().all(|b| b.is_ascii_digit()) { p.parse().ok() } else { None } };
-    let (y, m, dd) = (i64::from(num(y)?), num(m)?, num(dd)?);
-    if !(1..=12).contains(&m) || dd == 0 || dd > days_in_month(y, m) {
-        return None;
-    }
-    let mut ms = days_from_civil(y, m, dd) * DAY;
-    if let Some(t) = time {
-        let mut p = t.split(':');
-        let (h, mi) = (p.next()?, p.next()?);
-        let sec = p.next().unwrap_or("00");
-        if p.next().is_some() || h.len() != 2 || mi.len() != 2 || sec.len() != 2 {
-            return None;
-        }
-        let (h, mi, sec) = (num(h)?, num(mi)?, num(sec)?);
-        if h > 23 || mi > 59 || sec > 59 {
-            return None;
-        }
-        ms += i64::from(h) * HOUR + i64::from(mi) * 60_000 + i64::from(sec) * 1000;
-    }
-    Some(ms)
-}
-
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
+    let day = parse_date(date)? * DAY;
+    match time {
+        Some(t) => Some(day + parse_time_of_day(t, true)?),
+        None => Some(day),
     }
 }
 

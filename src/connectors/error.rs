@@ -2,8 +2,7 @@
 //! Per-request problems (rate limits, 5xx, rejected symbols) are not errors of this type:
 //! they are [`Outcome`](super::Outcome)s of a poll and are retried by the poller.
 
-use crate::gateway::GatewayError;
-use crate::gateway::producer::ProduceError;
+use crate::kafka::{ProduceError, ProducerError};
 
 /// What can stop a connector from starting, or a batch from reaching its sink.
 #[derive(Debug, thiserror::Error)]
@@ -13,7 +12,7 @@ pub enum ConnectorError {
     Config(Vec<String>),
     /// The Kafka producer could not be created.
     #[error("connector: {0}")]
-    Producer(#[from] GatewayError),
+    Producer(#[from] ProducerError),
     /// A batch was not acknowledged by Kafka (retried by the run loop).
     #[error("connector: {0}")]
     Produce(#[from] ProduceError),

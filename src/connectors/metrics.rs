@@ -1,12 +1,12 @@
 //! Connector metrics: one event per poll that both logs and counts (never per bar), and
 //! the Prometheus families. Labelled by exchange and outcome only (never by symbol).
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use super::config::Exchange;
 use super::poller::Outcome;
+use crate::prometheus::{Exposition, Kind};
 
 /// The request outcomes counted, in metric order ([`Outcome::kind`]).
 pub const OUTCOMES: [&str; 4] = ["ok", "rate_limited", "transient", "rejected"];
@@ -111,15 +111,12 @@ impl ConnectorMetrics {
         self.forming.load(Relaxed)
     }
 
-    /// Appends the families in the Prometheus text format 0.0.4.
-    pub fn render_into(&self, out: &mut String, exchange: Exchange) {
+    /// Adds the families, each labelled with the exchange.
+    pub fn render_into(&self, e: &mut Exposition, exchange: Exchange) {
         let ex = exchange.name();
-        // Writing to a String cannot fail.
-        let _ = writeln!(out, "# HELP tickflow_connector_requests_total Exchange requests, by outcome.");
-        let _ = writeln!(out, "# TYPE tickflow_connector_requests_total counter");
+        let mut requests = e.family("connector_requests_total", Kind::Counter, "Exchange requests, by outcome.");
         for (i, k) in OUTCOMES.iter().enumerate() {
-            let v = self.requests[i].load(Relaxed);
-            let _ = writeln!(out, "tickflow_connector_requests_total{{exchange=\"{ex}\",outcome=\"{k}\"}} {v}");
+            requests.sample(&[("exchange", ex), ("outcome", k)], self.requests[i].load(Relaxed));
         }
         let families = [
             ("bars_total", "Closed bars emitted.", self.bars()),
@@ -128,9 +125,7 @@ impl ConnectorMetrics {
             ("forming_total", "Rows skipped as not closed yet.", self.forming()),
         ];
         for (name, help, v) in families {
-            let _ = writeln!(out, "# HELP tickflow_connector_{name} {help}");
-            let _ = writeln!(out, "# TYPE tickflow_connector_{name} counter");
-            let _ = writeln!(out, "tickflow_connector_{name}{{exchange=\"{ex}\"}} {v}");
+            e.family(&format!("connector_{name}"), Kind::Counter, help).sample(&[("exchange", ex)], v);
         }
     }
 }

@@ -1,18 +1,17 @@
 //! `tickflow connect`: exchange connectors that poll OHLC bars from exchange HTTP APIs and
-//! feed them through the gateway's validation and producer path.
+//! feed them through the gateway's validation and the shared producer ([`crate::kafka`]).
 //!
 //! A connector is a [`Poller`] (a step-able state machine: [`Poller::poll_once`] makes at
 //! most one HTTP request, returns the bars it produced and when to poll next) in front of a
-//! [`BarSink`] (Kafka through the gateway's [`Producer`](crate::gateway::producer::Producer),
+//! [`BarSink`] (Kafka through the gateway's [`Producer`](crate::kafka::Producer),
 //! or stdout). Only *closed* bars are emitted, each `(symbol, ts)` once per run: the cursor
 //! per symbol only moves forward. Rate limits (HTTP 429, Alpha Vantage's `Note` /
 //! `Information`), 5xx and connection errors back off exponentially with jitter for the
-//! whole connector and honour `Retry-After`; a symbol the exchange rejects is retried only
+//! whole connector ([`crate::retry`]) and honour `Retry-After`; a symbol the exchange rejects is retried only
 //! after `backoff-max`.
 //!
 //! - [`config`]: `[nobitex]` / `[alphavantage]` sections and flags, validated.
 //! - [`http`]: one GET with ureq (plain HTTP only in this build: see [`http::HTTPS_SUPPORTED`]).
-//! - [`backoff`]: exponential backoff with jitter, `Retry-After`.
 //! - [`nobitex`]: the UDF history endpoint: URLs, resolutions, body → rows.
 //! - [`alphavantage`]: intraday equities and digital currencies: URLs, body → rows.
 //! - [`eastern`]: US/Eastern wall time → UTC with the US daylight-saving rule.
@@ -25,7 +24,6 @@
 pub static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 pub mod alphavantage;
-pub mod backoff;
 pub mod config;
 pub mod eastern;
 mod error;

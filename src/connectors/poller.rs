@@ -35,12 +35,12 @@ use std::time::{Duration, Instant};
 use tickflow_operators::time::Millis;
 use tickflow_operators::{Bar, Symbol, TimeBounds};
 
-use super::backoff::{Backoff, parse_retry_after};
 use super::config::{BuiltConnector, Exchange, SymbolSpec};
 use super::http::{Fetch, HttpResponse, UreqFetch};
 use super::metrics::{ConnectorMetrics, PollCompleted};
 use super::{alphavantage, nobitex};
 use crate::decode::DecodeError;
+use crate::retry::{Backoff, parse_retry_after};
 
 /// One row of an exchange's answer: its time when readable, the validated bar or why not,
 /// and (for bad rows) its raw JSON for the dead letter.
@@ -204,7 +204,7 @@ impl<F: Fetch> Poller<F> {
                 rejections: 0,
             })
             .collect();
-        let backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max, seed);
+        let backoff = cfg.backoff_policy().backoff(seed);
         Poller {
             cfg,
             fetch,

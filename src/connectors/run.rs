@@ -6,7 +6,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tickflow_operators::time::Millis;
 
-use super::backoff::Backoff;
 use super::config::ConnectorArgs;
 use super::error::ConnectorError;
 use super::http::{Fetch, UreqFetch};
@@ -64,8 +63,7 @@ pub fn run_until<F: Fetch>(
     clock: impl Fn() -> Millis,
 ) -> Result<(), ConnectorError> {
     let exchange = poller.config().exchange;
-    let (initial, max) = (poller.config().backoff_initial, poller.config().backoff_max);
-    let mut retry = Backoff::new(initial, max, clock() as u64);
+    let mut retry = poller.config().backoff_policy().backoff(clock() as u64);
     while !stop.load(Ordering::Relaxed) {
         let poll = poller.poll_once(clock());
         if !poll.bars.is_empty() || !poll.dead_letters.is_empty() {

@@ -10,9 +10,7 @@ use tickflow_operators::time::Millis;
 use super::config::{BuiltConnector, Exchange};
 use super::error::ConnectorError;
 use super::poller::DeadRow;
-use crate::gateway::encode::{DeadLetter, dead_letter_raw};
-use crate::gateway::encode_bar;
-use crate::gateway::producer::{ProduceError, Producer};
+use crate::kafka::{DeadLetter, ProduceError, Producer, dead_letter_raw, encode_bar};
 
 /// A destination for the output of a poll.
 pub trait BarSink {

@@ -19,7 +19,7 @@
 
 use std::fmt::Write as _;
 
-use tickflow_operators::time::{Millis, days_from_civil, format_rfc3339};
+use tickflow_operators::time::{Millis, days_from_civil, days_in_month, format_rfc3339};
 
 /// The unit (or form) a timestamp was written in, so an output can write `ts` back the way
 /// its input file had it.
@@ -357,15 +357,6 @@ pub fn parse_rfc3339(s: &str) -> Result<Millis, String> {
     let days = days_from_civil(i64::from(year), month, day);
     let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_min * 60;
     Ok(secs * 1000 + i64::from(frac_ms))
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use super::error::GatewayError;
 use crate::http::auth::{Tokens, require_off_loopback, validate_token};
 use crate::http::limits::{HttpLimits, Limits};
 use crate::http::tls::{Tls, TlsFiles};
+use crate::kafka::target::validate_kafka_target;
 
 /// `[gateway]`: where the gateway listens, where it produces, and its limits.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -187,38 +188,6 @@ fn duration(errs: &mut Vec<String>, key: &str, v: &str, example: &str) -> Durati
             Duration::ZERO
         }
     }
-}
-
-fn topic_ok(t: &str) -> bool {
-    !t.is_empty() && t.len() <= 249 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-}
-
-/// Checks where a producer writes — brokers, the bars topic and the dead-letter topic — for
-/// the config section `section` (`gateway`, `nobitex`, …); one message per problem.
-pub fn validate_kafka_target(section: &str, brokers: &str, topic: &str, dead_letter_topic: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    let brokers_ok = !brokers.trim().is_empty()
-        && brokers
-            .split(',')
-            .all(|b| matches!(b.trim().rsplit_once(':'), Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok()));
-    if !brokers_ok {
-        errs.push(format!(
-            "{section}.brokers: {brokers:?} is not a comma-separated host:port list; expected e.g. \"kafka-1:9092,kafka-2:9092\""
-        ));
-    }
-    for (key, t, example) in [("topic", topic, "bars"), ("dead-letter-topic", dead_letter_topic, "bars.dlq")] {
-        if !topic_ok(t) {
-            errs.push(format!(
-                "{section}.{key}: {t:?} is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -); expected e.g. {example:?}"
-            ));
-        }
-    }
-    if topic == dead_letter_topic {
-        errs.push(format!(
-            "{section}.dead-letter-topic: {dead_letter_topic:?} is the same as {section}.topic; expected e.g. \"{topic}.dlq\""
-        ));
-    }
-    errs
 }
 
 impl GatewayConfig {

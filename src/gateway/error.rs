@@ -17,14 +17,10 @@ pub enum GatewayError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The Kafka producer could not be created (bad client config).
-    #[error("gateway: cannot create Kafka producer for {brokers}: {source}")]
-    Producer {
-        /// The bootstrap servers.
-        brokers: String,
-        /// librdkafka's error.
-        source: rdkafka::error::KafkaError,
-    },
+    /// The Kafka producer could not be created, or its shutdown flush gave up with records
+    /// still queued (they may be unacknowledged).
+    #[error("gateway: {0}")]
+    Producer(#[from] crate::kafka::ProducerError),
     /// The tokio runtime or a thread could not be started.
     #[error("gateway: cannot start {what}: {source}")]
     Runtime {
@@ -33,7 +29,4 @@ pub enum GatewayError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// Records were still queued for the broker when shutdown's flush gave up.
-    #[error("gateway: shutdown flush failed, records may be unacknowledged: {0}")]
-    Flush(rdkafka::error::KafkaError),
 }

@@ -1,10 +1,10 @@
 //! Gateway metrics: one event per finished request that both logs and counts (never per
 //! record), rendered next to the process metrics on `/metrics`.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::http::{BodyBudget, ServeStats};
+use crate::prometheus::{Exposition, Kind, ns_as_seconds};
 use crate::status::{LocalCounters, ProcessMetrics};
 
 /// The HTTP statuses the gateway answers `/ingest` with, in metric order.
@@ -73,40 +73,26 @@ impl GatewayMetrics {
         STATUSES.iter().position(|&s| s == status).map_or(0, |i| self.requests[i].load(Relaxed))
     }
 
-    /// Appends the gateway families in the Prometheus text format 0.0.4.
-    pub fn render_into(&self, out: &mut String, in_flight: usize, capacity: usize, broker_up: bool) {
-        // Writing to a String cannot fail.
-        let _ = writeln!(out, "# HELP tickflow_gateway_requests_total Ingest requests answered, by status.");
-        let _ = writeln!(out, "# TYPE tickflow_gateway_requests_total counter");
+    /// Adds the gateway's request and queue families.
+    pub fn render_into(&self, e: &mut Exposition, in_flight: usize, capacity: usize, broker_up: bool) {
+        let mut requests = e.family("gateway_requests_total", Kind::Counter, "Ingest requests answered, by status.");
         for (i, s) in STATUSES.iter().enumerate() {
-            let _ = writeln!(out, "tickflow_gateway_requests_total{{code=\"{s}\"}} {}", self.requests[i].load(Relaxed));
+            requests.sample(&[("code", &s.to_string())], self.requests[i].load(Relaxed));
         }
-        let families: [(&str, &str, &str, String); 5] = [
-            ("body_bytes_total", "counter", "Request body bytes read.", self.body_bytes.load(Relaxed).to_string()),
-            (
-                "request_seconds_total",
-                "counter",
-                "Time spent answering ingest requests.",
-                format!("{:.6}", self.request_ns.load(Relaxed) as f64 / 1e9),
-            ),
-            ("queue_in_flight", "gauge", "Records waiting for Kafka acknowledgement.", in_flight.to_string()),
-            ("queue_capacity", "gauge", "Bound on records waiting for acknowledgement.", capacity.to_string()),
-            (
-                "broker_up",
-                "gauge",
-                "1 when the Kafka broker and both topics are reachable.",
-                u8::from(broker_up).to_string(),
-            ),
-        ];
-        for (name, kind, help, value) in families {
-            let _ = writeln!(out, "# HELP tickflow_gateway_{name} {help}");
-            let _ = writeln!(out, "# TYPE tickflow_gateway_{name} {kind}");
-            let _ = writeln!(out, "tickflow_gateway_{name} {value}");
-        }
+        e.family("gateway_body_bytes_total", Kind::Counter, "Request body bytes read.")
+            .sample(&[], self.body_bytes.load(Relaxed));
+        e.family("gateway_request_seconds_total", Kind::Counter, "Time spent answering ingest requests.")
+            .sample(&[], ns_as_seconds(self.request_ns.load(Relaxed)));
+        e.family("gateway_queue_in_flight", Kind::Gauge, "Records waiting for Kafka acknowledgement.")
+            .sample(&[], in_flight);
+        e.family("gateway_queue_capacity", Kind::Gauge, "Bound on records waiting for acknowledgement.")
+            .sample(&[], capacity);
+        e.family("gateway_broker_up", Kind::Gauge, "1 when the Kafka broker and both topics are reachable.")
+            .sample(&[], u8::from(broker_up));
     }
 
-    /// Appends the per-record counters (counted per request into the process's worker block).
-    pub fn render_records(&self, out: &mut String, process: &ProcessMetrics) {
+    /// Adds the per-record counters (counted per request into the process's worker block).
+    pub fn render_records(&self, e: &mut Exposition, process: &ProcessMetrics) {
         let c = process.totals();
         let families: [(&str, &str, u64); 4] = [
             ("records_total", "Records received in ingest requests, valid or not.", c.bars_in),
@@ -115,42 +101,106 @@ impl GatewayMetrics {
             ("dead_letters_total", "Invalid records acknowledged on the dead-letter topic.", c.dead_letters),
         ];
         for (name, help, value) in families {
-            let _ = writeln!(out, "# HELP tickflow_gateway_{name} {help}");
-            let _ = writeln!(out, "# TYPE tickflow_gateway_{name} counter");
-            let _ = writeln!(out, "tickflow_gateway_{name} {value}");
+            e.family(&format!("gateway_{name}"), Kind::Counter, help).sample(&[], value);
         }
     }
 
-    /// Appends the listener's families: connections open, accepted, refused at the cap,
+    /// Adds the listener's families: connections open, accepted, refused at the cap,
     /// failed accepts, and the buffered-body budget in use.
-    pub fn render_http(&self, out: &mut String, stats: &ServeStats, budget: &BodyBudget) {
-        let families: [(&str, &str, &str, u64); 6] = [
-            ("connections_open", "gauge", "HTTP connections open.", stats.open.load(Relaxed) as u64),
-            ("connections_accepted_total", "counter", "HTTP connections accepted.", stats.accepted.load(Relaxed)),
+    pub fn render_http(&self, e: &mut Exposition, stats: &ServeStats, budget: &BodyBudget) {
+        let families: [(&str, Kind, &str, u64); 6] = [
+            ("connections_open", Kind::Gauge, "HTTP connections open.", stats.open.load(Relaxed) as u64),
+            ("connections_accepted_total", Kind::Counter, "HTTP connections accepted.", stats.accepted.load(Relaxed)),
             (
                 "connections_refused_total",
-                "counter",
+                Kind::Counter,
                 "HTTP connections over the cap, answered 503.",
                 stats.refused.load(Relaxed),
             ),
             (
                 "accept_errors_total",
-                "counter",
+                Kind::Counter,
                 "Failed accepts (e.g. out of file descriptors).",
                 stats.accept_errors.load(Relaxed),
             ),
-            ("body_budget_bytes", "gauge", "Bytes of request bodies that may be buffered at once.", budget.total()),
+            ("body_budget_bytes", Kind::Gauge, "Bytes of request bodies that may be buffered at once.", budget.total()),
             (
                 "body_buffered_bytes",
-                "gauge",
+                Kind::Gauge,
                 "Bytes of request bodies buffered now.",
                 budget.total() - budget.available(),
             ),
         ];
         for (name, kind, help, value) in families {
-            let _ = writeln!(out, "# HELP tickflow_gateway_{name} {help}");
-            let _ = writeln!(out, "# TYPE tickflow_gateway_{name} {kind}");
-            let _ = writeln!(out, "tickflow_gateway_{name} {value}");
+            e.family(&format!("gateway_{name}"), kind, help).sample(&[], value);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prometheus::NAMESPACE;
+    use crate::prometheus::tests::parse_exposition;
+
+    /// The gateway's `/metrics` text, as its route builds it.
+    fn gateway_exposition(gw: &GatewayMetrics, process: &ProcessMetrics) -> String {
+        let mut e = Exposition::new(NAMESPACE);
+        crate::status::render_process_prometheus(&mut e, process);
+        gw.render_records(&mut e, process);
+        gw.render_into(&mut e, 3, 100, true);
+        gw.render_http(&mut e, &ServeStats::default(), &BodyBudget::new(1 << 20));
+        e.finish()
+    }
+
+    #[test]
+    fn the_gateway_exposes_its_own_families_only() {
+        let process = ProcessMetrics::with_system_clock(0, 0..1);
+        let gw = GatewayMetrics::default();
+        let done = RequestCompleted {
+            status: 202,
+            bytes: 500,
+            records: 4,
+            accepted: 3,
+            rejected: 1,
+            dead_lettered: 1,
+            elapsed_ns: 1_500_000,
+        };
+        done.emit(&gw, &process);
+        let text = gateway_exposition(&gw, &process);
+        let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let mut families: Vec<&str> =
+            text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).map(|l| l.split(' ').next().unwrap()).collect();
+        families.retain(|f| !f.starts_with("process_"));
+        assert_eq!(
+            families,
+            [
+                "tickflow_build_info",
+                "tickflow_uptime_seconds",
+                "tickflow_ready",
+                "tickflow_gateway_records_total",
+                "tickflow_gateway_bars_produced_total",
+                "tickflow_gateway_records_invalid_total",
+                "tickflow_gateway_dead_letters_total",
+                "tickflow_gateway_requests_total",
+                "tickflow_gateway_body_bytes_total",
+                "tickflow_gateway_request_seconds_total",
+                "tickflow_gateway_queue_in_flight",
+                "tickflow_gateway_queue_capacity",
+                "tickflow_gateway_broker_up",
+                "tickflow_gateway_connections_open",
+                "tickflow_gateway_connections_accepted_total",
+                "tickflow_gateway_connections_refused_total",
+                "tickflow_gateway_accept_errors_total",
+                "tickflow_gateway_body_budget_bytes",
+                "tickflow_gateway_body_buffered_bytes",
+            ],
+            "no cluster family (watermarks, sinks, partitions, operators) at zero: {text}"
+        );
+        let value = |series: &str| samples.iter().find(|(s, _)| s == series).map(|(_, v)| *v);
+        assert_eq!(value("tickflow_gateway_requests_total{code=\"202\"}"), Some(1.0));
+        assert_eq!(value("tickflow_gateway_records_total{}"), Some(4.0));
+        assert_eq!(value("tickflow_gateway_request_seconds_total{}"), Some(0.0015));
+        assert_eq!(value("tickflow_gateway_body_budget_bytes{}"), Some(1_048_576.0));
     }
 }

@@ -8,20 +8,18 @@
 //!
 //! - [`config`]: `[gateway]` / flags, validated.
 //! - [`body`]: media types and body decoding (pure; fuzzed).
-//! - [`encode`]: the canonical bar and the dead-letter record.
-//! - [`producer`]: the idempotent producer, bounded queue, broker probe.
+//!
+//! Producing (the producer, the canonical bar, the dead-letter record, broker and topic
+//! checks) lives in [`crate::kafka`], shared with the connectors and the generator.
 //! - [`metrics`]: per-request events and `/metrics` families.
 //! - [`server`]: warp routes, the handler, start/shutdown.
 pub mod body;
 pub mod config;
-pub mod encode;
 mod error;
 pub mod metrics;
-pub mod producer;
 pub mod server;
 
 pub use body::{BodyError, BodyKind, IngestQuery, MediaType, decode_body};
 pub use config::{BuiltGateway, GatewayArgs, GatewayConfig};
-pub use encode::encode_bar;
 pub use error::GatewayError;
 pub use server::{Gateway, IngestReport, RecordError, run_gateway};

@@ -29,12 +29,13 @@ use warp::{Buf, Filter};
 
 use super::body::{BodyError, IngestQuery, MediaType, RawIndex, decode_body};
 use super::config::{BuiltGateway, GatewayArgs, GatewayConfig};
-use super::encode::{DeadLetter, dead_letter_raw, encode_bar};
 use super::error::GatewayError;
 use super::metrics::{GatewayMetrics, RequestCompleted};
-use super::producer::{ProduceError, Producer};
 use crate::http::limits::{BodyBudget, BodyRejection, BodyRequest, read_body};
 use crate::http::{AuthError, ServeStats};
+use crate::kafka::{DeadLetter, dead_letter_raw, encode_bar};
+use crate::kafka::{ProduceError, Producer};
+use crate::prometheus::{self, Exposition};
 use crate::status::{ProcessMetrics, ReadyInfo, render_process_prometheus};
 
 /// At most this many per-record errors are listed in a `400` body (the rest are counted in
@@ -284,12 +285,13 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
             }
             // The gateway's own families only: none of the cluster's (watermarks, sinks,
             // candles, partitions, operators) that would read 0 here.
-            let mut text = render_process_prometheus(&st.process);
-            st.metrics.render_records(&mut text, &st.process);
+            let mut e = Exposition::new(prometheus::NAMESPACE);
+            render_process_prometheus(&mut e, &st.process);
+            st.metrics.render_records(&mut e, &st.process);
             let p = &st.producer;
-            st.metrics.render_into(&mut text, p.in_flight(), p.capacity(), p.health().is_up());
-            st.metrics.render_http(&mut text, &st.serve_stats, &st.budget);
-            warp::reply::with_header(text, "content-type", crate::status::PROMETHEUS_CONTENT_TYPE).into_response()
+            st.metrics.render_into(&mut e, p.in_flight(), p.capacity(), p.health().is_up());
+            st.metrics.render_http(&mut e, &st.serve_stats, &st.budget);
+            warp::reply::with_header(e.finish(), "content-type", prometheus::CONTENT_TYPE).into_response()
         },
     );
     // `/ready` from the producer's health as it is now (a delivery failure shows at once,
@@ -480,7 +482,7 @@ impl Gateway {
         }
         let flushed = self.state.producer.flush(grace);
         tracing::info!(addr = %self.addr, in_flight = self.state.producer.in_flight(), "gateway stopped");
-        flushed
+        Ok(flushed?)
     }
 }
 

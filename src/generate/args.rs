@@ -6,6 +6,7 @@ use std::time::Duration;
 use tickflow_operators::time::Millis;
 
 use super::error::GenerateError;
+use crate::kafka::target::{validate_brokers, validate_topic};
 use crate::sources::generator::GeneratorConfig;
 
 /// `tickflow generate`: a deterministic synthetic market (random-walk OHLCV) written to the
@@ -135,7 +136,13 @@ impl Target {
         } else if let Some(rest) = to.strip_prefix("kafka://") {
             match rest.split_once('/') {
                 Some((b, t)) if !b.is_empty() && !t.is_empty() && !t.contains('/') => {
-                    Ok(Target::Kafka { brokers: b.to_string(), topic: t.to_string() })
+                    let mut errs = validate_brokers("brokers", b);
+                    errs.extend(validate_topic("topic", t, "bars"));
+                    if errs.is_empty() {
+                        Ok(Target::Kafka { brokers: b.to_string(), topic: t.to_string() })
+                    } else {
+                        Err(bad(&errs.join("; ")))
+                    }
                 }
                 _ => Err(bad("expected kafka://HOST:PORT/TOPIC, e.g. kafka://127.0.0.1:9092/bars")),
             }
@@ -290,6 +297,14 @@ mod tests {
         assert_eq!(Target::parse("-").unwrap(), Target::File(None));
         assert_eq!(Target::parse("out.ndjson").unwrap(), Target::File(Some("out.ndjson".into())));
         assert!(Target::parse("kafka://a:1").is_err());
+        assert_eq!(
+            Target::parse("kafka://a:1,b/bars").unwrap_err().to_string(),
+            GenerateError::Args(
+                "--to \"kafka://a:1,b/bars\": brokers: \"b\" has no port; expected e.g. \"127.0.0.1:9092\"".into()
+            )
+            .to_string()
+        );
+        assert!(Target::parse("kafka://a:1/bad topic").is_err());
         assert!(Target::parse("ftp://x").is_err());
     }
 

@@ -15,8 +15,9 @@ use tickflow_operators::Bar;
 use super::args::Format;
 use super::error::GenerateError;
 use crate::decode::TsUnit;
-use crate::gateway::encode_bar;
-use crate::gateway::producer::kafka_config;
+use crate::kafka::encode_bar;
+use crate::kafka::producer::kafka_config;
+use crate::retry::{Jitter, Policy, parse_retry_after};
 use crate::sources::generator::{CSV_HEADER, write_csv_row, write_w1_line};
 
 /// A destination for batches of bars.
@@ -154,6 +155,17 @@ impl HttpSink {
     }
 }
 
+/// Retries of one body: a busy gateway (503, 429) after its `Retry-After` or 200 ms, a
+/// failed request after 200 ms doubling to 2 s with jitter; 60 attempts in all.
+const HTTP_RETRY: Policy = Policy::exponential(Duration::from_millis(200), Duration::from_secs(2))
+    .with_jitter(Jitter::Equal)
+    .with_max_attempts(60);
+
+/// The wall clock in ms (for `Retry-After` dates).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 fn http_worker(url: &str, auth: Option<&str>, rx: &crossbeam_channel::Receiver<(Vec<u8>, u64)>, shared: &HttpShared) {
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build(),
@@ -164,13 +176,14 @@ fn http_worker(url: &str, auth: Option<&str>, rx: &crossbeam_channel::Receiver<(
         }
         shared.failed.store(true, Ordering::Relaxed);
     };
+    let mut backoff = HTTP_RETRY.backoff(crate::retry::clock_seed());
     for (body, n) in rx {
         if shared.failed.load(Ordering::Relaxed) {
             return;
         }
-        let mut attempt = 0u32;
+        backoff.reset();
         loop {
-            attempt += 1;
+            let attempt = backoff.failures() + 1;
             let mut req = agent.post(url).header("content-type", "application/x-ndjson");
             if let Some(a) = auth {
                 req = req.header("authorization", a);
@@ -182,11 +195,8 @@ fn http_worker(url: &str, auth: Option<&str>, rx: &crossbeam_channel::Receiver<(
                         shared.confirmed.fetch_add(n, Ordering::Relaxed);
                         break;
                     }
-                    let retry_after = resp
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-                        .map(Duration::from_secs);
+                    let retry_after =
+                        resp.headers().get("retry-after").and_then(|v| parse_retry_after(v.to_str().ok()?, now_ms()));
                     let text =
                         resp.body_mut().with_config().limit(4096).lossy_utf8(true).read_to_string().unwrap_or_default();
                     if status != 503 && status != 429 {
@@ -194,17 +204,19 @@ fn http_worker(url: &str, auth: Option<&str>, rx: &crossbeam_channel::Receiver<(
                         return;
                     }
                     tracing::debug!(status, attempt, "gateway busy; retrying");
-                    retry_after.unwrap_or(Duration::from_millis(200))
+                    // A busy gateway is retried soon (its queue drains in milliseconds)
+                    // unless it asked for longer; the attempt still counts.
+                    backoff.next_within(Duration::ZERO).map(|_| retry_after.unwrap_or(HTTP_RETRY.initial))
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, attempt, "request failed; retrying");
-                    Duration::from_millis(200 * u64::from(attempt.min(10)))
+                    backoff.next_within(Duration::ZERO)
                 }
             };
-            if attempt >= 60 {
+            let Some(wait) = wait else {
                 fail(format!("gave up after {attempt} attempts"));
                 return;
-            }
+            };
             std::thread::sleep(wait);
         }
     }

@@ -2,6 +2,8 @@
 //! time), read from `/proc/self` at scrape time, as the official client libraries do. On a
 //! system without `/proc` the values are absent and the families are left out.
 
+use crate::prometheus::{Exposition, Kind};
+
 /// Linux reports `/proc/<pid>/stat` times in `USER_HZ` ticks, which is 100 on every
 /// architecture Linux supports (it is part of the user-space ABI, independent of the
 /// kernel's `CONFIG_HZ`).
@@ -74,38 +76,40 @@ pub fn read() -> ProcSelf {
 
 /// Appends the `process_*` families (no `tickflow_` prefix: these are the standard names
 /// that dashboards and alerts expect) with a `process` label.
-pub fn render_into(out: &mut String, process: &str, v: &ProcSelf) {
-    use std::fmt::Write as _;
-    let mut family = |name: &str, kind: &str, help: &str, value: Option<String>| {
+pub fn render_into(e: &mut Exposition, process: &str, v: &ProcSelf) {
+    let mut family = |name: &str, kind: Kind, help: &str, value: Option<String>| {
         if let Some(value) = value {
-            // Writing to a String cannot fail.
-            let _ =
-                writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{process=\"{process}\"}} {value}");
+            e.standard_family(name, kind, help).sample(&[("process", process)], value);
         }
     };
     family(
         "process_cpu_seconds_total",
-        "counter",
+        Kind::Counter,
         "Total user and system CPU time spent in seconds.",
         v.cpu_seconds.map(|s| s.to_string()),
     );
     family(
         "process_resident_memory_bytes",
-        "gauge",
+        Kind::Gauge,
         "Resident memory size in bytes.",
         v.resident_bytes.map(|b| b.to_string()),
     );
     family(
         "process_virtual_memory_bytes",
-        "gauge",
+        Kind::Gauge,
         "Virtual memory size in bytes.",
         v.virtual_bytes.map(|b| b.to_string()),
     );
-    family("process_open_fds", "gauge", "Number of open file descriptors.", v.open_fds.map(|n| n.to_string()));
-    family("process_max_fds", "gauge", "Maximum number of open file descriptors.", v.max_fds.map(|n| n.to_string()));
+    family("process_open_fds", Kind::Gauge, "Number of open file descriptors.", v.open_fds.map(|n| n.to_string()));
+    family(
+        "process_max_fds",
+        Kind::Gauge,
+        "Maximum number of open file descriptors.",
+        v.max_fds.map(|n| n.to_string()),
+    );
     family(
         "process_start_time_seconds",
-        "gauge",
+        Kind::Gauge,
         "Start time of the process since unix epoch in seconds.",
         v.start_time_seconds.map(|s| s.to_string()),
     );
@@ -128,8 +132,9 @@ mod tests {
         assert_eq!(v.virtual_bytes, Some(209_715_200));
         assert_eq!(v.max_fds, Some(1024));
         assert_eq!(v.start_time_seconds, Some(1_700_001_234.56));
-        let mut out = String::new();
-        render_into(&mut out, "0", &v);
+        let mut e = Exposition::new("tickflow_");
+        render_into(&mut e, "0", &v);
+        let out = e.finish();
         assert!(out.contains("process_cpu_seconds_total{process=\"0\"} 3.75\n"), "{out}");
         assert!(out.contains("process_start_time_seconds{process=\"0\"} 1700001234.56\n"), "{out}");
         assert!(!out.contains("process_open_fds"), "absent values are left out: {out}");

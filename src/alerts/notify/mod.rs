@@ -40,6 +40,7 @@ use tickflow_operators::time::format_rfc3339;
 
 use super::config::AlertsConfig;
 use super::rule::{Channel, RuleDef};
+use crate::retry::Policy;
 use crate::sinks::questdb::{Name, SinkHandle};
 
 /// An HTTP request to send: URL, headers, body.
@@ -440,6 +441,7 @@ impl Notifier {
         };
         let mut worker = Worker {
             cfg: cfg.clone(),
+            retry: cfg.retry_policy(),
             agent: ureq::Agent::new_with_config(
                 ureq::Agent::config_builder()
                     .http_status_as_error(false)
@@ -508,6 +510,8 @@ impl Drop for Notifier {
 
 struct Worker {
     cfg: AlertsConfig,
+    /// `cfg`'s retry policy; each job's attempts are counted in the job.
+    retry: Policy,
     agent: ureq::Agent,
     targets: target::TargetPolicy,
     producer: Option<BaseProducer>,
@@ -644,13 +648,9 @@ impl Worker {
                     self.finished(job.alert.id);
                     tracing::debug!(alert = %format!("{:016x}", job.alert.id), rule = %rule.id, "alert delivered");
                 }
-                Err(Failure::Retry(why)) if job.attempt < self.cfg.max_attempts => {
+                Err(Failure::Retry(why)) if self.retry.attempts_left(job.attempt) => {
                     retried += 1;
-                    let backoff = self
-                        .cfg
-                        .initial_backoff()
-                        .saturating_mul(1u32 << (job.attempt - 1).min(20))
-                        .min(self.cfg.max_backoff());
+                    let backoff = self.retry.step(job.attempt);
                     tracing::debug!(alert = %format!("{:016x}", job.alert.id), attempt = job.attempt, why, ?backoff, "alert delivery failed; will retry");
                     self.jobs.insert(n, job);
                     self.pending.push(Reverse((now + backoff, n)));

@@ -9,10 +9,9 @@
 //! assert!(c.validate().is_empty());
 //! ```
 
-use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// How lines reach QuestDB.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,43 +41,7 @@ pub enum Batching {
     Fill,
 }
 
-/// A duration written in config as human-readable text ("250ms", "5s", "1m 30s").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct HumanDuration(pub Duration);
-
-impl HumanDuration {
-    /// The duration.
-    pub fn get(self) -> Duration {
-        self.0
-    }
-}
-
-impl From<Duration> for HumanDuration {
-    fn from(d: Duration) -> Self {
-        HumanDuration(d)
-    }
-}
-
-impl fmt::Display for HumanDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
-    }
-}
-
-impl Serialize for HumanDuration {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map(HumanDuration)
-            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration ({e}); expected e.g. \"250ms\"")))
-    }
-}
+pub use crate::config::HumanDuration;
 
 /// The QuestDB sink's settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

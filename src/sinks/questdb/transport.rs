@@ -16,6 +16,7 @@ use thiserror::Error;
 
 use super::config::QuestDbConfig;
 use super::stats::SinkStats;
+use crate::retry::Policy;
 
 /// An error that stops the sink (or its start). Transient failures are retried and only
 /// surface as [`SinkError::RetriesExhausted`].
@@ -112,17 +113,16 @@ fn accepts_connections(addr: &str, timeout: Duration) -> bool {
         .is_some_and(|a| TcpStream::connect_timeout(&a, timeout).is_ok())
 }
 
-/// Exponential backoff: `initial`, doubled per failure up to `max`, for at most `max_elapsed`.
+/// Exponential backoff ([`crate::retry`]): `initial`, doubled per failure up to `max`, for
+/// at most `max_elapsed`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Backoff {
-    pub initial: Duration,
-    pub max: Duration,
-    pub max_elapsed: Duration,
-}
+pub(crate) struct Backoff(Policy);
 
 impl Backoff {
     pub(crate) fn from_config(c: &QuestDbConfig) -> Backoff {
-        Backoff { initial: c.retry_initial.get(), max: c.retry_max.get(), max_elapsed: c.retry_max_elapsed.get() }
+        Backoff(
+            Policy::exponential(c.retry_initial.get(), c.retry_max.get()).with_max_elapsed(c.retry_max_elapsed.get()),
+        )
     }
 
     /// Runs `attempt` until it is done, fails permanently, or the time budget is spent.
@@ -135,12 +135,12 @@ impl Backoff {
         mut attempt: impl FnMut() -> Result<Attempt<T>, SinkError>,
     ) -> Result<T, SinkError> {
         let start = Instant::now();
-        let mut delay = self.initial;
-        let mut n = 0u32;
+        let mut backoff = self.0.backoff(0);
         let mut spent_quick_retry = false;
         loop {
             let (error, unreachable) = match attempt()? {
                 Attempt::Done(t) => {
+                    let n = backoff.failures();
                     if n > 0 {
                         stats.recovered(what, n, start.elapsed());
                     }
@@ -149,18 +149,16 @@ impl Backoff {
                 Attempt::Transient(error) => (error, false),
                 Attempt::Unreachable(error) => (error, true),
             };
-            n += 1;
             let elapsed = start.elapsed();
-            if elapsed + delay > self.max_elapsed {
+            let Some(delay) = backoff.next_within(elapsed) else {
                 return Err(SinkError::RetriesExhausted { what, elapsed, last: error });
-            }
-            stats.retry(what, &error, n, delay);
+            };
+            stats.retry(what, &error, backoff.failures(), delay);
             if unreachable {
                 wait_probing(addr, delay, &mut spent_quick_retry);
             } else {
                 std::thread::sleep(delay);
             }
-            delay = (delay * 2).min(self.max);
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The Kafka side of the gateway: an idempotent producer (acks=all) whose deliveries are
-//! counted per request, a bounded reservation of queue space, and a broker probe.
+//! The bars producer of the gateway and the connectors: an idempotent producer (acks=all)
+//! whose deliveries are counted per request (or batch), a bounded reservation of queue space, and a broker probe.
 //!
 //! A request first reserves one permit per record it will produce ([`Producer::reserve`]);
 //! when the permits run out the request is answered `503` at once, so the producer's queue
@@ -34,9 +34,24 @@ use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer as _, ProducerContext, ThreadedProducer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use super::error::GatewayError;
+/// The producer could not be created, or did not flush.
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerError {
+    /// The Kafka producer could not be created (bad client config).
+    #[error("cannot create Kafka producer for {brokers}: {source}")]
+    Create {
+        /// The bootstrap servers.
+        brokers: String,
+        /// librdkafka's error.
+        source: KafkaError,
+    },
+    /// Records were still queued for the broker when the flush gave up.
+    #[error("shutdown flush failed, records may be unacknowledged: {0}")]
+    Flush(KafkaError),
+}
 
-/// librdkafka settings shared by the gateway and `tickflow generate --to kafka://`.
+/// librdkafka settings shared by every bars producer: the gateway, the connectors and
+/// `tickflow generate --to kafka://`.
 pub fn kafka_config(brokers: &str, message_timeout: Duration, linger: Duration, max_messages: usize) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers)
@@ -353,12 +368,12 @@ impl Producer {
         capacity: usize,
         message_timeout: Duration,
         linger: Duration,
-    ) -> Result<Producer, GatewayError> {
+    ) -> Result<Producer, ProducerError> {
         let health = Arc::new(BrokerHealth::default());
         // librdkafka's own bound sits above ours, so our permits always fail first.
         let cfg = kafka_config(brokers, message_timeout, linger, capacity + 1024);
         let inner = create(&cfg, &health, brokers)
-            .map_err(|source| GatewayError::Producer { brokers: brokers.into(), source })?;
+            .map_err(|source| ProducerError::Create { brokers: brokers.into(), source })?;
         Ok(Producer {
             inner: RwLock::new(inner),
             config: cfg,
@@ -546,8 +561,8 @@ impl Producer {
     }
 
     /// Waits up to `timeout` for every queued record to be acknowledged.
-    pub fn flush(&self, timeout: Duration) -> Result<(), GatewayError> {
-        self.current().flush(timeout).map_err(GatewayError::Flush)
+    pub fn flush(&self, timeout: Duration) -> Result<(), ProducerError> {
+        self.current().flush(timeout).map_err(ProducerError::Flush)
     }
 
     fn current(&self) -> ThreadedProducer<DeliveryContext> {

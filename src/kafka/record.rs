@@ -1,4 +1,4 @@
-//! The payloads the gateway produces: the canonical JSON bar (bars topic) and the
+//! The payloads produced to the bars topics (by the gateway, the connectors, the generator): the canonical JSON bar (bars topic) and the
 //! dead-letter record (dead-letter topic).
 //!
 //! The canonical bar is `{"symbol":"AAPL","timestamp":1700000000000,"open":10.0,"high":11.0,
@@ -20,7 +20,7 @@ const AMBIGUOUS_MS: u64 = 100_000_000_000;
 /// numbers): every valid bar encodes to valid JSON.
 ///
 /// ```
-/// use tickflow::gateway::encode_bar;
+/// use tickflow::kafka::encode_bar;
 /// use tickflow_operators::{Bar, Symbol};
 /// let bar = Bar::new(Symbol::new("AAPL").unwrap(), 1_700_000_000_000, 10.0, 11.0, 9.5, 10.5, 1200.0);
 /// let mut buf = Vec::new();
