@@ -6,12 +6,16 @@
 #   scripts/bench.sh w1         # W1 file → dataflow → file, 1 and 2 workers, vs the no-engine loop
 #   scripts/bench.sh kafka      # Kafka → 2-process cluster → ILP/HTTP receiver: rate and latency
 #   scripts/bench.sh soak       # the generator at a fixed rate; RSS sampled over time
+#   scripts/bench.sh questdb    # file → 2 workers (standard set, 1m/5m/1h candles) → QuestDB-like
+#                               # receiver over 1 and 2 connections, vs the receiver's ceiling for
+#                               # the same captured requests (no engine), rows/s, MB/s, peak RSS
 #   scripts/bench.sh checkpoint # checkpoint size, pause and write time at 1k/10k/100k symbols;
 #                               # throughput with checkpoints every 10 s and every 1 s vs none
 #
 # Environment: W1_RECORDS (default 2000000), RUNS (repeats, median taken; default 3),
 # KAFKA_BARS (pre-loaded bars, default 1000000), RATES (fixed input rates, default "10000 20000 50000"),
-# LATENCY_SECS (per fixed rate, default 20), SOAK_SECS (default 120; 600 = the 10-minute soak).
+# LATENCY_SECS (per fixed rate, default 20), SOAK_SECS (default 120; 600 = the 10-minute soak),
+# QDB_BARS (bars for the questdb bench, default 500000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -22,9 +26,10 @@ RUNS=${RUNS:-3}
 what=${1:-all}
 
 echo "== building (release)"
-cargo build --release --quiet --bin tickflow --bin tickflow-bench
+cargo build --release --quiet --bin tickflow --bin tickflow-bench --bin tickflow-ilp-bench
 TF=target/release/tickflow
 TB=target/release/tickflow-bench
+TI=target/release/tickflow-ilp-bench
 results="$OUT/results.md"
 {
   echo "# tickflow benchmark results"
@@ -112,17 +117,15 @@ brokers = "$brokers"
 topic = "bars"
 group-id = "bench-\$RANDOM"
 stop-at-end = true
-# Latency: fetch as soon as data is there (the source's default is 10 ms).
-options = { "fetch.wait.max.ms" = "2" }
 [indicators]
 list = ["sma:20", "ema:20", "rsi:14"]
 [signals]
 rules = [{ kind = "rsi", period = 14 }]
 [windows]
 timeframes = []
+# The shipped defaults otherwise (adaptive batching, one connection per worker).
 [sinks.questdb]
 addr = "127.0.0.1:$rport"
-max-delay = "2ms"
 TOML
   sed -i "s/bench-\\\$RANDOM/bench-$RANDOM/" "$OUT/kafka.toml"
   echo "== Kafka → 2-process cluster → ILP receiver, as fast as possible"
@@ -170,7 +173,7 @@ TOML
     python3 -c "import json; j=json.load(open('$OUT/recv_$rate.json')); d=j['all']; s=j['steady']; print(f\"| $rate | {d['rows']} | {d['p50_ms']} | {d['p99_ms']} | {d['max_ms']} | {s['rows']}, {s['p50_ms']}, {s['p99_ms']}, {s['max_ms']} |\")" >>"$OUT/latency.md"
   done
   {
-    echo "### Latency: produce (event time = produce time) → the receiver got the row (sink max-delay 2 ms, fetch.wait.max.ms 2)"
+    echo "### Latency: produce (event time = produce time) → the receiver got the row (shipped defaults: adaptive batching, fetch.wait.max.ms 10)"
     echo
     cat "$OUT/latency.md"
     echo
@@ -290,11 +293,107 @@ bench_checkpoint() {
   rm -rf "$dir" "$files"/tpo-on "$files"/tpo-off
 }
 
+# The QuestDB sink's throughput: rows/s and MB/s through 1 and 2 connections, against the
+# ceiling of the same receiver for the same requests sent by a plain client (tickflow-ilp-bench
+# blast: the captured bodies, no engine), and the peak RSS of the cluster process.
+bench_questdb() {
+  command -v /usr/bin/time >/dev/null || { echo "bench.sh: needs /usr/bin/time (apt-get install time)"; exit 2; }
+  local bars=${QDB_BARS:-500000}
+  local input="$OUT/w1_${bars}.ndjson"
+  if [ ! -s "$input" ]; then
+    echo "== generating $bars bars (1000 symbols) with gen_ticks.py"
+    python3 bench/w1/gen_ticks.py --records "$bars" --out "$input"
+  fi
+  local capture="$OUT/qdb_capture.bin"
+  declare -A wall rss rows bytes
+  for ((r = 1; r <= RUNS; r++)); do
+    for conns in 1 2; do
+      echo "== QuestDB sink run $r/$RUNS, $conns connection(s)"
+      local rport s0; rport=$(free_port); s0=$(free_port)
+      cat >"$OUT/qdb.toml" <<TOML
+[cluster]
+workers = 2
+processes = ["127.0.0.1:$(free_port)"]
+[status]
+listen = "127.0.0.1:$s0"
+[source]
+kind = "file"
+[source.file]
+paths = ["$input"]
+[windows]
+timeframes = ["1m", "5m", "1h"]
+[serve]
+enabled = false
+[sinks.questdb]
+addr = "127.0.0.1:$rport"
+connections = $conns
+TOML
+      mkfifo "$OUT/qdb.fifo" 2>/dev/null || true
+      local cap=""; [ "$r" = 1 ] && [ "$conns" = 1 ] && cap=$capture
+      # shellcheck disable=SC2086
+      "$TI" receive "127.0.0.1:$rport" "$OUT/qdb_recv.json" $cap <"$OUT/qdb.fifo" 2>/dev/null & local rpid=$!
+      exec 8>"$OUT/qdb.fifo"
+      read -r w m < <(time_run "$TF" run --config "$OUT/qdb.toml")
+      exec 8>&-; wait $rpid
+      rm -f "$OUT/qdb.fifo"
+      wall[$conns]+="$w "; rss[$conns]+="$m "
+      rows[$conns]=$(python3 -c "import json; print(json.load(open('$OUT/qdb_recv.json'))['rows'])")
+      bytes[$conns]=$(python3 -c "import json; print(json.load(open('$OUT/qdb_recv.json'))['bytes'])")
+    done
+  done
+  if [ "${rows[1]}" != "${rows[2]}" ]; then
+    echo "bench.sh: 1 and 2 connections wrote different row counts (${rows[1]} vs ${rows[2]})"; exit 1
+  fi
+  declare -A ceil
+  local cap_rows=""
+  for ((r = 1; r <= RUNS; r++)); do
+    for conns in 1 2 4; do
+      local rport; rport=$(free_port)
+      mkfifo "$OUT/qdb.fifo" 2>/dev/null || true
+      "$TI" receive "127.0.0.1:$rport" "$OUT/qdb_blast_recv.json" <"$OUT/qdb.fifo" 2>/dev/null & local rpid=$!
+      exec 8>"$OUT/qdb.fifo"
+      sleep 0.2
+      local j; j=$("$TI" blast "127.0.0.1:$rport" "$capture" "$conns")
+      exec 8>&-; wait $rpid
+      rm -f "$OUT/qdb.fifo"
+      ceil[$conns]+="$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['secs'])" "$j") "
+      cap_rows=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['rows'])" "$j")
+    done
+  done
+  [ "$cap_rows" = "${rows[1]}" ] || { echo "bench.sh: the capture holds $cap_rows rows, the run wrote ${rows[1]}"; exit 1; }
+  {
+    echo "## QuestDB sink: $bars bars, 2 workers, standard set + 1m/5m/1h candles → ILP/HTTP receiver (median of $RUNS)"
+    echo
+    echo "Every run wrote ${rows[1]} rows ($(awk -v b="${bytes[1]}" 'BEGIN {printf "%.1f", b/1048576}') MB). Ceiling: the same requests sent"
+    echo "by \`tickflow-ilp-bench blast\` (no engine) to the same receiver. Rates are end to end (start-up included)."
+    echo
+    echo "| what | connections | wall s | rows/s | MB/s | of the ceiling at the same connections | peak RSS MB |"
+    echo "|---|---|---|---|---|---|---|"
+    for conns in 1 2 4; do
+      local c; c=$(echo "${ceil[$conns]}" | tr ' ' '
+' | grep . | median)
+      awk -v c="$c" -v k="$conns" -v n="${rows[1]}" -v b="${bytes[1]}" 'BEGIN {printf "| ceiling (blast) | %d | %.2f | %.0f | %.1f | 1.00× | — |
+", k, c, n/c, b/1048576/c}'
+    done
+    for conns in 1 2; do
+      local w c m; w=$(echo "${wall[$conns]}" | tr ' ' '
+' | grep . | median); c=$(echo "${ceil[$conns]}" | tr ' ' '
+' | grep . | median)
+      m=$(echo "${rss[$conns]}" | tr ' ' '
+' | grep . | sort -n | tail -1)
+      awk -v w="$w" -v c="$c" -v k="$conns" -v n="${rows[1]}" -v b="${bytes[1]}" -v m="$m" 'BEGIN {printf "| tickflow run | %d | %.2f | %.0f | %.1f | %.2f× | %.0f |
+", k, w, n/w, b/1048576/w, c/w, m/1024}'
+    done
+    echo
+  } | tee -a "$results"
+}
+
 case "$what" in
   w1) bench_w1 ;;
   kafka) bench_kafka ;;
   checkpoint) bench_checkpoint ;;
   soak) bench_soak ;;
+  questdb) bench_questdb ;;
   all) bench_w1; bench_kafka; bench_soak ;;
   *) echo "usage: scripts/bench.sh [w1|kafka|soak|all]" >&2; exit 2 ;;
 esac

@@ -11,7 +11,8 @@ use crossbeam_channel::{bounded, unbounded};
 use influxdb_line_protocol::{FieldValue, parse_lines};
 use proptest::prelude::*;
 use tickflow::sinks::questdb::{
-    DeadLetter, Name, QuestDbConfig, QuestDbSink, RejectedRow, RowBatch, SendError, SinkError, Tables, Transport,
+    Batching, DeadLetter, Name, QuestDbConfig, QuestDbSink, RejectedRow, RowBatch, SendError, SinkError, Tables,
+    Transport,
 };
 use tickflow_operators::rows::{BarOut, Candle, SignalChange};
 use tickflow_operators::signal::{Action, Combine, Decision, Rule};
@@ -27,6 +28,7 @@ fn config(addr: SocketAddr) -> QuestDbConfig {
     c.retry_max_elapsed = Duration::from_secs(20).into();
     c.request_timeout = Duration::from_secs(20).into();
     c.max_delay = Duration::from_secs(3600).into(); // tests flush explicitly
+    c.batching = Batching::Fill;
     c
 }
 
@@ -354,6 +356,83 @@ fn rows_flush_by_themselves_after_max_delay_and_split_at_max_bytes() {
     let snap = sink.close().unwrap();
     assert_eq!((snap.rows_written, snap.acked_seq), (5, Some(4)));
     assert!(snap.batches >= 3, "max-bytes splits 5 rows into at least 3 requests: {snap:?}");
+}
+
+/// Rows of producer `p`: `n` one-row batches, sequence numbers `p << 40 | i`, value `p-i`.
+fn producer_rows(p: u64, i: u64) -> RowBatch {
+    let t = Name::table("t").unwrap();
+    let (k, v) = (Name::column("k").unwrap(), Name::column("v").unwrap());
+    let mut b = RowBatch::new();
+    b.line(&t).i64(&k, p as i64).str(&v, &format!("{p}-{i}")).at_nanos(i as i64).unwrap();
+    b.set_seq((p << 40) | i);
+    b
+}
+
+#[test]
+fn adaptive_batching_sends_at_once_when_nothing_else_waits() {
+    let fake = Fake::start(vec![]);
+    let tables = Tables::new(&set(), "").unwrap();
+    let mut c = config(fake.addr);
+    c.create_tables = false;
+    c.batching = Batching::Adaptive; // max-delay stays an hour: only adaptive sends this
+    let (ack_tx, ack_rx) = unbounded();
+    let sink = QuestDbSink::builder(c, &tables).on_ack(move |s| ack_tx.send(s).unwrap()).start().unwrap();
+    let h = sink.handle();
+    for i in 0..3 {
+        let mut b = plain_rows(1, None);
+        b.set_seq(i);
+        h.send(b).unwrap();
+        // Each batch is acknowledged without a flush call and long before max-delay (the
+        // timeout only guards against a hang).
+        assert_eq!(ack_rx.recv_timeout(Duration::from_secs(30)).unwrap(), i);
+    }
+    assert_eq!(fake.accepted().len(), 3);
+    sink.close().unwrap();
+}
+
+#[test]
+fn each_producer_keeps_one_connection_and_its_order_and_flush_covers_every_lane() {
+    let fake = Fake::start(vec![]);
+    let tables = Tables::new(&set(), "").unwrap();
+    let mut c = config(fake.addr);
+    c.create_tables = false;
+    c.max_rows = 7; // several requests per lane; Fill + an hour's max-delay: flush decides the rest
+    c.connections = Some(2);
+    let acks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let a = acks.clone();
+    let sink = QuestDbSink::builder(c, &tables).on_ack(move |s| a.lock().unwrap().push(s)).start().unwrap();
+    let handles = [sink.handle_for(0), sink.handle_for(1), sink.handle_for(2)];
+    assert_eq!(handles[0].lanes(), 2);
+    let n = 40u64;
+    for i in 0..n {
+        for (p, h) in handles.iter().enumerate() {
+            h.send(producer_rows(p as u64, i)).unwrap();
+        }
+    }
+    // One flush through lane 0 writes what waits on lane 1 too.
+    handles[0].flush().unwrap();
+    assert_eq!(fake.accepted().len(), 3 * n as usize);
+    let acks = acks.lock().unwrap().clone();
+    for p in 0..3u64 {
+        let mine: Vec<u64> = acks.iter().filter(|s| *s >> 40 == p).map(|s| s & ((1 << 40) - 1)).collect();
+        assert_eq!(mine, (0..n).collect::<Vec<_>>(), "producer {p}: acknowledged once each, in send order");
+    }
+    // Producers 0 and 2 share lane 0, producer 1 has lane 1: two connections, and every
+    // producer's lines arrive on one of them, in send order.
+    let peers = fake.state.lock().unwrap().write_peers.clone();
+    let distinct: std::collections::BTreeSet<_> = peers.iter().map(|(a, _)| *a).collect();
+    assert_eq!(distinct.len(), 2, "two connections");
+    for p in 0..3u64 {
+        let key = format!("t k={p}i,");
+        let used: std::collections::BTreeSet<_> =
+            peers.iter().filter(|(_, l)| l.iter().any(|l| l.starts_with(&key))).map(|(a, _)| *a).collect();
+        assert_eq!(used.len(), 1, "producer {p} used one connection");
+        let seen: Vec<String> =
+            peers.iter().flat_map(|(_, l)| l.iter().filter(|l| l.starts_with(&key)).cloned()).collect();
+        let want: Vec<String> = (0..n).map(|i| format!("t k={p}i,v=\"{p}-{i}\" {i}")).collect();
+        assert_eq!(seen, want, "producer {p} in order");
+    }
+    sink.close().unwrap();
 }
 
 #[test]

@@ -189,7 +189,7 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
             None if to_stdout => Some(FileSink::stdout(&b.set, unit)),
             None => None,
         };
-        let qdb = qdb.as_ref().map(|(h, t, a)| QuestDbOut::new(h.clone(), t.clone(), a.clone()));
+        let qdb = qdb.as_ref().map(|(h, t, a)| QuestDbOut::new(h.for_producer(index), t.clone(), a.clone()));
         let outputs = Rc::new(RefCell::new(WorkerOutputs::new(index, file, qdb, Some(wm.clone()))));
         let enrich = Rc::new(RefCell::new(EnrichCore::<Time>::default()));
         let candles = (!b.windows.timeframes.is_empty()).then(|| Rc::new(RefCell::new(CandlesCore::new(&b.windows))));

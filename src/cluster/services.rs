@@ -43,6 +43,7 @@ impl Services {
                 let a = acks.clone();
                 let alerts_ddl = built.alerts.iter().map(|_| alerts_ddl(&format!("{}alerts", cfg.table_prefix)));
                 let sink = QuestDbSink::builder(cfg.clone(), &tables)
+                    .workers(built.workers)
                     .report_to(metrics.clone())
                     .extra_ddl(alerts_ddl)
                     .on_ack(move |seq| {

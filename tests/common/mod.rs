@@ -36,6 +36,8 @@ pub struct State {
     pub writes: usize,
     /// Authorization headers of `/write` requests.
     pub auth: Vec<Option<String>>,
+    /// The client address (one per connection) of each `/write` request, with its lines.
+    pub write_peers: Vec<(SocketAddr, Vec<String>)>,
     pub script: VecDeque<Step>,
 }
 
@@ -65,6 +67,7 @@ impl Fake {
     }
 
     fn serve(&self, conn: TcpStream) {
+        let peer = conn.peer_addr().unwrap();
         let mut reader = BufReader::new(conn.try_clone().unwrap());
         let mut out = conn;
         loop {
@@ -99,6 +102,8 @@ impl Fake {
                     let mut s = self.state.lock().unwrap();
                     s.writes += 1;
                     s.auth.push(auth);
+                    let lines = String::from_utf8_lossy(&body).lines().map(str::to_string).collect();
+                    s.write_peers.push((peer, lines));
                     s.script.pop_front()
                 };
                 match step {

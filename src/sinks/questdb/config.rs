@@ -26,6 +26,21 @@ pub enum Transport {
     Tcp,
 }
 
+/// When a lane sends what it has buffered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Batching {
+    /// Send as soon as no more rows are waiting: an idle sink sends every batch at once (low
+    /// latency), a busy one collects what arrives while its previous request is in flight
+    /// (large requests under load). `max-rows`/`max-bytes` still split requests. The default.
+    #[default]
+    Adaptive,
+    /// Wait for `max-rows` or `max-bytes`, or until `max-delay` after the first buffered row:
+    /// fewest requests (bulk loads, a QuestDB that should see few large transactions), at the
+    /// cost of up to `max-delay` of added latency.
+    Fill,
+}
+
 pub use crate::config::HumanDuration;
 
 /// The QuestDB sink's settings.
@@ -59,6 +74,15 @@ pub struct QuestDbConfig {
     /// Flush rows at the latest this long after the first of them arrived.
     #[serde(default = "default_max_delay")]
     pub max_delay: HumanDuration,
+    /// `adaptive` (default: send when nothing more is waiting) or `fill` (wait for a full
+    /// request or `max-delay`); see [`Batching`].
+    #[serde(default)]
+    pub batching: Batching,
+    /// Connections (one writer thread each) per process. A worker's rows always go through
+    /// the same connection, in order, so a row key's versions reach QuestDB in the order they
+    /// were made. Default: one per worker of the process.
+    #[serde(default)]
+    pub connections: Option<usize>,
     /// Rows the sink may hold (queued plus being written) before `send` blocks: the
     /// backpressure bound. At least `max-rows`.
     #[serde(default = "default_queue_rows")]
@@ -126,6 +150,8 @@ impl Default for QuestDbConfig {
             max_rows: default_max_rows(),
             max_bytes: default_max_bytes(),
             max_delay: default_max_delay(),
+            batching: Batching::default(),
+            connections: None,
             queue_rows: default_queue_rows(),
             retry_max_elapsed: default_retry_max_elapsed(),
             retry_initial: default_retry_initial(),
@@ -137,7 +163,16 @@ impl Default for QuestDbConfig {
     }
 }
 
+/// The most `connections` a process may open.
+pub const MAX_CONNECTIONS: usize = 64;
+
 impl QuestDbConfig {
+    /// The connections a process with `workers` workers opens: `connections`, or one per
+    /// worker.
+    pub fn connections_for(&self, workers: usize) -> usize {
+        self.connections.unwrap_or(workers).clamp(1, MAX_CONNECTIONS)
+    }
+
     /// Every problem with the settings, each naming the key, the bad value and a good example.
     /// Empty when the config is usable.
     pub fn validate(&self) -> Vec<String> {
@@ -173,6 +208,14 @@ impl QuestDbConfig {
         positive(&mut errs, "max-rows", self.max_rows, "10000");
         positive(&mut errs, "max-bytes", self.max_bytes, "4194304");
         positive(&mut errs, "queue-rows", self.queue_rows, "100000");
+        if let Some(n) = self.connections
+            && !(1..=MAX_CONNECTIONS).contains(&n)
+        {
+            errs.push(format!(
+                "questdb.connections: {n} is outside 1..={MAX_CONNECTIONS}; expected e.g. 2 (or leave it out: one per \
+                 worker)"
+            ));
+        }
         if self.queue_rows < self.max_rows {
             errs.push(format!(
                 "questdb.queue-rows: {} is below max-rows ({}), so a full batch could never form; expected e.g. {}",
@@ -260,6 +303,11 @@ mod tests {
         .unwrap();
         let errs = c.validate();
         assert!(errs.contains(&"questdb.addr: \"9009\" has no host; expected e.g. \"127.0.0.1:9000\"".to_string()));
+        let c0: QuestDbConfig = toml::from_str("connections = 0").unwrap();
+        assert_eq!(
+            c0.validate(),
+            ["questdb.connections: 0 is outside 1..=64; expected e.g. 2 (or leave it out: one per worker)"]
+        );
         for key in ["max-rows", "queue-rows", "max-delay", "table-prefix", "token", "basic-auth"] {
             assert!(errs.iter().any(|e| e.starts_with(&format!("questdb.{key}:"))), "{key} missing in {errs:#?}");
         }
@@ -269,6 +317,8 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_durations_are_rejected() {
         assert!(toml::from_str::<QuestDbConfig>("adr = \"x:1\"").is_err());
+        let e = toml::from_str::<QuestDbConfig>("batching = \"eager\"").unwrap_err().to_string();
+        assert!(e.contains("adaptive") && e.contains("fill"), "{e}");
         let e = toml::from_str::<QuestDbConfig>("max-delay = \"soon\"").unwrap_err().to_string();
         assert!(e.contains("\"soon\" is not a duration"), "{e}");
     }

@@ -19,7 +19,7 @@ pub mod stats;
 pub mod tables;
 pub mod transport;
 
-pub use config::{HumanDuration, QuestDbConfig, Transport};
+pub use config::{Batching, HumanDuration, QuestDbConfig, Transport};
 pub use encode::{EncodeError, Line, Name, RowBatch};
 pub use sink::{QuestDbSink, RejectedRow, SendError, SinkBuilder, SinkHandle};
 pub use stats::{SinkStats, StatsSnapshot};

@@ -1,12 +1,20 @@
-//! The sink: a thread of its own that batches rows from bounded input, writes them, retries,
-//! isolates rejected rows and acknowledges what was written.
+//! The sink: writer threads of its own that batch rows from bounded input, write them, retry,
+//! isolate rejected rows and acknowledge what was written.
 //!
 //! Timely workers are synchronous, so they never talk to QuestDB themselves: they encode rows
 //! into a [`RowBatch`] and hand it to a [`SinkHandle`]. The handle admits at most `queue-rows`
 //! rows that are not yet written; beyond that [`SinkHandle::send`] blocks (backpressure, which
 //! slows the dataflow down to what QuestDB absorbs) and [`SinkHandle::try_send`] returns the
-//! batch. The sink thread flushes after `max-rows` rows, `max-bytes` bytes or `max-delay`,
-//! whichever comes first.
+//! batch.
+//!
+//! The sink has `connections` lanes, each a thread with its own connection. A handle made by
+//! [`QuestDbSink::handle_for`] always uses the same lane, so one producer's batches are written
+//! and acknowledged in the order they were sent (and a row key, which belongs to one worker,
+//! never has two versions in flight on two connections). With `batching = "adaptive"` (the
+//! default) a lane sends as soon as no more rows wait for it — an idle sink adds no delay, a
+//! busy one sends what collected while its previous request was in flight; with `"fill"` it
+//! waits for `max-rows`, `max-bytes` or `max-delay`. Either way a request never exceeds
+//! `max-rows`/`max-bytes` (unless one input batch does) and waits at most `max-delay`.
 
 use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -16,7 +24,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use thiserror::Error;
 
-use super::config::{QuestDbConfig, Transport as TransportKind};
+use super::config::{Batching, QuestDbConfig, Transport as TransportKind};
 use super::encode::RowBatch;
 use super::stats::{SinkStats, StatsSnapshot};
 use super::tables::{DeadLetter, Tables};
@@ -57,6 +65,13 @@ pub enum SendError {
 
 type AckFn = Box<dyn FnMut(u64) + Send>;
 type RejectFn = Box<dyn FnMut(RejectedRow) + Send>;
+
+/// The callbacks, shared by the lanes (called once per flush, never per row).
+#[derive(Clone, Default)]
+struct Callbacks {
+    on_ack: Option<Arc<Mutex<AckFn>>>,
+    on_rejected: Option<Arc<Mutex<RejectFn>>>,
+}
 
 enum Msg {
     Rows(RowBatch),
@@ -120,10 +135,13 @@ impl Shared {
     }
 }
 
-/// The producer side of the sink: cheap to clone, `Send`, one per timely worker.
+/// The producer side of the sink: cheap to clone, `Send`, one per timely worker. Its batches
+/// go through one lane (connection), in order.
 #[derive(Clone)]
 pub struct SinkHandle {
-    tx: Sender<Msg>,
+    /// Every lane's input; `lane` indexes the one this handle sends to.
+    lanes: Arc<[Sender<Msg>]>,
+    lane: usize,
     pool: Receiver<RowBatch>,
     shared: Arc<Shared>,
 }
@@ -142,7 +160,7 @@ impl SinkHandle {
         if let Err(e) = self.shared.acquire(n, true) {
             return Err(SendError::Stopped(batch, Box::new(e.unwrap_or(SinkError::Closed))));
         }
-        self.tx.send(Msg::Rows(batch)).map_err(|e| {
+        self.lanes[self.lane].send(Msg::Rows(batch)).map_err(|e| {
             self.shared.release(n);
             match e.0 {
                 Msg::Rows(b) => SendError::Stopped(b, Box::new(self.shared.stopped())),
@@ -159,7 +177,7 @@ impl SinkHandle {
             Err(None) => return Err(SendError::Full(batch)),
             Err(Some(e)) => return Err(SendError::Stopped(batch, Box::new(e))),
         }
-        self.tx.try_send(Msg::Rows(batch)).map_err(|e| {
+        self.lanes[self.lane].try_send(Msg::Rows(batch)).map_err(|e| {
             self.shared.release(n);
             match e {
                 TrySendError::Full(Msg::Rows(b)) => SendError::Full(b),
@@ -170,11 +188,32 @@ impl SinkHandle {
     }
 
     /// Writes everything queued before this call and waits for it: on `Ok`, every row sent
-    /// earlier through any handle is written or was handed to the rejected-row callback.
+    /// earlier through any handle (on any lane) is written or was handed to the rejected-row
+    /// callback.
     pub fn flush(&self) -> Result<(), SinkError> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        self.tx.send(Msg::Flush(tx)).map_err(|_| self.shared.stopped())?;
-        rx.recv().unwrap_or_else(|_| Err(self.shared.stopped()))
+        let (tx, rx) = crossbeam_channel::bounded(self.lanes.len());
+        for lane in self.lanes.iter() {
+            lane.send(Msg::Flush(tx.clone())).map_err(|_| self.shared.stopped())?;
+        }
+        drop(tx);
+        let mut result = Ok(());
+        for _ in 0..self.lanes.len() {
+            let r = rx.recv().unwrap_or_else(|_| Err(self.shared.stopped()));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+
+    /// The number of lanes (connections) of the sink.
+    pub fn lanes(&self) -> usize {
+        self.lanes.len()
+    }
+
+    /// A handle sending through lane `producer % lanes`.
+    pub fn for_producer(&self, producer: usize) -> SinkHandle {
+        SinkHandle { lane: producer % self.lanes.len(), ..self.clone() }
     }
 
     /// The sink's counters.
@@ -186,6 +225,7 @@ impl SinkHandle {
 /// Configures and starts a [`QuestDbSink`].
 pub struct SinkBuilder {
     config: QuestDbConfig,
+    workers: usize,
     ddl: Vec<String>,
     on_ack: Option<AckFn>,
     on_rejected: Option<RejectFn>,
@@ -193,14 +233,21 @@ pub struct SinkBuilder {
 }
 
 impl SinkBuilder {
+    /// The workers of this process: the number of connections when `connections` is not set.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n.max(1);
+        self
+    }
+
     /// More `CREATE TABLE` statements to run at start (tables of other modules, e.g. alerts).
     pub fn extra_ddl(mut self, ddl: impl IntoIterator<Item = String>) -> Self {
         self.ddl.extend(ddl);
         self
     }
 
-    /// Called on the sink thread with each batch's sequence number once all its rows are
-    /// written (in send order). Advance source offsets here.
+    /// Called on a sink thread with each batch's sequence number once all its rows are
+    /// written: in send order for the batches of one handle (one lane); the lanes call it one
+    /// at a time. Advance source offsets here.
     pub fn on_ack(mut self, f: impl FnMut(u64) + Send + 'static) -> Self {
         self.on_ack = Some(Box::new(f));
         self
@@ -221,7 +268,7 @@ impl SinkBuilder {
         self
     }
 
-    /// Validates the config, creates the tables (when `create-tables`), and starts the thread.
+    /// Validates the config, creates the tables (when `create-tables`), and starts the lanes.
     pub fn start(self) -> Result<QuestDbSink, SinkError> {
         let c = self.config;
         let problems = c.validate();
@@ -229,52 +276,75 @@ impl SinkBuilder {
             return Err(SinkError::Config(problems));
         }
         let stats = Arc::new(SinkStats::reporting_to(self.status));
-        let transport: Box<dyn Transport> = match c.transport {
-            TransportKind::Http => {
-                let mut http = Http::new(&c, &c.addr, stats.clone());
-                if c.create_tables {
-                    create_tables(&mut http, &self.ddl)?;
-                }
-                Box::new(http)
-            }
-            TransportKind::Tcp => {
-                if c.create_tables {
-                    // validate() requires rest-addr with tcp + create-tables.
-                    let rest = c.rest_addr.as_deref().expect("validated");
-                    create_tables(&mut Http::new(&c, rest, stats.clone()), &self.ddl)?;
-                }
-                Box::new(Tcp::new(&c, stats.clone()))
-            }
-        };
+        if c.create_tables {
+            // validate() requires rest-addr with tcp + create-tables.
+            let rest = match c.transport {
+                TransportKind::Http => c.addr.as_str(),
+                TransportKind::Tcp => c.rest_addr.as_deref().unwrap_or(&c.addr),
+            };
+            create_tables(&mut Http::new(&c, rest, stats.clone()), &self.ddl)?;
+        }
         // Started (and the tables created, if asked): reachable until a write says otherwise.
         stats.reachable();
         let shared = Arc::new(Shared {
             gate: Mutex::new(Gate { in_use: 0, stopped: None }),
             cond: Condvar::new(),
             cap: c.queue_rows,
-            stats,
+            stats: stats.clone(),
         });
-        let (tx, rx) = crossbeam_channel::bounded(c.queue_rows);
-        let (pool_tx, pool_rx) = crossbeam_channel::bounded(64);
-        let worker = Worker {
-            transport,
-            shared: shared.clone(),
-            max_rows: c.max_rows,
-            max_bytes: c.max_bytes,
-            max_delay: c.max_delay.get(),
-            pending: RowBatch::with_capacity(c.max_rows.min(1 << 16), c.max_bytes.min(64 << 20)),
-            marks: Vec::new(),
-            first_at: None,
-            on_ack: self.on_ack,
-            on_rejected: self.on_rejected,
-            pool: pool_tx,
+        let callbacks = Callbacks {
+            on_ack: self.on_ack.map(|f| Arc::new(Mutex::new(f))),
+            on_rejected: self.on_rejected.map(|f| Arc::new(Mutex::new(f))),
         };
-        let thread = std::thread::Builder::new()
-            .name("questdb-sink".into())
-            .spawn(move || worker.run(rx))
-            .map_err(|e| SinkError::Request(format!("cannot start the sink thread: {e}")))?;
-        tracing::info!(addr = %c.addr, transport = ?c.transport, max_rows = c.max_rows, queue_rows = c.queue_rows, "QuestDB sink started.");
-        Ok(QuestDbSink { handle: SinkHandle { tx, pool: pool_rx, shared }, thread: Some(thread) })
+        let n = c.connections_for(self.workers);
+        let (pool_tx, pool_rx) = crossbeam_channel::bounded(64);
+        let mut senders = Vec::with_capacity(n);
+        let mut threads = Vec::with_capacity(n);
+        for lane in 0..n {
+            let transport: Box<dyn Transport> = match c.transport {
+                TransportKind::Http => Box::new(Http::new(&c, &c.addr, stats.clone())),
+                TransportKind::Tcp => Box::new(Tcp::new(&c, stats.clone())),
+            };
+            // Messages, not rows: the gate bounds rows; this only bounds the channel's slots.
+            let (tx, rx) = crossbeam_channel::bounded(c.queue_rows);
+            let worker = Lane {
+                transport,
+                shared: shared.clone(),
+                batching: c.batching,
+                max_rows: c.max_rows,
+                max_bytes: c.max_bytes,
+                max_delay: c.max_delay.get(),
+                pending: RowBatch::with_capacity(c.max_rows.min(1 << 16), c.max_bytes.min(64 << 20)),
+                marks: Vec::new(),
+                first_at: None,
+                callbacks: callbacks.clone(),
+                pool: pool_tx.clone(),
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("questdb-sink-{lane}"))
+                .spawn(move || worker.run(rx))
+                .map_err(|e| SinkError::Request(format!("cannot start a sink thread: {e}")));
+            match thread {
+                Ok(t) => {
+                    senders.push(tx);
+                    threads.push(t);
+                }
+                Err(e) => {
+                    // Stop the lanes already started before reporting.
+                    drop(tx);
+                    for s in &senders {
+                        let _ = s.send(Msg::Close);
+                    }
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        tracing::info!(addr = %c.addr, transport = ?c.transport, connections = n, batching = ?c.batching, max_rows = c.max_rows, queue_rows = c.queue_rows, "QuestDB sink started.");
+        let handle = SinkHandle { lanes: senders.into(), lane: 0, pool: pool_rx, shared };
+        Ok(QuestDbSink { handle, threads })
     }
 }
 
@@ -289,18 +359,23 @@ fn create_tables(http: &mut Http, ddl: &[String]) -> Result<(), SinkError> {
 /// The QuestDB sink: owns the writer thread. See the module docs for the behaviour.
 pub struct QuestDbSink {
     handle: SinkHandle,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl QuestDbSink {
     /// A builder for a sink writing the `tables`.
     pub fn builder(config: QuestDbConfig, tables: &Tables) -> SinkBuilder {
-        SinkBuilder { config, ddl: tables.ddl(), on_ack: None, on_rejected: None, status: None }
+        SinkBuilder { config, workers: 1, ddl: tables.ddl(), on_ack: None, on_rejected: None, status: None }
     }
 
-    /// A producer handle (clone it per worker).
+    /// A producer handle on the first lane.
     pub fn handle(&self) -> SinkHandle {
         self.handle.clone()
+    }
+
+    /// A handle for producer (worker) `producer`: always the same lane, `producer % lanes`.
+    pub fn handle_for(&self, producer: usize) -> SinkHandle {
+        self.handle.for_producer(producer)
     }
 
     /// The sink's counters.
@@ -325,10 +400,15 @@ impl QuestDbSink {
     }
 
     fn shutdown(&mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = self.handle.tx.send(Msg::Close);
+        if self.threads.is_empty() {
+            return;
+        }
+        for lane in self.handle.lanes.iter() {
+            let _ = lane.send(Msg::Close);
+        }
+        for t in self.threads.drain(..) {
             if t.join().is_err() {
-                self.handle.shared.stop(SinkError::Request("the sink thread panicked".into()));
+                self.handle.shared.stop(SinkError::Request("a sink thread panicked".into()));
             }
         }
     }
@@ -341,9 +421,11 @@ impl Drop for QuestDbSink {
     }
 }
 
-struct Worker {
+/// One connection and the thread writing to it.
+struct Lane {
     transport: Box<dyn Transport>,
     shared: Arc<Shared>,
+    batching: Batching,
     max_rows: usize,
     max_bytes: usize,
     max_delay: Duration,
@@ -353,8 +435,7 @@ struct Worker {
     marks: Vec<(Option<u64>, usize)>,
     /// When the oldest pending batch arrived.
     first_at: Option<Instant>,
-    on_ack: Option<AckFn>,
-    on_rejected: Option<RejectFn>,
+    callbacks: Callbacks,
     pool: Sender<RowBatch>,
 }
 
@@ -369,7 +450,7 @@ impl Drop for StopOnExit {
     }
 }
 
-impl Worker {
+impl Lane {
     fn run(mut self, rx: Receiver<Msg>) {
         let _stop = StopOnExit(self.shared.clone());
         let err = match self.serve(&rx) {
@@ -412,6 +493,7 @@ impl Worker {
                     if self.pending.rows() >= self.max_rows
                         || self.pending.len_bytes() >= self.max_bytes
                         || self.pending.is_empty()
+                        || (self.batching == Batching::Adaptive && rx.is_empty())
                     {
                         self.flush()?;
                     }
@@ -446,25 +528,32 @@ impl Worker {
             tracing::warn!(rows = rejected.len(), first = %rejected[0].message, "QuestDB rejected rows; they were isolated and the rest written.");
         }
         let n_rejected = rejected.len();
-        for r in rejected {
-            match &mut self.on_rejected {
-                Some(f) => f(r),
-                None => {
+        match &self.callbacks.on_rejected {
+            Some(f) if !rejected.is_empty() => {
+                let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+                for r in rejected {
+                    f(r);
+                }
+            }
+            _ => {
+                for r in rejected {
                     tracing::error!(line = %r.line, reason = %r.message, "QuestDB rejected a row.")
                 }
             }
         }
         self.shared.stats.flushed(rows, n_rejected, self.pending.len_bytes(), started.elapsed());
         let mut released = 0;
+        let mut on_ack = self.callbacks.on_ack.as_ref().map(|f| f.lock().unwrap_or_else(|e| e.into_inner()));
         for (seq, n) in self.marks.drain(..) {
             released += n;
             if let Some(s) = seq {
                 self.shared.stats.ack(s);
-                if let Some(f) = &mut self.on_ack {
+                if let Some(f) = on_ack.as_mut() {
                     f(s);
                 }
             }
         }
+        drop(on_ack);
         self.pending.clear();
         self.shared.release(released);
         Ok(())
