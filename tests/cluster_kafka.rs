@@ -2,7 +2,9 @@
 //! bars keyed by symbol on a 4-partition topic, a few invalid payloads among them. The cluster
 //! (2 processes × 2 workers, `stop-at-end`) must write exactly what a 1×1 file replay of the same
 //! bars writes — bars, candles, signal changes — dead-letter the invalid messages with their
-//! offsets, and commit every partition's offset once done.
+//! offsets, and commit every partition's offset once done. And the same bars with one topic per
+//! symbol, read as a `topics` list (1×1 and 2×2) and as a `topic-pattern` (2×2), write exactly
+//! what one topic writes.
 
 mod common;
 
@@ -109,5 +111,49 @@ fn kafka_cluster_output_equals_file_replay_and_offsets_are_committed() {
     for p in 0..4 {
         let off = committed.find_partition("bars", p).unwrap().offset();
         assert_eq!(off, Offset::Offset(counts[&p]), "partition {p} committed offset");
+    }
+}
+
+#[test]
+fn a_topic_per_symbol_as_list_or_pattern_equals_one_topic_in_both_shapes() {
+    let broker = Broker::start();
+    let root = tempfile::tempdir().unwrap();
+    let symbols = 5;
+    let cfg = GeneratorConfig { symbols, seed: 5, records: None, ..GeneratorConfig::default() };
+    let bars: Vec<Bar> = MarketGenerator::new(cfg).unwrap().take(symbols * 120).collect();
+    broker.create_topic("one", 4);
+    let msg =
+        |b: &Bar, partition: i32| Msg { partition, key: b.symbol.to_string(), payload: Some(payload(b).into_bytes()) };
+    let one: Vec<Msg> = bars.iter().map(|b| msg(b, (b.symbol.route_hash() % 4) as i32)).collect();
+    produce(&broker.brokers(), "one", &one);
+    let mut names: Vec<String> = bars.iter().map(|b| format!("sym.{}", b.symbol)).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), symbols);
+    for name in &names {
+        broker.create_topic(name, 1);
+        let of: Vec<Msg> = bars.iter().filter(|b| format!("sym.{}", b.symbol) == *name).map(|b| msg(b, 0)).collect();
+        produce(&broker.brokers(), name, &of);
+    }
+    let src = |selection: &str, group: &str| {
+        format!(
+            "[source]\nkind = \"kafka\"\n[source.kafka]\nbrokers = \"{}\"\n{selection}\ngroup-id = \"{group}\"\nstop-at-end = true\n",
+            broker.brokers()
+        )
+    };
+    let list = format!("topics = [{}]", names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", "));
+    let want = run(root.path(), "one-1x1", 1, 1, &src("topic = \"one\"", "one"));
+    assert_eq!(want["bars"].len(), bars.len(), "every bar once from one topic");
+    let runs = [
+        ("list-1x1", 1, 1, src(&list, "list1")),
+        ("list-2x2", 2, 2, src(&list, "list2")),
+        ("pattern-2x2", 2, 2, src("topic-pattern = '^sym\\.'", "pattern")),
+    ];
+    let rows = |o: &BTreeMap<String, Vec<String>>, kind: &str| o.get(kind).cloned().unwrap_or_default();
+    for (tag, processes, workers, source) in runs {
+        let got = run(root.path(), tag, processes, workers, &source);
+        for kind in ["bars", "candles", "signal_changes", "late", "dead_letters"] {
+            assert!(rows(&got, kind) == rows(&want, kind), "{kind} differ between {tag} and one topic 1x1");
+        }
     }
 }

@@ -73,17 +73,42 @@ struct Outcome {
     bars: Vec<(usize, u64, Bar)>,
     /// (worker, location, error text, payload)
     invalid: Vec<(usize, String, String, Vec<u8>)>,
-    /// worker → owned partitions
-    owned: BTreeMap<usize, Vec<i32>>,
+    /// worker → (topic, partition)s read at the end
+    owned: BTreeMap<usize, Vec<(String, i32)>>,
     /// Highest probe frontier a worker saw.
     max_frontier: u64,
 }
 
-/// Runs the source on `workers` threads until the dataflow completes. With `stop_after`, each
-/// worker stops its source once the output frontier reached that time (deadline 60 s).
+impl Outcome {
+    /// worker → owned partition numbers (one topic).
+    fn partitions(&self) -> BTreeMap<usize, Vec<i32>> {
+        self.owned.iter().map(|(w, tp)| (*w, tp.iter().map(|(_, p)| *p).collect())).collect()
+    }
+}
+
+/// When the workers stop their sources (besides `stop-at-end`).
+#[derive(Clone, Copy)]
+enum Stop {
+    /// Only at the end (`stop-at-end`).
+    AtEnd,
+    /// Once the output frontier reached this time.
+    Frontier(u64),
+    /// Once this many bars arrived (over all workers).
+    Bars(usize),
+}
+
+/// Runs the source on `workers` threads until the dataflow completes or `stop` says so
+/// (deadline 60 s).
 fn run(cfg: KafkaSourceConfig, workers: usize, stop_after: Option<u64>) -> Outcome {
     let outcome = Arc::new(Mutex::new(Outcome::default()));
-    let out = Arc::clone(&outcome);
+    run_into(&cfg, workers, stop_after.map_or(Stop::AtEnd, Stop::Frontier), &outcome);
+    Arc::try_unwrap(outcome).ok().expect("workers are done").into_inner().unwrap()
+}
+
+/// [`run`], filling `outcome` as bars arrive (another thread may watch it).
+fn run_into(cfg: &KafkaSourceConfig, workers: usize, stop: Stop, outcome: &Arc<Mutex<Outcome>>) {
+    let out = Arc::clone(outcome);
+    let spec = cfg.validate().expect("a valid [source.kafka]");
     timely::execute(timely::Config::process(workers), move |worker| {
         let index = worker.index();
         let probe = ProbeHandle::<Time>::new();
@@ -94,7 +119,7 @@ fn run(cfg: KafkaSourceConfig, workers: usize, stop_after: Option<u64>) -> Outco
                     o1.lock().unwrap().invalid.push((index, loc.to_owned(), err.to_string(), payload.to_vec()));
                 };
                 let (bars, handle) =
-                    kafka_source(scope, &cfg, TimeBounds::default(), 0, probe.clone(), on_invalid, None)
+                    kafka_source(scope, &spec, TimeBounds::default(), 0, probe.clone(), on_invalid, None)
                         .expect("building the Kafka source");
                 bars.inspect_core(move |event| {
                     if let Ok((stamp, data)) = event {
@@ -114,34 +139,46 @@ fn run(cfg: KafkaSourceConfig, workers: usize, stop_after: Option<u64>) -> Outco
             if let Some(f) = f {
                 max_frontier = max_frontier.max(f);
             }
-            if let Some(target) = stop_after {
-                if f.is_none_or(|f| f >= target) {
-                    handle.stopper().stop();
+            match stop {
+                Stop::Frontier(target) => {
+                    if f.is_none_or(|f| f >= target) {
+                        handle.stopper().stop();
+                    }
+                    assert!(
+                        Instant::now() < deadline || handle.stopper().is_stopped(),
+                        "worker {index}: the output frontier stalled at {max_frontier}, below {target}"
+                    );
                 }
-                assert!(
-                    Instant::now() < deadline || handle.stopper().is_stopped(),
-                    "worker {index}: the output frontier stalled at {max_frontier}, below {target}"
-                );
-            } else {
-                assert!(Instant::now() < deadline, "worker {index}: the dataflow did not complete within 60 s");
+                Stop::Bars(n) => {
+                    let got = out.lock().unwrap().bars.len();
+                    if got >= n {
+                        handle.stopper().stop();
+                    }
+                    assert!(
+                        Instant::now() < deadline || handle.stopper().is_stopped(),
+                        "worker {index}: {got} of {n} bars within 60 s"
+                    );
+                }
+                Stop::AtEnd => {
+                    assert!(Instant::now() < deadline, "worker {index}: the dataflow did not complete within 60 s")
+                }
             }
         }
         handle.finish().expect("the final offset commit");
         let mut o = out.lock().unwrap();
-        o.owned.insert(index, handle.partitions().to_vec());
+        o.owned.insert(index, handle.assigned());
         o.max_frontier = o.max_frontier.max(max_frontier);
     })
     .expect("starting timely")
     .join()
     .into_iter()
     .for_each(|r| r.expect("a worker panicked"));
-    Arc::try_unwrap(outcome).ok().expect("workers are done").into_inner().unwrap()
 }
 
 fn config(broker: &Broker, topic: &str) -> KafkaSourceConfig {
     KafkaSourceConfig {
         brokers: broker.brokers(),
-        topic: topic.to_owned(),
+        topic: Some(topic.to_owned()),
         group_id: format!("test-{topic}"),
         stop_at_end: true,
         max_batch: 16, // several activations per partition
@@ -215,7 +252,7 @@ fn every_valid_bar_arrives_once_invalid_payloads_are_reported_and_offsets_commit
     assert_eq!(got.len(), want.len(), "bar count");
     assert_eq!(got, want);
     // Each partition read by exactly one worker, partition p by worker p % 2.
-    assert_eq!(out.owned, BTreeMap::from([(0, vec![0, 2]), (1, vec![1])]));
+    assert_eq!(out.partitions(), BTreeMap::from([(0, vec![0, 2]), (1, vec![1])]));
     let partition_of: BTreeMap<String, i32> = valid.iter().map(|(p, b)| (b.symbol.as_str().to_owned(), *p)).collect();
     for (w, _, b) in &out.bars {
         assert_eq!(*w as i32, partition_of[b.symbol.as_str()] % 2, "{} read by worker {w}", b.symbol.as_str());
@@ -266,7 +303,7 @@ fn more_workers_than_partitions_still_complete() {
     let counts = produce(&broker.brokers(), "few", &msgs);
     let cfg = config(&broker, "few");
     let out = run(cfg.clone(), 3, None);
-    assert_eq!(out.owned, BTreeMap::from([(0, vec![0]), (1, vec![1]), (2, vec![])]));
+    assert_eq!(out.partitions(), BTreeMap::from([(0, vec![0]), (1, vec![1]), (2, vec![])]));
     assert!(out.bars.iter().all(|(w, _, _)| *w < 2), "worker 2 owns nothing and emits nothing");
     assert_eq!(sorted(out.bars.iter().map(|(_, _, b)| *b).collect()), sorted(valid.iter().map(|(_, b)| *b).collect()));
     let want: BTreeMap<i32, Option<i64>> = counts.iter().map(|(&p, &n)| (p, Some(n))).collect();
@@ -292,7 +329,7 @@ fn an_empty_partition_does_not_stall_the_watermark() {
     let out = run(cfg, 2, Some(newest));
     assert!(out.max_frontier >= newest, "frontier {} < newest event time {newest}", out.max_frontier);
     assert_eq!(out.bars.len(), valid.len());
-    assert_eq!(out.owned, BTreeMap::from([(0, vec![0]), (1, vec![1])]));
+    assert_eq!(out.partitions(), BTreeMap::from([(0, vec![0]), (1, vec![1])]));
 }
 
 /// Resuming inside a record batch (a checkpoint's or a committed offset) reads exactly from
@@ -326,4 +363,110 @@ fn resuming_inside_a_record_batch_reads_exactly_from_the_offset() {
         assert_eq!(got.len(), want.len(), "resumed at {resume}: bars read");
         assert!(got == want, "resumed at {resume}: the bars from the offset on, once each, in order");
     }
+}
+
+/// Produces `bars` to `topic`, all on partition `partition`.
+fn produce_bars(broker: &Broker, topic: &str, partition: i32, bars: &[Bar]) -> BTreeMap<i32, i64> {
+    let msgs: Vec<Msg> =
+        bars.iter().map(|b| Msg { partition, key: b.symbol.as_str().to_owned(), payload: Some(w1(b)) }).collect();
+    produce(&broker.brokers(), topic, &msgs)
+}
+
+/// `topics`: every listed topic read, each (topic, partition) by exactly one worker (the listed
+/// rule deals them round-robin, in configured order), every partition's offset committed.
+#[test]
+fn listed_topics_are_all_read_each_partition_by_one_worker() {
+    let broker = Broker::start();
+    let names = ["sym.AAA", "sym.BBB", "sym.CCC", "sym.DDD", "sym.EEE"];
+    let mut want = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        broker.create_topic(name, 1);
+        let bars: Vec<Bar> = (0..25).map(|k| bar(&name[4..], T0 + k * 1_000, 10.0 + i as f64)).collect();
+        produce_bars(&broker, name, 0, &bars);
+        want.extend(bars);
+    }
+    let cfg = KafkaSourceConfig {
+        topic: None,
+        topics: Some(names.iter().map(|s| s.to_string()).collect()),
+        group_id: "listed".into(),
+        ..config(&broker, "unused")
+    };
+    let out = run(cfg, 2, None);
+    assert_eq!(sorted(out.bars.iter().map(|(_, _, b)| *b).collect()), sorted(want));
+    let t = |n: &str| (n.to_owned(), 0);
+    assert_eq!(
+        out.owned,
+        BTreeMap::from([(0, vec![t("sym.AAA"), t("sym.CCC"), t("sym.EEE")]), (1, vec![t("sym.BBB"), t("sym.DDD")])])
+    );
+    for (w, _, b) in &out.bars {
+        let topic = format!("sym.{}", b.symbol.as_str());
+        assert!(out.owned[w].contains(&(topic, 0)), "{} read by worker {w}", b.symbol.as_str());
+    }
+    for name in names {
+        assert_eq!(committed(&broker.brokers(), "listed", name, 1), BTreeMap::from([(0, Some(25))]), "{name}");
+    }
+}
+
+/// `topic-pattern`: the topics matching at start are read, and a topic created while running
+/// that matches is found by the next refresh and read from its beginning, by exactly one
+/// worker; a topic that does not match is not read.
+#[test]
+fn a_topic_created_mid_run_that_matches_the_pattern_is_consumed() {
+    let broker = Broker::start();
+    broker.create_topic("live.a", 2);
+    broker.create_topic("other", 1);
+    let first = bars_for(4, 10, 2, T0);
+    for p in 0..2 {
+        let on_p: Vec<Bar> = first.iter().filter(|(q, _)| *q == p).map(|(_, b)| *b).collect();
+        produce_bars(&broker, "live.a", p, &on_p);
+    }
+    produce_bars(&broker, "other", 0, &[bar("NOPE", T0, 1.0)]);
+    let later: Vec<Bar> = (0..30).map(|k| bar("LATE", T0 + 5_000_000 + k * 1_000, 50.0)).collect();
+    let cfg = KafkaSourceConfig {
+        topic: None,
+        topic_pattern: Some("^live\\.".into()),
+        topic_refresh: "200ms".into(),
+        stop_at_end: false,
+        idle_timeout: "200ms".into(),
+        group_id: "pattern".into(),
+        ..config(&broker, "unused")
+    };
+    let outcome = Arc::new(Mutex::new(Outcome::default()));
+    let total = first.len() + later.len();
+    let runner = {
+        let outcome = Arc::clone(&outcome);
+        std::thread::spawn(move || run_into(&cfg, 2, Stop::Bars(total), &outcome))
+    };
+    // Once everything of the first topic arrived, create the second one and fill it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while outcome.lock().unwrap().bars.len() < first.len() {
+        assert!(Instant::now() < deadline, "the first topic was not read within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    broker.create_topic("live.b", 3);
+    produce_bars(&broker, "live.b", 1, &later);
+    runner.join().expect("the run");
+    let out = Arc::try_unwrap(outcome).ok().expect("workers are done").into_inner().unwrap();
+
+    let mut want: Vec<Bar> = first.iter().map(|(_, b)| *b).collect();
+    want.extend(&later);
+    assert_eq!(sorted(out.bars.iter().map(|(_, _, b)| *b).collect()), sorted(want), "both topics, every bar once");
+    // Every partition of both topics read by exactly one worker; `other` by none.
+    let mut all: Vec<(String, i32)> = out.owned.values().flatten().cloned().collect();
+    all.sort();
+    let want_parts: Vec<(String, i32)> = [("live.a", 0), ("live.a", 1), ("live.b", 0), ("live.b", 1), ("live.b", 2)]
+        .map(|(t, p)| (t.to_owned(), p))
+        .into();
+    assert_eq!(all, want_parts);
+    let reader_of_late = out.bars.iter().filter(|(_, _, b)| b.symbol.as_str() == "LATE").map(|(w, _, _)| *w);
+    let owner = out.owned.iter().find(|(_, tp)| tp.contains(&("live.b".to_owned(), 1))).map(|(w, _)| *w);
+    assert!(reader_of_late.clone().all(|w| Some(w) == owner), "live.b/1 read by its owner only");
+    // The new topic's bars are in order (read from the beginning of their partition).
+    let late_ts: Vec<i64> =
+        out.bars.iter().filter(|(_, _, b)| b.symbol.as_str() == "LATE").map(|(_, _, b)| b.ts).collect();
+    assert_eq!(late_ts, later.iter().map(|b| b.ts).collect::<Vec<_>>());
+    assert_eq!(
+        committed(&broker.brokers(), "pattern", "live.b", 3),
+        BTreeMap::from([(0, None), (1, Some(30)), (2, None)])
+    );
 }

@@ -78,17 +78,7 @@ impl Symbol {
     /// assert_ne!(a.route_hash(), Symbol::new("MSFT").unwrap().route_hash());
     /// ```
     pub fn route_hash(&self) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in &self.bytes[..self.len as usize] {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        // splitmix64 finalizer
-        h ^= h >> 30;
-        h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h ^= h >> 27;
-        h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-        h ^ (h >> 31)
+        stable_hash(&self.bytes[..self.len as usize])
     }
 
     /// The index of the worker that owns this symbol among `peers` workers.
@@ -176,4 +166,27 @@ impl SymbolTable {
     pub fn is_empty(&self) -> bool {
         self.symbols.is_empty()
     }
+}
+
+/// A hash of `bytes` that is identical in every process, on every platform and in every
+/// release (unlike std's hasher): FNV-1a followed by the splitmix64 finalizer, so the low bits,
+/// which `% workers` uses, are well mixed. [`Symbol::route_hash`] and the Kafka source's
+/// topic placement use it.
+///
+/// ```
+/// use tickflow_operators::symbol::stable_hash;
+/// assert_eq!(stable_hash(b"AAPL"), tickflow_operators::Symbol::new("AAPL").unwrap().route_hash());
+/// ```
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // splitmix64 finalizer
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
 }

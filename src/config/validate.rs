@@ -43,8 +43,8 @@ pub enum SourceSpec {
         /// Total bars, 0 = unbounded.
         count: u64,
     },
-    /// A Kafka topic of bars.
-    Kafka(crate::sources::kafka::KafkaSourceConfig),
+    /// Kafka topics of bars.
+    Kafka(crate::sources::kafka::KafkaSpec),
     /// File replay.
     File {
         /// Files.
@@ -312,10 +312,13 @@ impl Config {
                 });
                 SourceSpec::File { paths: f.paths.iter().map(PathBuf::from).collect(), symbol, rate: f.rate }
             }
-            "kafka" => {
-                errs.extend(self.source.kafka.validate());
-                SourceSpec::Kafka(self.source.kafka.clone())
-            }
+            "kafka" => match self.source.kafka.validate() {
+                Ok(spec) => SourceSpec::Kafka(spec),
+                Err(e) => {
+                    errs.extend(e);
+                    SourceSpec::Kafka(crate::sources::kafka::KafkaSpec::for_topic("127.0.0.1:9092", "bars"))
+                }
+            },
             other => {
                 errs.push(format!(
                     "source.kind: {other:?} is not a source; expected \"generator\", \"file\" or \"kafka\""

@@ -18,30 +18,24 @@ use crate::status::ProcessMetrics;
 
 /// The consumer context of one worker's Kafka source.
 pub struct SourceContext {
-    topic: String,
     worker: usize,
     metrics: Option<Arc<ProcessMetrics>>,
-    /// Partition → high watermark, from the latest statistics event.
-    high: Mutex<HashMap<i32, i64>>,
+    /// Topic → partition → high watermark, from the latest statistics event (librdkafka's
+    /// statistics cover the assigned partitions).
+    high: Mutex<HashMap<String, HashMap<i32, i64>>>,
     /// Repeated librdkafka log lines and client errors, held back.
     repeats: crate::logs::Repeats,
 }
 
 impl SourceContext {
-    /// A context for `worker` reading `topic`, reporting to `metrics` if given.
-    pub fn new(topic: &str, worker: usize, metrics: Option<Arc<ProcessMetrics>>) -> SourceContext {
-        SourceContext {
-            topic: topic.to_owned(),
-            worker,
-            metrics,
-            high: Mutex::new(HashMap::new()),
-            repeats: crate::logs::Repeats::default(),
-        }
+    /// A context for `worker`, reporting to `metrics` if given.
+    pub fn new(worker: usize, metrics: Option<Arc<ProcessMetrics>>) -> SourceContext {
+        SourceContext { worker, metrics, high: Mutex::new(HashMap::new()), repeats: crate::logs::Repeats::default() }
     }
 
-    /// The high watermark of `partition` from the latest statistics, if any arrived.
-    pub fn high_watermark(&self, partition: i32) -> Option<i64> {
-        self.high.lock().unwrap_or_else(PoisonError::into_inner).get(&partition).copied()
+    /// The high watermark of `partition` of `topic` from the latest statistics, if any arrived.
+    pub fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.high.lock().unwrap_or_else(PoisonError::into_inner).get(topic)?.get(&partition).copied()
     }
 }
 
@@ -52,12 +46,17 @@ impl ClientContext for SourceContext {
     }
 
     fn stats(&self, statistics: Statistics) {
-        let Some(topic) = statistics.topics.get(&self.topic) else { return };
         let mut high = self.high.lock().unwrap_or_else(PoisonError::into_inner);
-        for (&partition, p) in &topic.partitions {
-            // Partition -1 is librdkafka's internal "unassigned" partition.
-            if partition >= 0 && p.hi_offset >= 0 {
-                high.insert(partition, p.hi_offset);
+        for (name, topic) in &statistics.topics {
+            let by_partition = match high.get_mut(name) {
+                Some(h) => h,
+                None => high.entry(name.clone()).or_default(),
+            };
+            for (&partition, p) in &topic.partitions {
+                // Partition -1 is librdkafka's internal "unassigned" partition.
+                if partition >= 0 && p.hi_offset >= 0 {
+                    by_partition.insert(partition, p.hi_offset);
+                }
             }
         }
     }
@@ -68,7 +67,7 @@ impl ClientContext for SourceContext {
             return;
         }
         if let Some(held_back) = self.repeats.admit(&format!("{error}: {reason}"), std::time::Instant::now()) {
-            tracing::warn!(worker = self.worker, topic = %self.topic, %error, reason, held_back, "Kafka client error; librdkafka retries");
+            tracing::warn!(worker = self.worker, %error, reason, held_back, "Kafka client error; librdkafka retries");
         }
         if let Some(m) = &self.metrics {
             m.record_error(format!("kafka (worker {}): {error}: {reason}", self.worker));
@@ -84,7 +83,7 @@ impl ConsumerContext for SourceContext {
         match result {
             Ok(()) => tracing::debug!(worker = self.worker, partitions = offsets.count(), "offsets committed"),
             Err(error) => {
-                tracing::warn!(worker = self.worker, topic = %self.topic, %error, "committing offsets failed; the next commit retries");
+                tracing::warn!(worker = self.worker, %error, "committing offsets failed; the next commit retries");
                 if let Some(m) = &self.metrics {
                     m.record_error(format!("kafka (worker {}): committing offsets failed: {error}", self.worker));
                 }

@@ -3,7 +3,8 @@
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 /// What can go wrong setting up or finishing the Kafka source. Errors while running (a broker
-/// going away, a failed fetch) are retried by librdkafka and logged, not returned.
+/// going away, a failed fetch, a failed topic refresh) are retried and logged, not returned.
+/// Configuration problems are found earlier, by [`super::KafkaSourceConfig::validate`].
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaSourceError {
     /// `[source.kafka]` is invalid; one message per problem.
@@ -17,7 +18,8 @@ pub enum KafkaSourceError {
         /// librdkafka's error.
         source: Box<KafkaError>,
     },
-    /// The topic's metadata could not be read within `connect-timeout`.
+    /// The topic's (or, for a pattern, the topic list's) metadata could not be read within
+    /// `connect-timeout`.
     #[error("kafka: reading metadata of topic {topic:?} from {brokers} failed: {source}")]
     Metadata {
         /// The topic.
@@ -53,26 +55,22 @@ pub enum KafkaSourceError {
     Committed {
         /// `group-id`.
         group: String,
-        /// The topic.
+        /// The topics (`a,b`, or `/pattern/`).
         topic: String,
         /// librdkafka's error.
         source: Box<KafkaError>,
     },
     /// Assigning the owned partitions failed.
-    #[error("kafka: assigning partitions {partitions:?} of {topic:?} failed: {source}")]
+    #[error("kafka: assigning partitions {} failed: {source}", .partitions.join(", "))]
     Assign {
-        /// The topic.
-        topic: String,
-        /// The partitions.
-        partitions: Vec<i32>,
+        /// The partitions, `topic/partition`.
+        partitions: Vec<String>,
         /// librdkafka's error.
         source: Box<KafkaError>,
     },
     /// Committing offsets failed.
-    #[error("kafka: committing offsets of {topic:?} to group {group:?} failed: {source}")]
+    #[error("kafka: committing offsets to group {group:?} failed: {source}")]
     Commit {
-        /// The topic.
-        topic: String,
         /// `group-id`.
         group: String,
         /// librdkafka's error.

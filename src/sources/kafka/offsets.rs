@@ -20,7 +20,8 @@ struct Pending {
     committed: Option<i64>,
 }
 
-/// Per-partition offsets of emitted batches, completed as the output frontier advances.
+/// Per-partition offsets of emitted batches (partitions keyed by `K`: a partition number, or
+/// the source's index of a (topic, partition)), completed as the output frontier advances.
 ///
 /// ```
 /// use tickflow::sources::kafka::OffsetTracker;
@@ -35,15 +36,21 @@ struct Pending {
 /// assert_eq!(t.take_commits(), [(0, 25)]);
 /// assert_eq!(t.take_commits(), []); // nothing new
 /// ```
-#[derive(Clone, Debug, Default)]
-pub struct OffsetTracker {
-    parts: BTreeMap<i32, Pending>,
+#[derive(Clone, Debug)]
+pub struct OffsetTracker<K: Ord + Copy = i32> {
+    parts: BTreeMap<K, Pending>,
 }
 
-impl OffsetTracker {
+impl<K: Ord + Copy> Default for OffsetTracker<K> {
+    fn default() -> Self {
+        OffsetTracker { parts: BTreeMap::new() }
+    }
+}
+
+impl<K: Ord + Copy> OffsetTracker<K> {
     /// Records that offsets of `partition` below `next_offset` were emitted at `time`
     /// (consecutive batches at one time are merged).
-    pub fn emitted(&mut self, partition: i32, time: Time, next_offset: i64) {
+    pub fn emitted(&mut self, partition: K, time: Time, next_offset: i64) {
         let p = self.parts.entry(partition).or_default();
         match p.batches.back_mut() {
             Some((t, off)) if *t == time => *off = (*off).max(next_offset),
@@ -73,7 +80,7 @@ impl OffsetTracker {
     /// The completed offsets not handed out yet, as `(partition, next offset)`, by partition;
     /// they count as committed from now on (a failed commit is retried by the next commit of
     /// a later offset, which covers it).
-    pub fn take_commits(&mut self) -> Vec<(i32, i64)> {
+    pub fn take_commits(&mut self) -> Vec<(K, i64)> {
         let mut out = Vec::new();
         for (&partition, p) in &mut self.parts {
             if let Some(c) = p.completed {
@@ -87,7 +94,7 @@ impl OffsetTracker {
     }
 
     /// The next offset after everything completed on `partition`, if anything did.
-    pub fn completed_offset(&self, partition: i32) -> Option<i64> {
+    pub fn completed_offset(&self, partition: K) -> Option<i64> {
         self.parts.get(&partition).and_then(|p| p.completed)
     }
 

@@ -51,6 +51,10 @@ pub struct Watermarks {
     parts: Vec<PartitionClock>,
     delay_ms: i64,
     idle_ms: i64,
+    /// When tracking began (idleness of a worker without partitions counts from there).
+    since_ms: i64,
+    /// Without partitions: follow the wall clock (see [`Watermarks::set_follow_clock_when_empty`]).
+    follow_clock_when_empty: bool,
 }
 
 impl Watermarks {
@@ -62,7 +66,29 @@ impl Watermarks {
             .iter()
             .map(|&partition| PartitionClock { partition, max_ts: None, last_data_ms: now_ms, at_end: false })
             .collect();
-        Watermarks { parts, delay_ms: delay_ms.max(0), idle_ms: idle_ms.max(0) }
+        Watermarks {
+            parts,
+            delay_ms: delay_ms.max(0),
+            idle_ms: idle_ms.max(0),
+            since_ms: now_ms,
+            follow_clock_when_empty: false,
+        }
+    }
+
+    /// Tracks one more partition (assigned while running), from `now_ms`; returns its index.
+    /// It has no data yet, so it holds the watermark where it is until its first bars arrive
+    /// or it is idle: its bars may be behind the watermark already, and are then late.
+    pub fn add(&mut self, partition: i32, now_ms: i64) -> usize {
+        self.parts.push(PartitionClock { partition, max_ts: None, last_data_ms: now_ms, at_end: false });
+        self.parts.len() - 1
+    }
+
+    /// With `true`, a worker without partitions follows the wall clock once the idle timeout
+    /// passed since [`Watermarks::new`], as if it had only idle partitions (a worker that may
+    /// get partitions later, from a topic pattern, must not hold the cluster back meanwhile).
+    /// With `false` (the default) it holds: `None`.
+    pub fn set_follow_clock_when_empty(&mut self, follow: bool) {
+        self.follow_clock_when_empty = follow;
     }
 
     /// The partitions, in the order given to [`Watermarks::new`].
@@ -109,7 +135,11 @@ impl Watermarks {
             let wm = p.max_ts?.saturating_sub(self.delay_ms);
             min = Some(min.map_or(wm, |m| m.min(wm)));
         }
-        if any_active || self.parts.is_empty() {
+        if self.parts.is_empty() {
+            let idle = now_ms.saturating_sub(self.since_ms) >= self.idle_ms;
+            return (self.follow_clock_when_empty && idle).then(|| now_ms.saturating_sub(self.delay_ms));
+        }
+        if any_active {
             return min;
         }
         // Every partition is idle: follow the wall clock (see the module docs).
@@ -198,6 +228,31 @@ mod tests {
         w.on_end(1);
         assert_eq!(w.watermark(1_099), None);
         assert_eq!(w.watermark(1_100), Some(5_000));
+    }
+
+    #[test]
+    fn a_partition_added_later_holds_until_its_first_data_or_idleness() {
+        let mut w = Watermarks::new(&[0], 0, 1_000, 0);
+        w.on_data(0, 5_000, 0);
+        assert_eq!(w.watermark(10), Some(5_000));
+        let i = w.add(7, 20);
+        assert_eq!((i, w.partitions()[1].partition), (1, 7));
+        assert_eq!(w.watermark(30), None, "the new partition may yield anything");
+        w.on_data(i, 3_000, 40); // behind the watermark already: downstream counts these late
+        assert_eq!(w.watermark(40), Some(3_000));
+        let j = w.add(8, 50);
+        w.on_end(j); // empty: it stops holding once idle
+        assert_eq!(w.watermark(1_049), None);
+        assert_eq!(w.watermark(1_050), Some(3_000));
+    }
+
+    #[test]
+    fn without_partitions_it_holds_or_follows_the_clock_after_the_idle_timeout() {
+        let mut w = Watermarks::new(&[], 100, 1_000, 0);
+        assert_eq!(w.watermark(5_000), None);
+        w.set_follow_clock_when_empty(true);
+        assert_eq!(w.watermark(999), None);
+        assert_eq!(w.watermark(1_000), Some(900));
     }
 
     #[test]
