@@ -12,6 +12,8 @@ use std::time::Duration;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use crate::kafka::target::{broker_problem, topic_problem};
+
 /// librdkafka options tickflow sets itself; `options` may not override them.
 pub const RESERVED_OPTIONS: &[&str] = &[
     "bootstrap.servers",
@@ -406,41 +408,10 @@ enum Selected {
     Pattern(Regex),
 }
 
-/// Why `b` is not a `host:port` broker address, if it is not.
-fn broker_problem(b: &str) -> Option<&'static str> {
-    if b.is_empty() {
-        return Some("is an empty list entry");
-    }
-    let Some((host, port)) = b.rsplit_once(':') else {
-        return Some(if b.bytes().all(|c| c.is_ascii_digit()) { "has no host" } else { "has no port" });
-    };
-    if host.is_empty() || host == "[]" {
-        return Some("has no host");
-    }
-    match port.parse::<u16>() {
-        Ok(0) | Err(_) => Some("has no valid port (1-65535)"),
-        Ok(_) => None,
-    }
-}
-
-/// Why `t` is not a legal Kafka topic name, if it is not.
-fn topic_problem(t: &str) -> Option<&'static str> {
-    if t.is_empty() {
-        Some("is empty")
-    } else if t == "." || t == ".." {
-        Some("is not a legal topic name")
-    } else if t.len() > 249 {
-        Some("is longer than 249 characters")
-    } else if !t.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-')) {
-        Some("may only contain [A-Za-z0-9._-]")
-    } else {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kafka::target::broker_problem;
 
     fn parse(s: &str) -> KafkaSourceConfig {
         toml::from_str(s).unwrap()

@@ -1062,18 +1062,24 @@ fn connect(
     Ok(Setup { consumer: Some(Arc::new(consumer)), positions, assigner, known })
 }
 
+/// Start-up retries: 100 ms doubling to 2 s, no jitter (one consumer per worker).
+const STARTUP_RETRY: crate::retry::Policy =
+    crate::retry::Policy::exponential(Duration::from_millis(100), Duration::from_secs(2));
+
 /// Runs `f` until it succeeds, fails with a non-retryable error, or `deadline` passes
-/// (backoff 100 ms doubling to 2 s). `f` is told whether this is the last attempt.
+/// ([`STARTUP_RETRY`]). `f` is told whether this is the last attempt.
 fn retry<T>(deadline: Instant, mut f: impl FnMut(bool) -> Result<T, KafkaSourceError>) -> Result<T, KafkaSourceError> {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = STARTUP_RETRY.backoff(0);
+    let mut wait = STARTUP_RETRY.step(1);
     loop {
-        let last = Instant::now() + backoff >= deadline;
+        let last = Instant::now() + wait >= deadline;
         match f(last) {
             Ok(v) => return Ok(v),
             Err(e) if e.is_retryable() && !last => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "Kafka not ready; retrying");
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+                wait = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in = ?wait, "Kafka not ready; retrying");
+                std::thread::sleep(wait);
+                wait = STARTUP_RETRY.step(backoff.failures() + 1);
             }
             Err(e) => return Err(e),
         }
