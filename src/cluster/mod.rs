@@ -194,7 +194,9 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
             ),
             Some(dir) => Some(
                 match &shared_bars {
-                    Some(bars) => FileSink::replay(dir, index, format, &b.set, unit, b.file_columns.clone(), bars.clone()),
+                    Some(bars) => {
+                        FileSink::replay(dir, index, format, &b.set, unit, b.file_columns.clone(), bars.clone())
+                    }
                     None => FileSink::create(dir, index, format, &b.set, unit, b.file_columns.clone()),
                 }
                 .map_err(|e| format!("creating result files in {}: {e}", dir.display()))?,

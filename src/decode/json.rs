@@ -1370,7 +1370,11 @@ fn parse_udf(body: &[u8]) -> Result<Result<Udf<'_>, DecodeErrorKind>, Syntax> {
             } else {
                 s.skip_value(0)?;
                 let field = String::from_utf8_lossy(&key).into_owned();
-                err.get_or_insert(DecodeErrorKind::WrongType { field, expected: "a string", found: "another type".into() });
+                err.get_or_insert(DecodeErrorKind::WrongType {
+                    field,
+                    expected: "a string",
+                    found: "another type".into(),
+                });
                 None
             };
             if key.as_ref() == b"s" { udf.status = v } else { udf.errmsg = v }
@@ -1437,8 +1441,11 @@ mod tests {
 
     fn ts_text() -> impl Strategy<Value = String> {
         prop_oneof![
-            (1_600_000_000u64..1_800_000_000, 0u32..4)
-                .prop_map(|(s, d)| if d == 0 { format!("{s}") } else { format!("{s}.{:0w$}", s % 10u64.pow(d), w = d as usize) }),
+            (1_600_000_000u64..1_800_000_000, 0u32..4).prop_map(|(s, d)| if d == 0 {
+                format!("{s}")
+            } else {
+                format!("{s}.{:0w$}", s % 10u64.pow(d), w = d as usize)
+            }),
             (1_600_000_000_000u64..1_800_000_000_000).prop_map(|ms| ms.to_string()),
             (1_600_000_000_000_000u64..1_800_000_000_000_000).prop_map(|us| format!("{us}")),
             "[0-9]{1,20}(\\.[0-9]{1,6})?|-[0-9]{1,12}",
@@ -1497,7 +1504,11 @@ mod tests {
             assert!(fast.is_some(), "{line}");
             assert_eq!(fast.map(Ok), Some(decode_general(line.as_bytes(), 1, &bounds)));
         }
-        let (bar, unit) = fast::decode(br#"{"symbol":"A","ts":1700000000.1239,"open":3,"high":3,"low":3,"close":3,"volume":1}"#, &bounds).unwrap();
+        let (bar, unit) = fast::decode(
+            br#"{"symbol":"A","ts":1700000000.1239,"open":3,"high":3,"low":3,"close":3,"volume":1}"#,
+            &bounds,
+        )
+        .unwrap();
         assert_eq!((bar.ts, unit), (1_700_000_000_123, TsUnit::Seconds));
     }
 

@@ -66,7 +66,13 @@ impl TsUnit {
                 out.push_str(itoa::Buffer::new().format(secs));
                 if frac != 0 {
                     let digits = [b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8];
-                    let keep = if frac % 100 == 0 { 1 } else if frac % 10 == 0 { 2 } else { 3 };
+                    let keep = if frac % 100 == 0 {
+                        1
+                    } else if frac % 10 == 0 {
+                        2
+                    } else {
+                        3
+                    };
                     out.push('.');
                     // ASCII digits.
                     out.push_str(std::str::from_utf8(&digits[..keep]).unwrap_or_default());

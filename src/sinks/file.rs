@@ -399,8 +399,17 @@ struct PartFile {
 enum Target {
     Direct(BufWriter<Box<dyn Write>>),
     /// Whole blocks of rows appended to a file other workers append to as well.
-    Shared { file: SharedFile, buf: Vec<u8> },
-    Parts { dir: PathBuf, epoch: u64, roll: RollPolicy, open: Option<OpenPart>, closed: Vec<PartEntry> },
+    Shared {
+        file: SharedFile,
+        buf: Vec<u8>,
+    },
+    Parts {
+        dir: PathBuf,
+        epoch: u64,
+        roll: RollPolicy,
+        open: Option<OpenPart>,
+        closed: Vec<PartEntry>,
+    },
 }
 
 fn create(dir: &Path, name: &str, header: Option<&str>) -> io::Result<BufWriter<Box<dyn Write>>> {
