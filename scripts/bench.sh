@@ -10,7 +10,7 @@
 #   scripts/bench.sh checkpoint # checkpoint size, pause and write time at 1k/10k/100k symbols;
 #                               # throughput with checkpoints every 10 s and every 1 s vs none
 #
-# Environment: W1_RECORDS (default 2000000), RUNS (repeats, median taken; default 3),
+# Environment: SKIP_BUILD=1 (use the binaries already built), W1_RECORDS (default 2000000), RUNS (repeats, median taken; default 3),
 # KAFKA_BARS (pre-loaded bars, default 1000000), RATES (fixed input rates, default "10000 20000 50000"),
 # LATENCY_SECS (per fixed rate, default 20), SOAK_SECS (default 120; 600 = the 10-minute soak).
 set -euo pipefail
@@ -22,8 +22,10 @@ W1_RECORDS=${W1_RECORDS:-2000000}
 RUNS=${RUNS:-3}
 what=${1:-all}
 
-echo "== building (release)"
-cargo build --release --quiet --bin tickflow --bin tickflow-bench --bin w1-plain
+if [ -z "${SKIP_BUILD:-}" ]; then
+  echo "== building (release)"
+  cargo build --release --quiet --bin tickflow --bin tickflow-bench --bin w1-plain
+fi
 TF=${CARGO_TARGET_DIR:-target}/release/tickflow
 TB=${CARGO_TARGET_DIR:-target}/release/tickflow-bench
 TP=${CARGO_TARGET_DIR:-target}/release/w1-plain
