@@ -644,7 +644,8 @@ mod tests {
                 "sinks.file.dir: missing; expected a directory such as \"run/out\" (only `tickflow replay`, which \
                  writes to --output, goes without)",
                 "sinks.file.columns[1]: \"timestamp\" is not a column of the bars rows of this config; expected one \
-                 of: symbol, ts, open, high, low, close, volume, sma_20, rsi_14, signal",
+                 of: symbol, ts, open, high, low, close, volume, sma_20, rsi_14, sma_5, ema_20, macd, macd_signal, \
+                 macd_hist, signal",
                 "sinks.file.columns[4]: \"rsi_14\" is listed twice; list each column once",
             ],
             "{e}"
