@@ -3,7 +3,8 @@
 # asserts a time, but a W1 run whose output fails the checker fails the script.
 #
 #   scripts/bench.sh            # all: w1, kafka, soak
-#   scripts/bench.sh w1         # W1 file → dataflow → file, 1 and 2 workers, vs the no-engine loop
+#   scripts/bench.sh w1         # W1 file → dataflow → file, 1 and 2 workers, vs the plain loop and
+#                               # the own no-engine loop (interleaved in every run)
 #   scripts/bench.sh kafka      # Kafka → 2-process cluster → ILP/HTTP receiver: rate and latency
 #   scripts/bench.sh soak       # the generator at a fixed rate; RSS sampled over time
 #   scripts/bench.sh questdb    # file → 2 workers (standard set, 1m/5m/1h candles) → QuestDB-like
@@ -12,7 +13,7 @@
 #   scripts/bench.sh checkpoint # checkpoint size, pause and write time at 1k/10k/100k symbols;
 #                               # throughput with checkpoints every 10 s and every 1 s vs none
 #
-# Environment: W1_RECORDS (default 2000000), RUNS (repeats, median taken; default 3),
+# Environment: SKIP_BUILD=1 (use the binaries already built), W1_RECORDS (default 2000000), RUNS (repeats, median taken; default 3),
 # KAFKA_BARS (pre-loaded bars, default 1000000), RATES (fixed input rates, default "10000 20000 50000"),
 # LATENCY_SECS (per fixed rate, default 20), SOAK_SECS (default 120; 600 = the 10-minute soak),
 # QDB_BARS (bars for the questdb bench, default 500000).
@@ -25,11 +26,14 @@ W1_RECORDS=${W1_RECORDS:-2000000}
 RUNS=${RUNS:-3}
 what=${1:-all}
 
-echo "== building (release)"
-cargo build --release --quiet --bin tickflow --bin tickflow-bench --bin tickflow-ilp-bench
-TF=target/release/tickflow
-TB=target/release/tickflow-bench
-TI=target/release/tickflow-ilp-bench
+if [ -z "${SKIP_BUILD:-}" ]; then
+  echo "== building (release)"
+  cargo build --release --quiet --bin tickflow --bin tickflow-bench --bin w1-plain --bin tickflow-ilp-bench
+fi
+TF=${CARGO_TARGET_DIR:-target}/release/tickflow
+TB=${CARGO_TARGET_DIR:-target}/release/tickflow-bench
+TP=${CARGO_TARGET_DIR:-target}/release/w1-plain
+TI=${CARGO_TARGET_DIR:-target}/release/tickflow-ilp-bench
 results="$OUT/results.md"
 {
   echo "# tickflow benchmark results"
@@ -40,10 +44,11 @@ results="$OUT/results.md"
   echo
 } >"$results"
 
-# time_run LABEL CMD... → prints "wall_s peak_rss_kb" for the command
+# time_run CMD... → prints "wall_s peak_rss_kb cpu_s" for the command
 time_run() {
   local tf; tf=$(mktemp)
-  /usr/bin/env time -f "%e %M" -o "$tf" "$@" >/dev/null 2>"$tf.err" || { cat "$tf.err" >&2; rm -f "$tf" "$tf.err"; return 1; }
+  /usr/bin/env time -f "%e %M %U %S" -o "$tf" "$@" >/dev/null 2>"$tf.err" || { cat "$tf.err" >&2; rm -f "$tf" "$tf.err"; return 1; }
+  awk '{printf "%s %s %.2f\n", $1, $2, $3 + $4}' "$tf" >"$tf.out"; mv "$tf.out" "$tf"
   cat "$tf"; rm -f "$tf" "$tf.err"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -59,32 +64,47 @@ bench_w1() {
     echo "== computing the reference output (reference.py; slow, cached)"
     python3 bench/w1/reference.py "$input" "$ref"
   fi
-  declare -A wall rss
+  local load0; load0=$(cut -d' ' -f1-3 /proc/loadavg)
+  # Interleaved A/B: every run times all four, so load drifts hit each alike.
+  declare -A wall rss cpu
+  local kinds="plain base tf1 tf2"
   for ((r = 1; r <= RUNS; r++)); do
     echo "== W1 run $r/$RUNS"
-    read -r w m < <(time_run "$TB" baseline "$input" "$OUT/w1_base.csv" bench/w1/w1.toml); wall[base]+="$w "; rss[base]=$m
-    for wk in 1 2; do
-      read -r w m < <(time_run "$TF" replay --input "$input" --output "$OUT/w1_tf$wk.csv" --workers "$wk" --config bench/w1/w1.toml)
-      wall[tf$wk]+="$w "; rss[tf$wk]=$m
+    for k in $kinds; do
+      local cmd
+      case $k in
+        plain) cmd=("$TP" "$input" "$OUT/w1_plain.csv") ;;
+        base) cmd=("$TB" baseline "$input" "$OUT/w1_base.csv" bench/w1/w1.toml) ;;
+        tf*) cmd=("$TF" replay --input "$input" --output "$OUT/w1_$k.csv" --workers "${k#tf}" --config bench/w1/w1.toml) ;;
+      esac
+      read -r w m c < <(time_run "${cmd[@]}")
+      wall[$k]+="$w "; cpu[$k]+="$c "; rss[$k]=$m
     done
   done
   echo "== checking every output against the reference (check.py)"
-  for o in base tf1 tf2; do
+  for o in $kinds; do
     python3 bench/w1/check.py "$ref" "$OUT/w1_$o.csv" --quiet || { echo "bench.sh: W1 output $o FAILED the check"; exit 1; }
   done
-  local b t1 t2
-  b=$(echo "${wall[base]}" | tr ' ' '\n' | grep . | median)
-  t1=$(echo "${wall[tf1]}" | tr ' ' '\n' | grep . | median)
-  t2=$(echo "${wall[tf2]}" | tr ' ' '\n' | grep . | median)
+  med() { echo "$1" | tr ' ' '\n' | grep . | median; }
+  local p b t1
+  p=$(med "${wall[plain]}"); b=$(med "${wall[base]}"); t1=$(med "${wall[tf1]}")
   {
-    echo "## W1: $W1_RECORDS bars, 1000 symbols, SMA 20 / EMA 20 / RSI 14 + signal (median of $RUNS; all outputs CHECK PASSED)"
+    echo "## W1: $W1_RECORDS bars, 1000 symbols, SMA 20 / EMA 20 / RSI 14 + signal, spec columns (median of $RUNS, interleaved; all outputs CHECK PASSED)"
     echo
-    echo "| run | wall s | bars/s | ratio to baseline | peak RSS MB |"
-    echo "|---|---|---|---|---|"
-    for k in base tf1 tf2; do
-      local w; w=$(echo "${wall[$k]}" | tr ' ' '\n' | grep . | median)
-      local name; case $k in base) name="no-engine loop (tickflow-bench baseline)";; tf1) name="tickflow replay, 1 worker";; tf2) name="tickflow replay, 2 workers";; esac
-      awk -v n="$name" -v w="$w" -v b="$b" -v r="${rss[$k]}" -v N="$W1_RECORDS" 'BEGIN {printf "| %s | %.2f | %.0f | %.2f× | %.0f |\n", n, w, N/w, b/w, r/1024}'
+    echo "- load average before the runs: $load0; after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    echo "| run | wall s (runs) | CPU s | bars/s | × plain loop | × own baseline | × 1 worker | peak RSS MB |"
+    echo "|---|---|---|---|---|---|---|---|"
+    for k in $kinds; do
+      local w c name; w=$(med "${wall[$k]}"); c=$(med "${cpu[$k]}")
+      case $k in
+        plain) name="plain loop (w1-plain: serde_json, HashMap, ryu)";;
+        base) name="own no-engine loop (tickflow-bench baseline)";;
+        tf1) name="tickflow replay, 1 worker";;
+        tf2) name="tickflow replay, 2 workers";;
+      esac
+      awk -v n="$name" -v w="$w" -v runs="${wall[$k]% }" -v c="$c" -v p="$p" -v b="$b" -v t1="$t1" -v r="${rss[$k]}" -v N="$W1_RECORDS" \
+        'BEGIN {printf "| %s | %.2f (%s) | %.2f | %.0f | %.2f× | %.2f× | %.2f× | %.0f |\n", n, w, runs, c, N/w, p/w, b/w, t1/w, r/1024}'
     done
     echo
   } | tee -a "$results"

@@ -46,8 +46,8 @@ enum Command {
         #[arg(long = "input", required = true)]
         inputs: Vec<PathBuf>,
         /// Output file: `.csv` or `.ndjson` (`.jsonl`, `.json`). Candles, signal changes, late
-        /// bars and dead letters go to `<FILE>.d/`. With several workers the rows are grouped
-        /// by worker (each worker's symbols in event-time order); `--sorted` orders them.
+        /// bars and dead letters go to `<FILE>.d/`. With several workers, each worker's rows
+        /// come in blocks of about 1 MiB (each symbol's in event-time order); `--sorted` orders them.
         #[arg(long)]
         output: PathBuf,
         /// Sort the output file by event time, then symbol (for diffing runs of other shapes).
@@ -219,6 +219,10 @@ fn real_main(command: Command) -> anyhow::Result<()> {
             cfg.source.file.rate = rate;
             cfg.cluster.processes = vec!["127.0.0.1:2101".into()];
             cfg.cluster.workers = workers.unwrap_or(1);
+            if let Some(f) = cfg.sinks.file.as_mut() {
+                // The results go to --output; `[sinks.file]` only chooses columns here.
+                f.dir.get_or_insert_with(|| tickflow::cluster::part_dir(&output).display().to_string());
+            }
             if let Some(unit) = ts_unit {
                 cfg.output.ts_unit = unit;
             }

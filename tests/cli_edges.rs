@@ -191,3 +191,51 @@ fn a_config_type_error_is_listed_with_the_other_problems() {
     );
     assert!(err.contains("cluster.workers: 0 is outside 1..=256"), "{err}");
 }
+
+#[test]
+fn replay_workers_share_one_output_file_with_the_chosen_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for k in 0..50 {
+        for sym in ["AAA", "BBB", "CCC", "DDD"] {
+            let ts = 1_700_000_000 + 60 * k;
+            let c = 100.0 + k as f64;
+            text.push_str(&format!(
+                "{{\"stock_symbol\": \"{sym}\", \"timestamp\": {ts}.0, \"open\": {c}, \"high\": {c}, \"low\": {c}, \
+                 \"close\": {c}, \"volume\": 1}}\n"
+            ));
+        }
+    }
+    let input = write(dir.path(), "in.ndjson", &text);
+    let cfg = write(
+        dir.path(),
+        "w1.toml",
+        "[indicators]\nlist = [\"sma:20\"]\n[windows]\ntimeframes = []\n[sinks.file]\ncolumns = [\"symbol\", \"ts\", \"close\", \"sma_20\"]\n",
+    );
+    let out = dir.path().join("out.csv");
+    let (code, _, err) = run(tickflow()
+        .arg("replay")
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&out)
+        .args(["--workers", "2", "--config"])
+        .arg(&cfg));
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("symbol,ts,close,sma_20"));
+    let mut rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 200);
+    rows.sort();
+    assert_eq!(rows[0], "AAA,1700000000,100,");
+    assert_eq!(rows[19], "AAA,1700001140,119,109.5");
+    // Nothing is left to concatenate, and nothing half-written is left behind.
+    let parts: Vec<String> = std::fs::read_dir(dir.path().join("out.csv.d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("bars"))
+        .collect();
+    assert!(parts.is_empty(), "{parts:?}");
+    assert!(!dir.path().join(".out.csv.inprogress").exists());
+}

@@ -3,7 +3,8 @@
 //! - `tickflow-bench baseline INPUT.ndjson OUTPUT.csv [CONFIG.toml]` — the no-engine baseline of
 //!   W1: one thread, one loop, the same decoding, indicator arithmetic and output formatting as
 //!   tickflow and nothing else (no timely, no exchange, no event-time ordering, no sinks).
-//!   tickflow's bars/s are reported as a ratio to this loop measured in the same run.
+//!   tickflow's bars/s are reported as a ratio to this loop measured in the same run, and to
+//!   `w1-plain` (an independent loop written the obvious way).
 //! - `tickflow-bench receiver ADDR OUT.json [WARMUP_MS]` — an ILP/HTTP receiver that answers like QuestDB
 //!   (`/exec` 200, `/write` 204) and measures, for every `bars` row, the latency from the bar's
 //!   event time (set to its produce time by the load generator) to its arrival; writes
@@ -40,11 +41,17 @@ fn baseline(args: &[String]) -> anyhow::Result<()> {
         Some(p) => std::fs::read_to_string(p)?,
         None => DEFAULT.to_string(),
     };
-    let set: IndicatorSet = Config::parse(&text)?.build()?.set;
+    let mut cfg = Config::parse(&text)?;
+    if let Some(f) = cfg.sinks.file.as_mut() {
+        // Only the columns matter here (like `tickflow replay`, which writes to --output).
+        f.dir.get_or_insert_with(|| "unused".into());
+    }
+    let built = cfg.build()?;
+    let set: IndicatorSet = built.set;
     let started = Instant::now();
     let reader = NdjsonReader::new(BufReader::with_capacity(1 << 20, File::open(&args[1])?), TimeBounds::default());
     let mut out = BufWriter::with_capacity(1 << 20, File::create(&args[2])?);
-    let mut fmt = RowFormat::new(FileFormat::Csv, &set, TsUnit::Seconds);
+    let mut fmt = RowFormat::with_columns(FileFormat::Csv, &set, TsUnit::Seconds, built.file_columns);
     if let Some(h) = fmt.bars_header() {
         out.write_all(h.as_bytes())?;
     }

@@ -24,7 +24,7 @@ use crate::config::{Built, FileFormat, SourceSpec};
 use crate::decode::TsUnit;
 use crate::recovery::plan::owns;
 use crate::recovery::{Coordinator, RestorePlan, Resume, RunControl, SourceState};
-use crate::sinks::file::{FileSink, concat_parts};
+use crate::sinks::file::{FileSink, RowFormat, SharedFile};
 use crate::sinks::worker::{QuestDbOut, WorkerOutputs};
 use crate::sources::driver::{DriverConfig, Host, Reader};
 use crate::sources::file::{FileSource, streams_for_worker};
@@ -161,6 +161,16 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
         (None, SourceSpec::Generator { .. } | SourceSpec::Kafka(_)) => TsUnit::Millis,
     };
     let to_stdout = built.stdout && matches!(output, Output::Configured);
+    // A replay's workers all append their rows to one file (no concatenation after), hidden
+    // until the run succeeded.
+    let shared_bars = match &output {
+        Output::Replay(file) => {
+            let header = RowFormat::with_columns(format, &built.set, unit, built.file_columns.clone()).bars_header();
+            let tmp = in_progress_path(file);
+            Some(SharedFile::create(&tmp, header.as_deref()).with_context(|| format!("creating {}", tmp.display()))?)
+        }
+        Output::Configured => None,
+    };
     let plan = Arc::new(plan);
     let b = built.clone();
     let m = metrics.clone();
@@ -179,12 +189,17 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
         let _ = register_timely_logging(worker, &m);
         let file = match &sink_dir {
             Some(dir) if transactional => Some(
-                FileSink::transactional(dir, index, plan.epoch, b.roll, format, &b.set, unit)
+                FileSink::transactional(dir, index, plan.epoch, b.roll, format, &b.set, unit, b.file_columns.clone())
                     .map_err(|e| format!("creating result files in {}: {e}", dir.display()))?,
             ),
             Some(dir) => Some(
-                FileSink::create(dir, index, format, &b.set, unit)
-                    .map_err(|e| format!("creating result files in {}: {e}", dir.display()))?,
+                match &shared_bars {
+                    Some(bars) => {
+                        FileSink::replay(dir, index, format, &b.set, unit, b.file_columns.clone(), bars.clone())
+                    }
+                    None => FileSink::create(dir, index, format, &b.set, unit, b.file_columns.clone()),
+                }
+                .map_err(|e| format!("creating result files in {}: {e}", dir.display()))?,
             ),
             None if to_stdout => Some(FileSink::stdout(&b.set, unit)),
             None => None,
@@ -335,12 +350,16 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
         anyhow::bail!(e);
     }
     if let Output::Replay(file) = &output {
-        let dir = part_dir(file);
-        let ext = if format == FileFormat::Csv { "csv" } else { "ndjson" };
-        let parts: Vec<PathBuf> = (0..built.workers).map(|w| dir.join(format!("bars-w{w}.{ext}"))).collect();
-        concat_parts(&parts, file, format == FileFormat::Csv).with_context(|| format!("writing {}", file.display()))?;
+        let tmp = in_progress_path(file);
+        std::fs::rename(&tmp, file).with_context(|| format!("renaming {} to {}", tmp.display(), file.display()))?;
     }
     Ok(metrics.totals())
+}
+
+/// Where a replay writes its output file until the run succeeded: `.<FILE>.inprogress` beside it.
+fn in_progress_path(file: &std::path::Path) -> PathBuf {
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    file.with_file_name(format!(".{name}.inprogress"))
 }
 
 /// With `serve.linger`, keeps the status server (and the query API over the final state)

@@ -449,7 +449,13 @@ pub struct StdoutSinkSection {}
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct FileSinkSection {
     /// Directory for result files (one set per worker: `bars-w<N>.csv`, `candles-w<N>.csv`, ...).
-    pub dir: String,
+    /// Required by `tickflow run`; `tickflow replay` writes to its `--output` instead.
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// The columns of `bars` rows, in order (default: every column, `symbol, ts, open, high,
+    /// low, close, volume`, the indicator columns, `signal`).
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
     /// "csv" or "ndjson".
     #[serde(default = "default_file_format")]
     pub format: String,

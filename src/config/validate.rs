@@ -100,6 +100,8 @@ pub struct Built {
     pub set: IndicatorSet,
     /// File sink: directory and format.
     pub file_sink: Option<(PathBuf, FileFormat)>,
+    /// The columns of `bars` rows in result files (`sinks.file.columns`; every column by default).
+    pub file_columns: crate::sinks::file::BarColumns,
     /// Write every result to standard output.
     pub stdout: bool,
     /// Alert rules and notifications.
@@ -453,8 +455,23 @@ impl Config {
                     FileFormat::Csv
                 }
             };
-            (PathBuf::from(&f.dir), format)
+            let dir = f.dir.clone().unwrap_or_else(|| {
+                errs.push(
+                    "sinks.file.dir: missing; expected a directory such as \"run/out\" (only `tickflow replay`, \
+                     which writes to --output, goes without)"
+                        .into(),
+                );
+                String::new()
+            });
+            (PathBuf::from(dir), format)
         });
+        let file_columns = match self.sinks.file.as_ref().and_then(|f| f.columns.as_ref()) {
+            None => crate::sinks::file::BarColumns::all(&set),
+            Some(names) => crate::sinks::file::BarColumns::parse(names, &set).unwrap_or_else(|e| {
+                errs.extend(e);
+                crate::sinks::file::BarColumns::all(&set)
+            }),
+        };
 
         if self.sinks.stdout.is_some() && self.sinks.file.is_some() {
             errs.push(
@@ -515,6 +532,7 @@ impl Config {
             windows,
             set,
             file_sink,
+            file_columns,
             stdout: self.sinks.stdout.is_some(),
             alerts,
             questdb: self.sinks.questdb.clone(),
@@ -607,7 +625,7 @@ mod tests {
             e.0,
             // Sections in key order (TOML tables are sorted), then the semantic problems.
             [
-                "sinks.file.bogus: unknown field `bogus`; expected one of `dir`, `format`, `roll-interval`, `roll-bytes`",
+                "sinks.file.bogus: unknown field `bogus`; expected one of `dir`, `columns`, `format`, `roll-interval`, `roll-bytes`",
                 "source.generator.rate: invalid value: integer `-5`, expected u64; expected a whole number >= 0, e.g. rate = 100",
                 "source.generator.symbols: invalid type: string \"many\", expected usize; expected a whole number >= 0, e.g. symbols = 100",
                 "windows.timeframes: invalid type: string \"1m\", expected a sequence; expected a list, e.g. timeframes = [\"1m\", \"5m\"]",
@@ -618,6 +636,53 @@ mod tests {
         let syntax = Config::parse("[cluster\nworkers = 2").unwrap_err();
         assert_eq!(syntax.0.len(), 1);
         assert!(syntax.0[0].contains("line 1"), "{syntax}");
+    }
+
+    #[test]
+    fn file_columns_are_checked_against_the_bars_columns() {
+        let text = r#"
+            [indicators]
+            list = ["sma:20", "rsi:14"]
+            [sinks.file]
+            columns = ["symbol", "timestamp", "rsi_14", "sma_20", "rsi_14"]
+        "#;
+        let e = Config::parse(text).unwrap().build().unwrap_err();
+        assert_eq!(
+            e.0,
+            [
+                "sinks.file.dir: missing; expected a directory such as \"run/out\" (only `tickflow replay`, which \
+                 writes to --output, goes without)",
+                "sinks.file.columns[1]: \"timestamp\" is not a column of the bars rows of this config; expected one \
+                 of: symbol, ts, open, high, low, close, volume, sma_20, rsi_14, sma_5, ema_20, macd, macd_signal, \
+                 macd_hist, signal",
+                "sinks.file.columns[4]: \"rsi_14\" is listed twice; list each column once",
+            ],
+            "{e}"
+        );
+        let ok = "[indicators]\nlist = [\"ema:5\"]\n[sinks.file]\ndir = \"out\"\ncolumns = [\"symbol\", \"ema_5\", \"ts\"]\n";
+        let built = Config::parse(ok).unwrap().build().unwrap();
+        assert_eq!(
+            built.file_columns,
+            crate::sinks::file::BarColumns::parse(&["symbol".into(), "ema_5".into(), "ts".into()], &built.set).unwrap()
+        );
+        let fmt = crate::sinks::file::RowFormat::with_columns(
+            FileFormat::Csv,
+            &built.set,
+            crate::decode::TsUnit::Millis,
+            built.file_columns.clone(),
+        );
+        assert_eq!(fmt.bars_header().as_deref(), Some("symbol,ema_5,ts\n"));
+        assert_eq!(
+            crate::sinks::file::BarColumns::all(&built.set),
+            crate::sinks::file::BarColumns::parse(
+                &["symbol", "ts", "open", "high", "low", "close", "volume", "ema_5", "signal"].map(String::from),
+                &built.set
+            )
+            .unwrap()
+        );
+        let empty = "[sinks.file]\ndir = \"out\"\ncolumns = []\n";
+        let e = Config::parse(empty).unwrap().build().unwrap_err();
+        assert!(e.0[0].starts_with("sinks.file.columns: empty; expected some of: symbol, ts,"), "{e}");
     }
 
     #[test]

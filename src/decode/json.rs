@@ -46,24 +46,25 @@ use super::timestamp::{self, TsUnit, is_json_number};
 /// assert_eq!(err.unwrap_err().to_string(), r#"record 4: price: "NaN" is not a finite number"#);
 /// ```
 pub fn decode_json_line(line: &[u8], record_no: u64, bounds: &TimeBounds) -> Result<Bar, DecodeError> {
-    let at = |kind| DecodeError::new(Location::Record(record_no), kind);
-    let mut s = Scanner::new(line);
-    s.skip_bom();
-    s.ws();
-    let result = decode_object(&mut s, bounds).map_err(|e| at(e.into_kind()))?;
-    s.ws();
-    if !s.eof() {
-        return Err(at(s.syntax("unexpected text after the object").into_kind()));
-    }
-    result.map(|(bar, _)| bar).map_err(at)
+    decode_json_line_with_unit(line, record_no, bounds).map(|(bar, _)| bar)
 }
 
 /// Like [`decode_json_line`], also returning the unit the timestamp was written in.
+#[inline]
 pub fn decode_json_line_with_unit(
     line: &[u8],
     record_no: u64,
     bounds: &TimeBounds,
 ) -> Result<(Bar, TsUnit), DecodeError> {
+    match fast::decode(line, bounds) {
+        Some(r) => Ok(r),
+        None => decode_general(line, record_no, bounds),
+    }
+}
+
+/// The general path of [`decode_json_line_with_unit`]: every shape, every error.
+#[inline(never)]
+fn decode_general(line: &[u8], record_no: u64, bounds: &TimeBounds) -> Result<(Bar, TsUnit), DecodeError> {
     let at = |kind| DecodeError::new(Location::Record(record_no), kind);
     let mut s = Scanner::new(line);
     s.skip_bom();
@@ -186,6 +187,38 @@ pub fn decode_json_array(body: &[u8], bounds: &TimeBounds) -> Vec<Result<Bar, De
         fail(&mut out, s.syntax("unexpected text after the array"));
     }
     out
+}
+
+/// Byte ranges of the top-level elements of a JSON array body (for finding a record's raw
+/// text), by the same scanner as [`decode_json_array`]: element `n` is `[n-1]`. An element
+/// with a syntax error gets the rest of the body from where it starts (its end is unknown),
+/// and ends the list, as it ends the decoding.
+pub fn json_array_elements(body: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut s = Scanner::new(body);
+    s.skip_bom();
+    s.ws();
+    if s.expect(b'[', "").is_err() {
+        return out;
+    }
+    s.ws();
+    if s.peek() == Some(b']') {
+        return out;
+    }
+    loop {
+        s.ws();
+        let start = s.pos;
+        if s.skip_value(0).is_err() {
+            out.push(start..body.trim_ascii_end().len().max(start));
+            return out;
+        }
+        out.push(start..s.pos);
+        s.ws();
+        match s.peek() {
+            Some(b',') => s.pos += 1,
+            _ => return out,
+        }
+    }
 }
 
 /// Reads NDJSON from a `BufRead`, one result per non-blank line, reusing one line buffer.
@@ -332,6 +365,285 @@ pub fn decode_udf(
 }
 
 // ---------------------------------------------------------------------------------------
+// The fast path.
+
+/// One pass over the common shape: a flat object of the seven bar fields (any order, any
+/// recognised spelling), plain decimal numbers, an ASCII symbol without escapes. Digits are
+/// accumulated while they are scanned (no second pass, no UTF-8 check: every accepted byte
+/// is ASCII), keys are dispatched by [`slot_of`]. Anything else — escapes, exponents, strings
+/// for numbers, unknown keys, ticks, duplicates, more digits than are exact, an invalid bar —
+/// gives `None`, and the general path decodes the line (and names what is wrong). So this
+/// only decides how fast, never what: when it returns a bar it is the general path's bar
+/// (tests: `fast_path_agrees_with_the_general_path`).
+mod fast {
+    use super::{Slot, TsUnit, slot_of};
+    use tickflow_operators::{Bar, Symbol, TimeBounds};
+
+    /// Powers of ten that are exact doubles.
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+        1e20, 1e21, 1e22,
+    ];
+
+    /// A plain decimal number token `-?(0|[1-9][0-9]*)(.[0-9]+)?` of at most 19 digits (so
+    /// its digits fit a u64 exactly), read as it is scanned.
+    struct Num {
+        neg: bool,
+        /// All digits, the fraction's included, as one integer.
+        mantissa: u64,
+        /// How many of them are fraction digits.
+        frac_digits: u32,
+    }
+
+    /// Digits at `b[*i..]`: how many, and their value (wrapping; callers bound the count).
+    #[inline(always)]
+    fn digits(b: &[u8], i: &mut usize, mut m: u64) -> (usize, u64) {
+        let start = *i;
+        while let Some(&c) = b.get(*i) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+            *i += 1;
+        }
+        (*i - start, m)
+    }
+
+    #[inline(always)]
+    fn number(b: &[u8], i: &mut usize) -> Option<Num> {
+        let neg = b.get(*i) == Some(&b'-');
+        *i += usize::from(neg);
+        let first = *b.get(*i)?;
+        let (int_len, mut m) = digits(b, i, 0);
+        // No digit, or a leading zero (`01`): not JSON.
+        if int_len == 0 || (first == b'0' && int_len > 1) {
+            return None;
+        }
+        let mut frac_len = 0;
+        if b.get(*i) == Some(&b'.') {
+            *i += 1;
+            (frac_len, m) = digits(b, i, m);
+            if frac_len == 0 {
+                return None;
+            }
+        }
+        if int_len + frac_len > 19 || matches!(b.get(*i), Some(b'e' | b'E')) {
+            return None;
+        }
+        Some(Num { neg, mantissa: m, frac_digits: frac_len as u32 })
+    }
+
+    const POW10_U64: [u64; 20] = {
+        let mut p = [1u64; 20];
+        let mut k = 1;
+        while k < 20 {
+            p[k] = p[k - 1] * 10;
+            k += 1;
+        }
+        p
+    };
+
+    impl Num {
+        /// Clinger's fast path: `mantissa` and `10^frac_digits` are exact doubles, so one
+        /// IEEE division is correctly rounded (the same double as `str::parse`).
+        #[inline(always)]
+        fn f64(&self) -> Option<f64> {
+            if self.mantissa >= 1 << 53 || self.frac_digits as usize >= POW10.len() {
+                return None;
+            }
+            let v = self.mantissa as f64 / POW10[self.frac_digits as usize];
+            Some(if self.neg { -v } else { v })
+        }
+
+        /// As [`super::timestamp::parse_numeric`]: the unit from the integer part's order of
+        /// magnitude, the value floored to milliseconds (non-negative values only here).
+        #[inline(always)]
+        fn ts(&self) -> Option<(i64, TsUnit)> {
+            if self.neg {
+                return None;
+            }
+            let f = self.frac_digits as usize;
+            let scale = POW10_U64[f];
+            let (int, frac) = (self.mantissa / scale, self.mantissa % scale);
+            let int_digits = POW10_U64.iter().take_while(|&&p| p <= int).count();
+            let (unit, ms) = match int_digits {
+                0..=11 => {
+                    // The first three fraction digits, floored.
+                    let frac_ms = if f <= 3 { frac * POW10_U64[3 - f] } else { frac / POW10_U64[f - 3] };
+                    (TsUnit::Seconds, int * 1000 + frac_ms)
+                }
+                12..=14 => (TsUnit::Millis, int),
+                15..=17 => (TsUnit::Micros, int / 1000),
+                _ => (TsUnit::Nanos, int / 1_000_000),
+            };
+            Some((i64::try_from(ms).ok()?, unit))
+        }
+    }
+
+    #[inline(always)]
+    fn ws(b: &[u8], i: &mut usize) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(*i) {
+            *i += 1;
+        }
+    }
+
+    /// The bytes of a string at `b[*i] == '"'` when they are printable ASCII without
+    /// escapes; `None` otherwise.
+    #[inline(always)]
+    fn ascii_string<'a>(b: &'a [u8], i: &mut usize) -> Option<&'a [u8]> {
+        let start = *i + 1;
+        let mut j = start;
+        loop {
+            match *b.get(j)? {
+                b'"' => break,
+                b'\\' => return None,
+                0x20..=0x7e => j += 1,
+                _ => return None,
+            }
+        }
+        *i = j + 1;
+        Some(&b[start..j])
+    }
+
+    /// A key spelling with its closing quote as two little-endian words and masks, so a key
+    /// is recognised with two loads and compares.
+    struct KeyWord {
+        lo: u64,
+        lo_mask: u64,
+        hi: u64,
+        hi_mask: u64,
+        slot: Slot,
+        len: usize,
+    }
+
+    const fn key_word(name: &[u8], slot: Slot) -> KeyWord {
+        let (mut lo, mut lo_mask, mut hi, mut hi_mask) = (0u64, 0u64, 0u64, 0u64);
+        let mut k = 0;
+        // The name and its closing quote, at most 16 bytes.
+        while k <= name.len() {
+            let c = if k < name.len() { name[k] } else { b'"' };
+            if k < 8 {
+                lo |= (c as u64) << (8 * k);
+                lo_mask |= 0xff << (8 * k);
+            } else {
+                hi |= (c as u64) << (8 * (k - 8));
+                hi_mask |= 0xff << (8 * (k - 8));
+            }
+            k += 1;
+        }
+        KeyWord { lo, lo_mask, hi, hi_mask, slot, len: name.len() }
+    }
+
+    /// The spellings of the bar fields of at most 15 bytes, most common first.
+    const KEYS: [KeyWord; 11] = [
+        key_word(b"stock_symbol", Slot::Symbol),
+        key_word(b"timestamp", Slot::Ts),
+        key_word(b"open", Slot::Open),
+        key_word(b"high", Slot::High),
+        key_word(b"low", Slot::Low),
+        key_word(b"close", Slot::Close),
+        key_word(b"volume", Slot::Volume),
+        key_word(b"symbol", Slot::Symbol),
+        key_word(b"ts", Slot::Ts),
+        key_word(b"size", Slot::Volume),
+        key_word(b"local_time", Slot::Ts),
+    ];
+
+    /// The slot of the key at `b[*i] == '"'`, compared with the known spellings word-wise (a
+    /// key with escapes or of another spelling goes by [`slot_of`], or gives `None`).
+    #[inline(always)]
+    fn key(b: &[u8], i: &mut usize) -> Option<Slot> {
+        if let Some(head) = b.get(*i + 1..*i + 17) {
+            let (lo, hi) = head.split_at(8);
+            // Both halves are 8 bytes long (split of a 16-byte slice).
+            let lo = u64::from_le_bytes(lo.try_into().ok()?);
+            let hi = u64::from_le_bytes(hi.try_into().ok()?);
+            for k in &KEYS {
+                if lo & k.lo_mask == k.lo && hi & k.hi_mask == k.hi {
+                    *i += k.len + 2;
+                    return Some(k.slot);
+                }
+            }
+        }
+        // The other spellings (`opening_price`, ...), or a key near the end of the line.
+        let key = ascii_string(b, i)?;
+        slot_of(key).map(|(slot, _)| slot)
+    }
+
+    /// The bar of `line` when it has the common shape and is valid; `None` sends the line
+    /// to the general path.
+    #[inline]
+    pub(super) fn decode(line: &[u8], bounds: &TimeBounds) -> Option<(Bar, TsUnit)> {
+        let b = line;
+        let mut i = 0;
+        ws(b, &mut i);
+        if b.get(i) != Some(&b'{') {
+            return None;
+        }
+        i += 1;
+        let mut seen = 0u8;
+        let mut nums = [0f64; 8];
+        let mut symbol: &[u8] = &[];
+        let mut ts = (0i64, TsUnit::Millis);
+        loop {
+            ws(b, &mut i);
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let slot = key(b, &mut i)?;
+            let bit = 1u8 << slot as u8;
+            if seen & bit != 0 || slot == Slot::Price {
+                return None;
+            }
+            seen |= bit;
+            ws(b, &mut i);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i += 1;
+            ws(b, &mut i);
+            match slot {
+                Slot::Symbol => {
+                    if b.get(i) != Some(&b'"') {
+                        return None;
+                    }
+                    symbol = ascii_string(b, &mut i)?;
+                }
+                Slot::Ts => ts = number(b, &mut i)?.ts()?,
+                _ => nums[slot as usize] = number(b, &mut i)?.f64()?,
+            }
+            ws(b, &mut i);
+            match b.get(i) {
+                Some(b',') => i += 1,
+                Some(b'}') => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+        ws(b, &mut i);
+        const ALL: u8 = (1 << Slot::Symbol as u8)
+            | (1 << Slot::Ts as u8)
+            | (1 << Slot::Open as u8)
+            | (1 << Slot::High as u8)
+            | (1 << Slot::Low as u8)
+            | (1 << Slot::Close as u8)
+            | (1 << Slot::Volume as u8);
+        if i != b.len() || seen != ALL {
+            return None;
+        }
+        // Printable ASCII, checked above.
+        let symbol = Symbol::new(std::str::from_utf8(symbol).ok()?).ok()?;
+        let n = |s: Slot| nums[s as usize];
+        let bar = Bar::new(symbol, ts.0, n(Slot::Open), n(Slot::High), n(Slot::Low), n(Slot::Close), n(Slot::Volume));
+        bar.validate(bounds).ok()?;
+        Some((bar, ts.1))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // The scanner.
 
 /// A syntax error at a byte offset.
@@ -379,6 +691,37 @@ impl<'a> Scanner<'a> {
     fn skip_bom(&mut self) {
         if self.b[self.pos..].starts_with(b"\xEF\xBB\xBF") {
             self.pos += 3;
+        }
+    }
+
+    /// Walks the object at the current `{` to its `}`: for each member, reads the key and the
+    /// `:` and calls `value` with the scanner at the value, which must consume it.
+    fn object(&mut self, mut value: impl FnMut(&mut Self, Cow<'a, [u8]>) -> Result<(), Syntax>) -> Result<(), Syntax> {
+        self.expect(b'{', "expected '{'")?;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            if self.peek() != Some(b'"') {
+                return Err(self.syntax("expected '\"' (a key)"));
+            }
+            let key = self.key()?;
+            self.ws();
+            self.expect(b':', "expected ':'")?;
+            self.ws();
+            value(self, key)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.syntax("expected ',' or '}'")),
+            }
         }
     }
 
@@ -610,34 +953,7 @@ impl<'a> Scanner<'a> {
         match self.peek() {
             Some(b'"') => self.string().map(drop),
             Some(b'-' | b'0'..=b'9') if !self.sign_then_letter() => self.number().map(drop),
-            Some(b'{') => {
-                self.pos += 1;
-                self.ws();
-                if self.peek() == Some(b'}') {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.ws();
-                    if self.peek() != Some(b'"') {
-                        return Err(self.syntax("expected '\"' (a key)"));
-                    }
-                    self.string()?;
-                    self.ws();
-                    self.expect(b':', "expected ':'")?;
-                    self.ws();
-                    self.skip_value(depth + 1)?;
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => self.pos += 1,
-                        Some(b'}') => {
-                            self.pos += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(self.syntax("expected ',' or '}'")),
-                    }
-                }
-            }
+            Some(b'{') => self.object(|s, _| s.skip_value(depth + 1)),
             Some(b'[') => {
                 self.pos += 1;
                 self.ws();
@@ -874,47 +1190,24 @@ const NAMES_VOLUME: &[&str] = &["volume", "size"];
 /// The outer error is a syntax error (the object's end is unknown); the inner one a field,
 /// presence or validation error (the scanner is past the object).
 fn decode_object(s: &mut Scanner<'_>, bounds: &TimeBounds) -> Result<Result<(Bar, TsUnit), DecodeErrorKind>, Syntax> {
-    s.expect(b'{', "expected '{'")?;
     let mut names: [Option<&'static str>; SLOTS] = [None; SLOTS];
     let mut nums = [0f64; SLOTS];
     let mut symbol: Option<Cow<'_, str>> = None;
     let mut ts: Option<(i64, TsUnit)> = None;
     let mut first_err: Option<DecodeErrorKind> = None;
-    s.ws();
-    if s.peek() == Some(b'}') {
-        s.pos += 1;
-    } else {
-        loop {
-            s.ws();
-            if s.peek() != Some(b'"') {
-                return Err(s.syntax("expected '\"' (a key)"));
-            }
-            let key = s.key()?;
-            s.ws();
-            s.expect(b':', "expected ':'")?;
-            s.ws();
-            match slot_of(&key) {
-                None => s.skip_value(0)?,
-                Some((slot, name)) => {
-                    let idx = slot as usize;
-                    let value = s.field_value()?;
-                    if first_err.is_none() {
-                        first_err = store(slot, name, value, &mut names, &mut nums, &mut symbol, &mut ts).err();
-                    }
-                    names[idx].get_or_insert(name);
+    s.object(|s, key| {
+        match slot_of(&key) {
+            None => s.skip_value(0)?,
+            Some((slot, name)) => {
+                let value = s.field_value()?;
+                if first_err.is_none() {
+                    first_err = store(slot, name, value, &mut names, &mut nums, &mut symbol, &mut ts).err();
                 }
-            }
-            s.ws();
-            match s.peek() {
-                Some(b',') => s.pos += 1,
-                Some(b'}') => {
-                    s.pos += 1;
-                    break;
-                }
-                _ => return Err(s.syntax("expected ',' or '}'")),
+                names[slot as usize].get_or_insert(name);
             }
         }
-    }
+        Ok(())
+    })?;
     if let Some(e) = first_err {
         return Ok(Err(e));
     }
@@ -1045,73 +1338,51 @@ fn parse_udf(body: &[u8]) -> Result<Result<Udf<'_>, DecodeErrorKind>, Syntax> {
     let mut err = None;
     s.skip_bom();
     s.ws();
-    s.expect(b'{', "expected '{'")?;
-    s.ws();
-    if s.peek() == Some(b'}') {
-        s.pos += 1;
-    } else {
-        loop {
-            s.ws();
-            if s.peek() != Some(b'"') {
-                return Err(s.syntax("expected '\"' (a key)"));
-            }
-            let key = s.string()?;
-            s.ws();
-            s.expect(b':', "expected ':'")?;
-            s.ws();
-            let col = match key.as_ref() {
-                "t" => Some((&mut udf.t, "t")),
-                "o" => Some((&mut udf.o, "o")),
-                "h" => Some((&mut udf.h, "h")),
-                "l" => Some((&mut udf.l, "l")),
-                "c" => Some((&mut udf.c, "c")),
-                "v" => Some((&mut udf.v, "v")),
-                _ => None,
-            };
-            if let Some((col, name)) = col {
-                if s.peek() == Some(b'[') {
-                    let values = udf_array(&mut s)?;
-                    if col.is_some() && err.is_none() {
-                        err = Some(DecodeErrorKind::Duplicate { field: name, first: name });
-                    }
-                    *col = Some(values);
-                } else {
-                    let found = match s.field_value()? {
-                        Ok(Value::Num(n)) => show_bytes(n.as_bytes()),
-                        Ok(Value::Str(v)) => show_str(&v),
-                        Err(Found::Type(t)) => t.to_string(),
-                        Err(Found::NonFinite(v)) => v,
-                    };
-                    err.get_or_insert(DecodeErrorKind::WrongType { field: name.into(), expected: "an array", found });
+    s.object(|s, key| {
+        let col = match key.as_ref() {
+            b"t" => Some((&mut udf.t, "t")),
+            b"o" => Some((&mut udf.o, "o")),
+            b"h" => Some((&mut udf.h, "h")),
+            b"l" => Some((&mut udf.l, "l")),
+            b"c" => Some((&mut udf.c, "c")),
+            b"v" => Some((&mut udf.v, "v")),
+            _ => None,
+        };
+        if let Some((col, name)) = col {
+            if s.peek() == Some(b'[') {
+                let values = udf_array(s)?;
+                if col.is_some() && err.is_none() {
+                    err = Some(DecodeErrorKind::Duplicate { field: name, first: name });
                 }
-            } else if key == "s" || key == "errmsg" {
-                let v = if s.peek() == Some(b'"') {
-                    Some(s.string()?)
-                } else {
-                    s.skip_value(0)?;
-                    let field = key.clone().into_owned();
-                    err.get_or_insert(DecodeErrorKind::WrongType {
-                        field,
-                        expected: "a string",
-                        found: "another type".into(),
-                    });
-                    None
+                *col = Some(values);
+            } else {
+                let found = match s.field_value()? {
+                    Ok(Value::Num(n)) => show_bytes(n.as_bytes()),
+                    Ok(Value::Str(v)) => show_str(&v),
+                    Err(Found::Type(t)) => t.to_string(),
+                    Err(Found::NonFinite(v)) => v,
                 };
-                if key == "s" { udf.status = v } else { udf.errmsg = v }
+                err.get_or_insert(DecodeErrorKind::WrongType { field: name.into(), expected: "an array", found });
+            }
+        } else if let b"s" | b"errmsg" = key.as_ref() {
+            let v = if s.peek() == Some(b'"') {
+                Some(s.string()?)
             } else {
                 s.skip_value(0)?;
-            }
-            s.ws();
-            match s.peek() {
-                Some(b',') => s.pos += 1,
-                Some(b'}') => {
-                    s.pos += 1;
-                    break;
-                }
-                _ => return Err(s.syntax("expected ',' or '}'")),
-            }
+                let field = String::from_utf8_lossy(&key).into_owned();
+                err.get_or_insert(DecodeErrorKind::WrongType {
+                    field,
+                    expected: "a string",
+                    found: "another type".into(),
+                });
+                None
+            };
+            if key.as_ref() == b"s" { udf.status = v } else { udf.errmsg = v }
+        } else {
+            s.skip_value(0)?;
         }
-    }
+        Ok(())
+    })?;
     s.ws();
     if !s.eof() {
         return Err(s.syntax("unexpected text after the object"));
@@ -1152,6 +1423,94 @@ fn udf_array<'a>(s: &mut Scanner<'a>) -> Result<Vec<UdfValue<'a>>, Syntax> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Number texts around the fast path's edges: plain decimals of every length, leading
+    /// zeros, signs, exponents, too many digits, and broken tokens.
+    fn number_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (0u64..10_000_000, 0usize..6).prop_map(|(m, f)| {
+                let s = m.to_string();
+                if f == 0 || f >= s.len() { s } else { format!("{}.{}", &s[..s.len() - f], &s[s.len() - f..]) }
+            }),
+            "-?(0|[1-9][0-9]{0,22})(\\.[0-9]{1,25})?([eE][+-]?[0-9]{1,3})?",
+            "-?0[0-9]{1,3}(\\.[0-9]{0,3})?",
+            "\"[0-9.]{1,8}\"|-|\\.5|1\\.|NaN|1e400|9007199254740993|0\\.0000000000000000000000001",
+        ]
+    }
+
+    fn ts_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (1_600_000_000u64..1_800_000_000, 0u32..4).prop_map(|(s, d)| if d == 0 {
+                format!("{s}")
+            } else {
+                format!("{s}.{:0w$}", s % 10u64.pow(d), w = d as usize)
+            }),
+            (1_600_000_000_000u64..1_800_000_000_000).prop_map(|ms| ms.to_string()),
+            (1_600_000_000_000_000u64..1_800_000_000_000_000).prop_map(|us| format!("{us}")),
+            "[0-9]{1,20}(\\.[0-9]{1,6})?|-[0-9]{1,12}",
+        ]
+    }
+
+    proptest! {
+        /// Whenever the fast path returns a bar, it is the one the general path returns.
+        #[test]
+        fn fast_path_agrees_with_the_general_path(
+            sym in "SYM[0-9]{4}|[A-Z]{1,5}|A\\u0042|A\"B|-|x{33}",
+            ts in ts_text(),
+            o in number_text(), h in number_text(), l in number_text(), c in number_text(), v in number_text(),
+            keys in prop::sample::select(vec![
+                ["stock_symbol", "timestamp", "open", "high", "low", "close", "volume"],
+                ["symbol", "ts", "opening_price", "high", "low", "closing_price", "size"],
+                ["symbol", "local_time", "open", "high", "low", "close", "price"],
+                ["symbol", "ts", "open", "high", "high", "close", "volume"],
+                ["symbol", "ts", "open", "high", "low", "close", "other"],
+            ]),
+            order in Just((0..7).collect::<Vec<usize>>()).prop_shuffle(),
+            sep in prop::sample::select(vec![", ", ",", " , ", ",\t"]),
+            tail in prop::sample::select(vec!["", "\n", "\r\n", " x", "}"]),
+        ) {
+            let vals = [format!("\"{sym}\""), ts, o, h, l, c, v];
+            let fields: Vec<String> = order.iter().map(|&k| format!("\"{}\": {}", keys[k], vals[k])).collect();
+            let line = format!("{{{}}}{tail}", fields.join(sep));
+            let bounds = TimeBounds::default();
+            if let Some((bar, unit)) = fast::decode(line.as_bytes(), &bounds) {
+                prop_assert_eq!(decode_general(line.as_bytes(), 1, &bounds), Ok((bar, unit)), "{}", line);
+            }
+        }
+    }
+
+    #[test]
+    fn array_elements_are_delimited_through_strings_and_nesting() {
+        let body = br#" [ {"a": "x,]}"}, {"b": [1, 2]} ,3 ] "#;
+        let got: Vec<&str> =
+            json_array_elements(body).into_iter().map(|r| std::str::from_utf8(&body[r]).unwrap()).collect();
+        assert_eq!(got, [r#"{"a": "x,]}"}"#, r#"{"b": [1, 2]}"#, "3"]);
+        assert!(json_array_elements(b"[]").is_empty());
+        let broken = br#"[{"a": 1}, {"b": tru}, {"c": 3}]  "#;
+        let got: Vec<&str> =
+            json_array_elements(broken).into_iter().map(|r| std::str::from_utf8(&broken[r]).unwrap()).collect();
+        assert_eq!(got, [r#"{"a": 1}"#, r#"{"b": tru}, {"c": 3}]"#]);
+    }
+
+    #[test]
+    fn w1_lines_take_the_fast_path() {
+        let bounds = TimeBounds::default();
+        for line in [
+            r#"{"stock_symbol": "SYM0007", "timestamp": 1700000000.0, "open": 101.2345, "high": 101.9, "low": 100.8812, "close": 101.5, "volume": 48211.37}"#,
+            "{\"symbol\":\"AAPL\",\"ts\":1700000000123,\"open\":1,\"high\":2,\"low\":0.5,\"close\":1.5,\"volume\":0}\r\n",
+        ] {
+            let fast = fast::decode(line.as_bytes(), &bounds);
+            assert!(fast.is_some(), "{line}");
+            assert_eq!(fast.map(Ok), Some(decode_general(line.as_bytes(), 1, &bounds)));
+        }
+        let (bar, unit) = fast::decode(
+            br#"{"symbol":"A","ts":1700000000.1239,"open":3,"high":3,"low":3,"close":3,"volume":1}"#,
+            &bounds,
+        )
+        .unwrap();
+        assert_eq!((bar.ts, unit), (1_700_000_000_123, TsUnit::Seconds));
+    }
 
     fn err(line: &str) -> String {
         decode_json_line(line.as_bytes(), 3, &TimeBounds::default()).unwrap_err().to_string()

@@ -17,8 +17,6 @@
 //! negative infinity (floor), so `-0.0005` s is -1 ms and every instant maps to the
 //! millisecond that contains it, whatever the input unit.
 
-use std::fmt::Write as _;
-
 use tickflow_operators::time::{Millis, days_from_civil, days_in_month, format_rfc3339};
 
 /// The unit (or form) a timestamp was written in, so an output can write `ts` back the way
@@ -58,7 +56,6 @@ impl TsUnit {
 
     /// Like [`TsUnit::format`], appending to `out` (no allocation when `out` has room).
     pub fn format_into(self, ms: Millis, out: &mut String) {
-        // Writing to a String cannot fail, hence the ignored fmt::Result values.
         match self {
             TsUnit::Seconds => {
                 let (neg, abs) = (ms < 0, ms.unsigned_abs());
@@ -66,22 +63,24 @@ impl TsUnit {
                 if neg {
                     out.push('-');
                 }
-                let _ = write!(out, "{secs}");
+                out.push_str(itoa::Buffer::new().format(secs));
                 if frac != 0 {
-                    let digits = format!("{frac:03}");
+                    let digits = [b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8];
+                    let keep = if frac % 100 == 0 {
+                        1
+                    } else if frac % 10 == 0 {
+                        2
+                    } else {
+                        3
+                    };
                     out.push('.');
-                    out.push_str(digits.trim_end_matches('0'));
+                    // ASCII digits.
+                    out.push_str(std::str::from_utf8(&digits[..keep]).unwrap_or_default());
                 }
             }
-            TsUnit::Millis => {
-                let _ = write!(out, "{ms}");
-            }
-            TsUnit::Micros => {
-                let _ = write!(out, "{}", i128::from(ms) * 1000);
-            }
-            TsUnit::Nanos => {
-                let _ = write!(out, "{}", i128::from(ms) * 1_000_000);
-            }
+            TsUnit::Millis => out.push_str(itoa::Buffer::new().format(ms)),
+            TsUnit::Micros => out.push_str(itoa::Buffer::new().format(i128::from(ms) * 1000)),
+            TsUnit::Nanos => out.push_str(itoa::Buffer::new().format(i128::from(ms) * 1_000_000)),
             TsUnit::Rfc3339 => out.push_str(&format_rfc3339(ms)),
         }
     }

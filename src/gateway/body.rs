@@ -266,7 +266,7 @@ impl<'a> RawIndex<'a> {
     pub fn new(body: &'a [u8], kind: BodyKind) -> RawIndex<'a> {
         let ranges = match kind {
             BodyKind::Ndjson | BodyKind::Csv(_) => line_ranges(body),
-            BodyKind::Array => array_elements(body),
+            BodyKind::Array => crate::decode::json::json_array_elements(body),
             BodyKind::Object | BodyKind::Udf(_) => Vec::new(),
         };
         RawIndex { body, ranges, kind }
@@ -309,55 +309,6 @@ fn line_ranges(body: &[u8]) -> Vec<Range<usize>> {
     out
 }
 
-/// Byte ranges of the top-level elements of a JSON array, as far as they can be
-/// delimited (strings and nesting tracked, nothing validated: the decoder does that).
-fn array_elements(body: &[u8]) -> Vec<Range<usize>> {
-    let mut out = Vec::new();
-    let Some(open) = body.iter().position(|&c| c == b'[') else {
-        return out;
-    };
-    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
-    let mut start = open + 1;
-    for (i, &c) in body.iter().enumerate().skip(open + 1) {
-        if in_str {
-            match (esc, c) {
-                (true, _) => esc = false,
-                (false, b'\\') => esc = true,
-                (false, b'"') => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            b'"' => in_str = true,
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' if depth > 0 => depth -= 1,
-            b',' | b']' if depth == 0 => {
-                let r = trim(body, start..i);
-                if !r.is_empty() || c == b',' {
-                    out.push(r);
-                }
-                start = i + 1;
-                if c == b']' {
-                    break;
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-fn trim(body: &[u8], mut r: Range<usize>) -> Range<usize> {
-    while r.start < r.end && body[r.start].is_ascii_whitespace() {
-        r.start += 1;
-    }
-    while r.end > r.start && body[r.end - 1].is_ascii_whitespace() {
-        r.end -= 1;
-    }
-    r
-}
-
 /// Row `i` of a UDF body as `{"t":..,"o":..,..}` (the slow path: only for dead letters).
 fn udf_row(body: &[u8], i: usize) -> Option<Vec<u8>> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -384,14 +335,6 @@ mod tests {
         assert_eq!(MediaType::from_header(Some("text/csv;header=present")), Some(MediaType::Csv));
         assert_eq!(MediaType::from_header(Some("text/plain")), None);
         assert_eq!(MediaType::from_header(None), None);
-    }
-
-    #[test]
-    fn array_elements_are_delimited_through_strings_and_nesting() {
-        let body = br#" [ {"a": "x,]}"}, {"b": [1, 2]} ,3 ] "#;
-        let got: Vec<&str> = array_elements(body).into_iter().map(|r| std::str::from_utf8(&body[r]).unwrap()).collect();
-        assert_eq!(got, [r#"{"a": "x,]}"}"#, r#"{"b": [1, 2]}"#, "3"]);
-        assert!(array_elements(b"[]").is_empty());
     }
 
     #[test]

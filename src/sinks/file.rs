@@ -3,7 +3,8 @@
 //!
 //! CSV `bars` columns: `symbol,ts,open,high,low,close,volume`, one column per indicator output
 //! (`sma_20`, `macd`, `bb_upper`, … in the configured order), then `signal`; warm-up cells are
-//! empty. `ts` is written in the unit the input used (seconds for W1), else milliseconds.
+//! empty; `sinks.file.columns` ([`BarColumns`]) chooses which of them, in which order. `ts` is
+//! written in the unit the input used (seconds for W1), else milliseconds.
 //! Rows are formatted into one reusable buffer (ryu/itoa), so writing allocates nothing per row.
 
 use std::fs::File;
@@ -17,12 +18,93 @@ use tickflow_operators::{Bar, Values};
 use crate::config::FileFormat;
 use crate::decode::TsUnit;
 
+/// One column of `bars` rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BarColumn {
+    /// `symbol`
+    Symbol,
+    /// `ts`
+    Ts,
+    /// `open`
+    Open,
+    /// `high`
+    High,
+    /// `low`
+    Low,
+    /// `close`
+    Close,
+    /// `volume`
+    Volume,
+    /// The indicator set's output column of this index (`sma_20`, ...).
+    Value(usize),
+    /// `signal`
+    Signal,
+}
+
+/// The columns of `bars` rows, in order (`sinks.file.columns`); by default every column:
+/// `symbol,ts,open,high,low,close,volume`, the indicator columns, `signal`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BarColumns(Vec<BarColumn>);
+
+impl BarColumns {
+    /// Every column of `set`'s rows, in the default order.
+    pub fn all(set: &IndicatorSet) -> BarColumns {
+        use BarColumn::*;
+        let mut v = vec![Symbol, Ts, Open, High, Low, Close, Volume];
+        v.extend((0..set.columns().len()).map(Value));
+        v.push(Signal);
+        BarColumns(v)
+    }
+
+    /// The columns named in `names` (each known, none twice, at least one), or one message
+    /// per problem, each naming the field, the bad value and what is accepted.
+    pub fn parse(names: &[String], set: &IndicatorSet) -> Result<BarColumns, Vec<String>> {
+        let known = || {
+            let mut k = vec!["symbol", "ts", "open", "high", "low", "close", "volume"];
+            k.extend(set.columns().iter().map(String::as_str));
+            k.push("signal");
+            k.join(", ")
+        };
+        let mut errs = Vec::new();
+        let mut out = Vec::with_capacity(names.len());
+        if names.is_empty() {
+            errs.push(format!("sinks.file.columns: empty; expected some of: {}", known()));
+        }
+        for (i, name) in names.iter().enumerate() {
+            let col = match name.as_str() {
+                "symbol" => Some(BarColumn::Symbol),
+                "ts" => Some(BarColumn::Ts),
+                "open" => Some(BarColumn::Open),
+                "high" => Some(BarColumn::High),
+                "low" => Some(BarColumn::Low),
+                "close" => Some(BarColumn::Close),
+                "volume" => Some(BarColumn::Volume),
+                "signal" => Some(BarColumn::Signal),
+                other => set.column(other).map(BarColumn::Value),
+            };
+            match col {
+                None => errs.push(format!(
+                    "sinks.file.columns[{i}]: {name:?} is not a column of the bars rows of this config; expected one \
+                     of: {}",
+                    known()
+                )),
+                Some(c) if out.contains(&c) => {
+                    errs.push(format!("sinks.file.columns[{i}]: {name:?} is listed twice; list each column once"))
+                }
+                Some(c) => out.push(c),
+            }
+        }
+        if errs.is_empty() { Ok(BarColumns(out)) } else { Err(errs) }
+    }
+}
+
 /// Formats rows of one kind; keeps its scratch buffers.
 pub struct RowFormat {
     format: FileFormat,
     /// NDJSON lines start with `"table":"<name>"` (one stream carrying every kind of row).
     tagged: bool,
     columns: Vec<String>,
+    bar_columns: BarColumns,
     ts_unit: TsUnit,
     line: String,
     ryu: ryu::Buffer,
@@ -31,10 +113,16 @@ pub struct RowFormat {
 impl RowFormat {
     /// A formatter for `set`'s columns, writing timestamps in `ts_unit`.
     pub fn new(format: FileFormat, set: &IndicatorSet, ts_unit: TsUnit) -> RowFormat {
+        RowFormat::with_columns(format, set, ts_unit, BarColumns::all(set))
+    }
+
+    /// Like [`RowFormat::new`], writing only `bar_columns` in `bars` rows.
+    pub fn with_columns(format: FileFormat, set: &IndicatorSet, ts_unit: TsUnit, bar_columns: BarColumns) -> RowFormat {
         RowFormat {
             format,
             tagged: false,
             columns: set.columns().to_vec(),
+            bar_columns,
             ts_unit,
             line: String::with_capacity(512),
             ryu: ryu::Buffer::new(),
@@ -127,20 +215,49 @@ impl RowFormat {
         self.line.as_bytes()
     }
 
+    /// The name of a `bars` column.
+    fn bar_column_name(&self, c: BarColumn) -> &str {
+        match c {
+            BarColumn::Symbol => "symbol",
+            BarColumn::Ts => "ts",
+            BarColumn::Open => "open",
+            BarColumn::High => "high",
+            BarColumn::Low => "low",
+            BarColumn::Close => "close",
+            BarColumn::Volume => "volume",
+            BarColumn::Value(i) => &self.columns[i],
+            BarColumn::Signal => "signal",
+        }
+    }
+
     /// The CSV header of `bars` rows (`None` for NDJSON).
     pub fn bars_header(&self) -> Option<String> {
-        (self.format == FileFormat::Csv)
-            .then(|| format!("symbol,ts,open,high,low,close,volume,{},signal\n", self.columns.join(",")))
+        (self.format == FileFormat::Csv).then(|| {
+            let names: Vec<&str> = self.bar_columns.0.iter().map(|&c| self.bar_column_name(c)).collect();
+            format!("{}\n", names.join(","))
+        })
     }
 
     /// One `bars` row.
     pub fn bar(&mut self, r: &BarOut) -> &[u8] {
         self.begin("bars");
-        self.text("symbol", r.bar.symbol.as_str());
-        self.ts("ts", r.bar.ts);
-        self.ohlcv(&r.bar);
-        self.values(&r.values);
-        self.text("signal", r.decision.action.as_str());
+        for i in 0..self.bar_columns.0.len() {
+            match self.bar_columns.0[i] {
+                BarColumn::Symbol => self.text("symbol", r.bar.symbol.as_str()),
+                BarColumn::Ts => self.ts("ts", r.bar.ts),
+                BarColumn::Open => self.field("open", Some(r.bar.open)),
+                BarColumn::High => self.field("high", Some(r.bar.high)),
+                BarColumn::Low => self.field("low", Some(r.bar.low)),
+                BarColumn::Close => self.field("close", Some(r.bar.close)),
+                BarColumn::Volume => self.field("volume", Some(r.bar.volume)),
+                BarColumn::Value(k) => {
+                    let name = std::mem::take(&mut self.columns[k]);
+                    self.field(&name, r.values.get(k));
+                    self.columns[k] = name;
+                }
+                BarColumn::Signal => self.text("signal", r.decision.action.as_str()),
+            }
+        }
         self.end()
     }
 
@@ -281,7 +398,18 @@ struct PartFile {
 
 enum Target {
     Direct(BufWriter<Box<dyn Write>>),
-    Parts { dir: PathBuf, epoch: u64, roll: RollPolicy, open: Option<OpenPart>, closed: Vec<PartEntry> },
+    /// Whole blocks of rows appended to a file other workers append to as well.
+    Shared {
+        file: SharedFile,
+        buf: Vec<u8>,
+    },
+    Parts {
+        dir: PathBuf,
+        epoch: u64,
+        roll: RollPolicy,
+        open: Option<OpenPart>,
+        closed: Vec<PartEntry>,
+    },
 }
 
 fn create(dir: &Path, name: &str, header: Option<&str>) -> io::Result<BufWriter<Box<dyn Write>>> {
@@ -292,6 +420,34 @@ fn create(dir: &Path, name: &str, header: Option<&str>) -> io::Result<BufWriter<
         w.write_all(h.as_bytes())?;
     }
     Ok(w)
+}
+
+/// One result file that every worker of a process appends to (a replay's `--output`), so no
+/// pass concatenates per-worker files after the run. Each worker formats rows into its own
+/// buffer and appends it as one block of whole lines under a lock held for that one `write`;
+/// a block is [`SharedFile::BLOCK`] bytes, so the lock is taken about once per 10,000 rows.
+/// Rows of different workers interleave block by block; each worker's rows (and so each
+/// symbol's) keep their order.
+#[derive(Clone)]
+pub struct SharedFile(std::sync::Arc<std::sync::Mutex<File>>);
+
+impl SharedFile {
+    /// The size of the blocks workers append.
+    pub const BLOCK: usize = 1 << 20;
+
+    /// Creates `path` and writes `header` (if any) to it.
+    pub fn create(path: &Path, header: Option<&str>) -> io::Result<SharedFile> {
+        let mut file = File::create(path).map_err(|e| with_path(path, e))?;
+        if let Some(h) = header {
+            file.write_all(h.as_bytes()).map_err(|e| with_path(path, e))?;
+        }
+        Ok(SharedFile(std::sync::Arc::new(std::sync::Mutex::new(file))))
+    }
+
+    fn append(&self, block: &[u8]) -> io::Result<()> {
+        let mut f = self.0.lock().map_err(|_| io::Error::other("a worker failed while writing the result file"))?;
+        f.write_all(block)
+    }
 }
 
 /// The committed name of the part of `kind` that worker `worker` opened in `epoch`.
@@ -326,6 +482,14 @@ impl PartFile {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         match &mut self.target {
             Target::Direct(w) => w.write_all(bytes),
+            Target::Shared { file, buf } => {
+                if buf.len() + bytes.len() > SharedFile::BLOCK && !buf.is_empty() {
+                    file.append(buf)?;
+                    buf.clear();
+                }
+                buf.extend_from_slice(bytes);
+                Ok(())
+            }
             Target::Parts { dir, epoch, open, .. } => {
                 if open.is_none() {
                     let name = part_name(self.kind, self.worker, *epoch, self.ext);
@@ -352,6 +516,11 @@ impl PartFile {
     fn flush(&mut self) -> io::Result<()> {
         match &mut self.target {
             Target::Direct(w) => w.flush(),
+            Target::Shared { file, buf } => {
+                file.append(buf)?;
+                buf.clear();
+                Ok(())
+            }
             Target::Parts { open, .. } => open.as_mut().map_or(Ok(()), |p| p.writer.flush()),
         }
     }
@@ -412,7 +581,7 @@ impl PartFile {
     fn dir(&self) -> Option<&Path> {
         match &self.target {
             Target::Parts { dir, .. } => Some(dir),
-            Target::Direct(_) => None,
+            Target::Direct(_) | Target::Shared { .. } => None,
         }
     }
 }
@@ -425,16 +594,53 @@ impl FileSink {
         format: FileFormat,
         set: &IndicatorSet,
         ts_unit: TsUnit,
+        columns: BarColumns,
+    ) -> io::Result<FileSink> {
+        FileSink::create_with(dir, worker, format, set, ts_unit, columns, None)
+    }
+
+    /// A replay's files: like [`FileSink::create`], but `bars` rows go to `bars` (the output
+    /// file every worker shares, its header already written).
+    pub fn replay(
+        dir: &Path,
+        worker: usize,
+        format: FileFormat,
+        set: &IndicatorSet,
+        ts_unit: TsUnit,
+        columns: BarColumns,
+        bars: SharedFile,
+    ) -> io::Result<FileSink> {
+        FileSink::create_with(dir, worker, format, set, ts_unit, columns, Some(bars))
+    }
+
+    fn create_with(
+        dir: &Path,
+        worker: usize,
+        format: FileFormat,
+        set: &IndicatorSet,
+        ts_unit: TsUnit,
+        columns: BarColumns,
+        shared: Option<SharedFile>,
     ) -> io::Result<FileSink> {
         std::fs::create_dir_all(dir)?;
         let ext = if format == FileFormat::Csv { "csv" } else { "ndjson" };
-        let fmt = RowFormat::new(format, set, ts_unit);
+        let fmt = RowFormat::with_columns(format, set, ts_unit, columns);
         let direct = |kind: &'static str, ext: &'static str, header: Option<String>| -> io::Result<PartFile> {
             let w = create(dir, &format!("{kind}-w{worker}.{ext}"), header.as_deref())?;
             Ok(PartFile { kind, ext, header, worker, target: Target::Direct(w) })
         };
+        let bars = match shared {
+            Some(file) => PartFile {
+                kind: "bars",
+                ext,
+                header: None,
+                worker,
+                target: Target::Shared { file, buf: Vec::with_capacity(SharedFile::BLOCK) },
+            },
+            None => direct("bars", ext, fmt.bars_header())?,
+        };
         Ok(FileSink {
-            bars: direct("bars", ext, fmt.bars_header())?,
+            bars,
             candles: direct("candles", ext, fmt.candles_header())?,
             changes: direct("signal_changes", ext, fmt.changes_header())?,
             late: direct("late", "ndjson", None)?,
@@ -458,10 +664,11 @@ impl FileSink {
         format: FileFormat,
         set: &IndicatorSet,
         ts_unit: TsUnit,
+        columns: BarColumns,
     ) -> io::Result<FileSink> {
         std::fs::create_dir_all(dir).map_err(|e| with_path(dir, e))?;
         let ext = if format == FileFormat::Csv { "csv" } else { "ndjson" };
-        let fmt = RowFormat::new(format, set, ts_unit);
+        let fmt = RowFormat::with_columns(format, set, ts_unit, columns);
         let parts = |kind: &'static str, ext: &'static str, header: Option<String>| PartFile {
             kind,
             ext,
@@ -609,33 +816,6 @@ impl FileSink {
         }
         Ok(())
     }
-}
-
-/// Concatenates per-worker part files (`parts`, each with the same header) into `out`, keeping
-/// one header, and removes the parts. The first part is renamed (no copy); the others are
-/// appended with `io::copy`, which Linux turns into an in-kernel `copy_file_range`.
-/// Returns the bytes appended after the first part.
-pub fn concat_parts(parts: &[PathBuf], out: &Path, has_header: bool) -> io::Result<u64> {
-    let Some((first, rest)) = parts.split_first() else {
-        File::create(out)?;
-        return Ok(0);
-    };
-    std::fs::rename(first, out)?;
-    let mut w = std::fs::OpenOptions::new().append(true).open(out)?;
-    let mut bytes = 0u64;
-    for p in rest {
-        let mut r = File::open(p)?;
-        if has_header {
-            // Skip the repeated header line: find its length, then seek past it.
-            let mut head = io::BufReader::new(File::open(p)?);
-            let mut header = String::new();
-            let n = io::BufRead::read_line(&mut head, &mut header)?;
-            io::Seek::seek(&mut r, io::SeekFrom::Start(n as u64))?;
-        }
-        bytes += io::copy(&mut r, &mut w)?;
-        std::fs::remove_file(p)?;
-    }
-    Ok(bytes)
 }
 
 /// What [`recover_dir`] did.

@@ -357,7 +357,15 @@ mod tests {
     fn file_rows_count_as_sink_rows_and_their_latency_is_observed_at_the_flush() {
         let dir = tempfile::tempdir().unwrap();
         let set = IndicatorSet::standard();
-        let file = FileSink::create(dir.path(), 0, FileFormat::Csv, &set, TsUnit::Millis).unwrap();
+        let file = FileSink::create(
+            dir.path(),
+            0,
+            FileFormat::Csv,
+            &set,
+            TsUnit::Millis,
+            crate::sinks::file::BarColumns::all(&set),
+        )
+        .unwrap();
         let metrics = Arc::new(WorkerMetrics::new(0, Arc::new(ManualClock::new(1_700_000_000_250))));
         let mut out = WorkerOutputs::new(0, Some(file), None, Some(metrics.clone()));
         let bar = Bar::new(Symbol::new("AAPL").unwrap(), 1_700_000_000_000, 1.0, 2.0, 0.5, 1.5, 10.0);
