@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::http::{BodyBudget, ServeStats};
+use crate::http::{BodyBudget, RequestSlots, ServeStats};
 use crate::status::{LocalCounters, ProcessMetrics};
 
 /// The HTTP statuses the gateway answers `/ingest` with, in metric order.
@@ -122,9 +122,21 @@ impl GatewayMetrics {
     }
 
     /// Appends the listener's families: connections open, accepted, refused at the cap,
-    /// failed accepts, and the buffered-body budget in use.
-    pub fn render_http(&self, out: &mut String, stats: &ServeStats, budget: &BodyBudget) {
-        let families: [(&str, &str, &str, u64); 6] = [
+    /// failed accepts, requests in progress and their cap, the buffered-body budget in use,
+    /// and the requests refused (`503`) by each of the last two.
+    pub fn render_http(&self, out: &mut String, stats: &ServeStats, budget: &BodyBudget, slots: &RequestSlots) {
+        let _ = writeln!(
+            out,
+            "# HELP tickflow_gateway_requests_refused_total Ingest requests answered 503 for lack of a request slot or of room in the buffered-body budget."
+        );
+        let _ = writeln!(out, "# TYPE tickflow_gateway_requests_refused_total counter");
+        let _ = writeln!(
+            out,
+            "tickflow_gateway_requests_refused_total{{limit=\"concurrent_requests\"}} {}",
+            slots.refused()
+        );
+        let _ = writeln!(out, "tickflow_gateway_requests_refused_total{{limit=\"body_budget\"}} {}", budget.refused());
+        let families: [(&str, &str, &str, u64); 8] = [
             ("connections_open", "gauge", "HTTP connections open.", stats.open.load(Relaxed) as u64),
             ("connections_accepted_total", "counter", "HTTP connections accepted.", stats.accepted.load(Relaxed)),
             (
@@ -138,6 +150,13 @@ impl GatewayMetrics {
                 "counter",
                 "Failed accepts (e.g. out of file descriptors).",
                 stats.accept_errors.load(Relaxed),
+            ),
+            ("requests_in_progress", "gauge", "Ingest requests being worked on.", slots.in_use() as u64),
+            (
+                "requests_in_progress_max",
+                "gauge",
+                "Ingest requests that may be worked on at once (max-concurrent-requests).",
+                slots.total() as u64,
             ),
             ("body_budget_bytes", "gauge", "Bytes of request bodies that may be buffered at once.", budget.total()),
             (
