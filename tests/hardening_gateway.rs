@@ -397,3 +397,165 @@ fn more_half_sent_requests_than_file_descriptors_do_not_exhaust_them() {
     assert!(gw.alive());
     assert!(!gw.log().contains("Too many open files"), "{}", gw.log());
 }
+
+/// An NDJSON body of `lines` bars of client `k`, each line padded to ~`line_bytes` with an
+/// ignored field (big bodies, few records: the broker sees little of it).
+fn padded_body(k: usize, lines: usize, line_bytes: usize) -> Vec<u8> {
+    let pad = "x".repeat(line_bytes.saturating_sub(120));
+    let mut body = Vec::with_capacity(lines * line_bytes);
+    for i in 0..lines {
+        let ts = 1_700_000_000_000i64 + (k * lines + i) as i64 * 1000;
+        body.extend_from_slice(
+            format!(
+                "{{\"symbol\":\"BIG{k}\",\"ts\":{ts},\"open\":1,\"high\":1,\"low\":1,\"close\":1,\"volume\":1,\"note\":\"{pad}\"}}\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body
+}
+
+/// `body` in the chunked transfer coding, 64 KiB a chunk.
+fn chunked(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 8192 + 16);
+    for c in body.chunks(64 << 10) {
+        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+fn metric(addr: SocketAddr, name: &str) -> u64 {
+    let text = get(addr, "/metrics").body;
+    let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in /metrics"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn many_concurrent_large_bodies_get_503_at_the_request_cap_and_good_requests_succeed() {
+    let tansu = Tansu::start();
+    tansu.create_topic("bars", 1);
+    tansu.create_topic("bars.dlq", 1);
+    let budget = 32 * MIB;
+    let slots = 3;
+    let section = format!(
+        "max-concurrent-requests = {slots}\n[gateway.limits]\nmax-buffered-body-bytes = {budget}\n\
+         max-connections = 200\nbody-read-timeout = \"300s\"\nheader-read-timeout = \"120s\"\n"
+    );
+    let gw = Process::start(&tansu.brokers(), &section, None);
+    let addr = gw.addr;
+    let baseline = gw.status_field("VmRSS:");
+    let (clients, lines) = (64usize, 64usize);
+    let bodies: Vec<Arc<Vec<u8>>> = (0..clients).map(|k| Arc::new(padded_body(k, lines, 128 << 10))).collect();
+    assert!(bodies.iter().all(|b| b.len() > 8_000_000));
+    let head = |len: usize| {
+        format!(
+            "POST /ingest HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-ndjson\r\ncontent-length: {len}\r\n\r\n"
+        )
+    };
+
+    // The first `slots` clients hold every request slot: all of their body but the last byte.
+    let mut holders: Vec<TcpStream> = (0..slots)
+        .map(|k| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(head(bodies[k].len()).as_bytes()).unwrap();
+            s.write_all(&bodies[k][..bodies[k].len() - 1]).unwrap();
+            s
+        })
+        .collect();
+    wait_for(Duration::from_secs(120), "the holders to take every request slot", || {
+        (metric(addr, "tickflow_gateway_requests_in_progress ") == slots as u64).then_some(())
+    });
+
+    // Every other client, all at once, is refused at once: before its body is read.
+    let refused: Vec<_> = (slots..clients)
+        .map(|k| {
+            let (body, head) = (Arc::clone(&bodies[k]), head(bodies[k].len()));
+            std::thread::spawn(move || raw_http(addr, &head, body.to_vec()))
+        })
+        .collect();
+    for t in refused {
+        let a = t.join().unwrap();
+        assert_eq!(a.status, 503, "{}", a.body);
+        assert_eq!(a.retry_after.as_deref(), Some("1"), "{}", a.body);
+        assert!(a.body.contains("all 3 request slots (gateway.max-concurrent-requests) are in use"), "{}", a.body);
+    }
+    assert_eq!(
+        metric(addr, "tickflow_gateway_requests_refused_total{limit=\"concurrent_requests\"}"),
+        (clients - slots) as u64
+    );
+
+    // The holders finish their bodies and are served.
+    for s in &mut holders {
+        s.write_all(b"\n").unwrap();
+    }
+    for mut s in holders {
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut text = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !String::from_utf8_lossy(&text).contains("}") {
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.starts_with("HTTP/1.1 202"), "{text}");
+        assert!(text.contains(&format!("\"accepted\":{lines}")), "{text}");
+    }
+
+    // The refused clients retry, all at once, half of them chunked (the budget then grows
+    // with the body), honouring Retry-After, until served.
+    let retries: Vec<_> = (slots..clients)
+        .map(|k| {
+            let body = Arc::clone(&bodies[k]);
+            std::thread::spawn(move || {
+                let (head, payload) = if k % 2 == 0 {
+                    (head(body.len()), body.to_vec())
+                } else {
+                    let h = "POST /ingest HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-ndjson\r\n\
+                             transfer-encoding: chunked\r\n\r\n";
+                    (h.to_string(), chunked(&body))
+                };
+                for _ in 0..600 {
+                    let a = raw_http(addr, &head, payload.clone());
+                    match a.status {
+                        202 => return a,
+                        503 => {
+                            assert!(a.body.contains("server busy"), "a 503 not from a limit: {}", a.body);
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                        _ => return a,
+                    }
+                }
+                panic!("client {k} was never served");
+            })
+        })
+        .collect();
+    for t in retries {
+        let a = t.join().unwrap();
+        assert_eq!(a.status, 202, "{}", a.body);
+        assert_eq!(a.json()["accepted"], lines as u64);
+    }
+    let peak = gw.status_field("VmHWM:");
+    eprintln!(
+        "64 x 8 MiB bodies, {slots} slots, budget {} MiB: baseline VmRSS {} MiB, peak VmHWM {} MiB; refused: {} at the \
+         request cap, {} by the body budget",
+        budget / MIB,
+        baseline / MIB,
+        peak / MIB,
+        metric(addr, "tickflow_gateway_requests_refused_total{limit=\"concurrent_requests\"}"),
+        metric(addr, "tickflow_gateway_requests_refused_total{limit=\"body_budget\"}"),
+    );
+    // The documented bound (SECURITY.md): baseline + 2 x the budget.
+    assert!(
+        peak < baseline + 2 * budget,
+        "peak RSS {} MiB over the bound ({} MiB baseline)",
+        peak / MIB,
+        baseline / MIB
+    );
+    let records = read_topic(&tansu.brokers(), "bars", 1, clients * lines, Duration::from_secs(120));
+    assert_eq!(records.len(), clients * lines, "every served record is on the topic");
+}

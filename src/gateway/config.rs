@@ -32,6 +32,11 @@ pub struct GatewayConfig {
     /// Largest accepted request body in bytes; larger requests get `413`.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: u64,
+    /// `/ingest` requests worked on at once (reading, decoding, waiting for Kafka); further
+    /// ones get `503` with `Retry-After` before their body is read. Bounds what requests hold
+    /// besides their buffered body (decoded records: ~100 bytes each).
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
     /// Bearer tokens; when non-empty every `/ingest` request needs `Authorization: Bearer
     /// <one of them>`. The env var `TICKFLOW_GATEWAY_TOKENS` (comma-separated) adds more, so
     /// secrets need not sit in a file or on a command line. Required (the gateway refuses to
@@ -94,6 +99,9 @@ fn default_dead_letter_topic() -> String {
 fn default_max_body_bytes() -> u64 {
     16 * 1024 * 1024
 }
+fn default_max_concurrent_requests() -> usize {
+    32
+}
 fn default_queue_capacity() -> usize {
     100_000
 }
@@ -124,6 +132,7 @@ impl Default for GatewayConfig {
             topic: default_topic(),
             dead_letter_topic: default_dead_letter_topic(),
             max_body_bytes: default_max_body_bytes(),
+            max_concurrent_requests: default_max_concurrent_requests(),
             tokens: Vec::new(),
             read_tokens: Vec::new(),
             allow_non_positive_prices: false,
@@ -153,6 +162,8 @@ pub struct BuiltGateway {
     pub dead_letter_topic: String,
     /// Body limit in bytes.
     pub max_body_bytes: u64,
+    /// `/ingest` requests worked on at once.
+    pub max_concurrent_requests: usize,
     /// Accepted bearer tokens for `/ingest` (empty: no authentication).
     pub tokens: Tokens,
     /// Accepted bearer tokens for `/status` and `/metrics`, write tokens included (empty:
@@ -217,6 +228,12 @@ impl GatewayConfig {
                 self.max_body_bytes
             ));
         }
+        if !(1..=100_000).contains(&self.max_concurrent_requests) {
+            errs.push(format!(
+                "gateway.max-concurrent-requests: {} is outside 1 ..= 100000; expected e.g. 32",
+                self.max_concurrent_requests
+            ));
+        }
         for (i, t) in self.tokens.iter().enumerate() {
             errs.extend(validate_token(&format!("gateway.tokens[{i}]"), t));
         }
@@ -270,6 +287,7 @@ impl GatewayConfig {
             topic: self.topic.clone(),
             dead_letter_topic: self.dead_letter_topic.clone(),
             max_body_bytes: self.max_body_bytes,
+            max_concurrent_requests: self.max_concurrent_requests.clamp(1, 100_000),
             tokens,
             read_tokens,
             allow_non_positive_prices: self.allow_non_positive_prices,

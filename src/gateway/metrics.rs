@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::http::{BodyBudget, ServeStats};
+use crate::http::{BodyBudget, RequestSlots, ServeStats};
 use crate::prometheus::{Exposition, Kind, ns_as_seconds};
 use crate::status::{LocalCounters, ProcessMetrics};
 
@@ -106,9 +106,17 @@ impl GatewayMetrics {
     }
 
     /// Adds the listener's families: connections open, accepted, refused at the cap,
-    /// failed accepts, and the buffered-body budget in use.
-    pub fn render_http(&self, e: &mut Exposition, stats: &ServeStats, budget: &BodyBudget) {
-        let families: [(&str, Kind, &str, u64); 6] = [
+    /// failed accepts, requests in progress and their cap, the buffered-body budget in use,
+    /// and the requests refused (`503`) by each of the last two.
+    pub fn render_http(&self, e: &mut Exposition, stats: &ServeStats, budget: &BodyBudget, slots: &RequestSlots) {
+        e.family(
+            "gateway_requests_refused_total",
+            Kind::Counter,
+            "Ingest requests answered 503 for lack of a request slot or of room in the buffered-body budget.",
+        )
+        .sample(&[("limit", "concurrent_requests")], slots.refused())
+        .sample(&[("limit", "body_budget")], budget.refused());
+        let families: [(&str, Kind, &str, u64); 8] = [
             ("connections_open", Kind::Gauge, "HTTP connections open.", stats.open.load(Relaxed) as u64),
             ("connections_accepted_total", Kind::Counter, "HTTP connections accepted.", stats.accepted.load(Relaxed)),
             (
@@ -122,6 +130,13 @@ impl GatewayMetrics {
                 Kind::Counter,
                 "Failed accepts (e.g. out of file descriptors).",
                 stats.accept_errors.load(Relaxed),
+            ),
+            ("requests_in_progress", Kind::Gauge, "Ingest requests being worked on.", slots.in_use() as u64),
+            (
+                "requests_in_progress_max",
+                Kind::Gauge,
+                "Ingest requests that may be worked on at once (max-concurrent-requests).",
+                slots.total() as u64,
             ),
             ("body_budget_bytes", Kind::Gauge, "Bytes of request bodies that may be buffered at once.", budget.total()),
             (
@@ -149,7 +164,7 @@ mod tests {
         crate::status::render_process_prometheus(&mut e, process);
         gw.render_records(&mut e, process);
         gw.render_into(&mut e, 3, 100, true);
-        gw.render_http(&mut e, &ServeStats::default(), &BodyBudget::new(1 << 20));
+        gw.render_http(&mut e, &ServeStats::default(), &BodyBudget::new(1 << 20), &RequestSlots::new(32));
         e.finish()
     }
 
@@ -188,10 +203,13 @@ mod tests {
                 "tickflow_gateway_queue_in_flight",
                 "tickflow_gateway_queue_capacity",
                 "tickflow_gateway_broker_up",
+                "tickflow_gateway_requests_refused_total",
                 "tickflow_gateway_connections_open",
                 "tickflow_gateway_connections_accepted_total",
                 "tickflow_gateway_connections_refused_total",
                 "tickflow_gateway_accept_errors_total",
+                "tickflow_gateway_requests_in_progress",
+                "tickflow_gateway_requests_in_progress_max",
                 "tickflow_gateway_body_budget_bytes",
                 "tickflow_gateway_body_buffered_bytes",
             ],
@@ -202,5 +220,7 @@ mod tests {
         assert_eq!(value("tickflow_gateway_records_total{}"), Some(4.0));
         assert_eq!(value("tickflow_gateway_request_seconds_total{}"), Some(0.0015));
         assert_eq!(value("tickflow_gateway_body_budget_bytes{}"), Some(1_048_576.0));
+        assert_eq!(value("tickflow_gateway_requests_in_progress_max{}"), Some(32.0));
+        assert_eq!(value("tickflow_gateway_requests_refused_total{limit=\"body_budget\"}"), Some(0.0));
     }
 }

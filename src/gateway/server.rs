@@ -2,9 +2,11 @@
 //! of the gateway's own, with graceful shutdown.
 //!
 //! A request is checked in this order, cheapest first: bearer token (`401`), media type
-//! (`415`), declared length (`413`), query (`400`), broker reachable (`503`); then the body
-//! is read up to the limit (`413`), within the body-read timeout (`408`) and the gateway's
-//! buffered-body budget (`503`), decoded and validated, the records are handed to the
+//! (`415`), declared length (`413`), query (`400`), a free request slot
+//! (`max-concurrent-requests`, `503`), broker reachable (`503`); then the body is read up to
+//! the limit (`413`), within the body-read timeout (`408`) and the gateway's buffered-body
+//! budget (`503`; taken for the declared length before the first byte is read, and as chunks
+//! arrive otherwise), decoded and validated, the records are handed to the
 //! producer within a reservation of queue space (`503` when full), and the answer waits for
 //! Kafka's acknowledgement of every record: `202` when all were valid, `400` listing the bad
 //! ones (whose dead letters were acknowledged too), `503` with `Retry-After` listing the
@@ -31,7 +33,7 @@ use super::body::{BodyError, IngestQuery, MediaType, RawIndex, decode_body};
 use super::config::{BuiltGateway, GatewayArgs, GatewayConfig};
 use super::error::GatewayError;
 use super::metrics::{GatewayMetrics, RequestCompleted};
-use crate::http::limits::{BodyBudget, BodyRejection, BodyRequest, read_body};
+use crate::http::limits::{BodyBudget, BodyRejection, BodyRequest, RequestSlots, read_body};
 use crate::http::{AuthError, ServeStats};
 use crate::kafka::{DeadLetter, dead_letter_raw, encode_bar};
 use crate::kafka::{ProduceError, Producer};
@@ -80,6 +82,7 @@ struct State {
     process: Arc<ProcessMetrics>,
     bounds: TimeBounds,
     budget: BodyBudget,
+    slots: RequestSlots,
     serve_stats: Arc<ServeStats>,
 }
 
@@ -164,6 +167,14 @@ where
     let query = match IngestQuery::from_pairs(&req.query) {
         Ok(q) => q,
         Err(e) => return error_reply(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    // Held until the answer: the body, the decoded records and the wait for Kafka.
+    let Some(_slot) = state.slots.try_acquire() else {
+        let message = format!(
+            "server busy: all {} request slots (gateway.max-concurrent-requests) are in use; retry later",
+            state.slots.total()
+        );
+        return unavailable(state, &message);
     };
     if !state.producer.health().is_up() {
         let reason = ProduceError::BrokerDown(state.producer.health().reason()).to_string();
@@ -290,7 +301,7 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
             st.metrics.render_records(&mut e, &st.process);
             let p = &st.producer;
             st.metrics.render_into(&mut e, p.in_flight(), p.capacity(), p.health().is_up());
-            st.metrics.render_http(&mut e, &st.serve_stats, &st.budget);
+            st.metrics.render_http(&mut e, &st.serve_stats, &st.budget, &st.slots);
             warp::reply::with_header(e.finish(), "content-type", prometheus::CONTENT_TYPE).into_response()
         },
     );
@@ -356,6 +367,7 @@ impl Gateway {
 
         let bounds = TimeBounds { allow_non_positive_prices: cfg.allow_non_positive_prices, ..TimeBounds::default() };
         let budget = BodyBudget::new(cfg.limits.max_buffered_body_bytes);
+        let slots = RequestSlots::new(cfg.max_concurrent_requests);
         let state = Arc::new(State {
             cfg,
             producer: Arc::clone(&producer),
@@ -363,6 +375,7 @@ impl Gateway {
             process: Arc::clone(&process),
             bounds,
             budget,
+            slots,
             serve_stats: Arc::new(ServeStats::default()),
         });
 
@@ -413,6 +426,8 @@ impl Gateway {
             brokers = %state.cfg.brokers,
             topic = %state.cfg.topic,
             max_connections = state.cfg.limits.max_connections,
+            max_concurrent_requests = state.cfg.max_concurrent_requests,
+            max_buffered_body_bytes = state.cfg.limits.max_buffered_body_bytes,
             auth = !state.cfg.tokens.is_empty(),
             tls = state.cfg.tls.is_some(),
             "gateway listening"

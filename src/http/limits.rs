@@ -1,14 +1,18 @@
 //! What one client may hold of a server: time to send headers and body, idle time,
-//! connections, and buffered body bytes, with the body reader that enforces the last two.
+//! connections, requests in progress and buffered body bytes, with the body reader that
+//! enforces the last one.
 //!
 //! [`HttpLimits`] is the config table (`[gateway.limits]`, `[status.limits]`); [`Limits`] the
-//! validated values. [`read_body`] reads a request body within the per-request limit, the
-//! body-read timeout and the listener-wide [`BodyBudget`]. A refused body is answered at once;
+//! validated values. [`RequestSlots`] caps the requests a handler works on at once (taken
+//! before any body byte is read, so an excess request is refused at once). [`read_body`]
+//! reads a request body within the per-request limit, the body-read timeout and the
+//! listener-wide [`BodyBudget`]. A refused body is answered at once;
 //! the listener then reads and discards the rest of it (up to `drain-limit-bytes`, within the
 //! body-read timeout) before closing, so that clients that write the whole body before reading
 //! (Python's `urllib`/`requests`, many scripts) see the answer instead of a reset connection.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -165,11 +169,70 @@ impl HttpLimits {
     }
 }
 
+/// Requests a handler works on at once, over all connections: a request takes a slot before
+/// its body is read and keeps it until it is answered, so what requests hold besides their
+/// body (decoded records, work queued for a broker) is bounded too. Cheap to clone.
+///
+/// ```
+/// use tickflow::http::RequestSlots;
+/// let slots = RequestSlots::new(1);
+/// let first = slots.try_acquire().unwrap();
+/// assert!(slots.try_acquire().is_none(), "the second concurrent request is refused");
+/// assert_eq!((slots.in_use(), slots.refused()), (1, 1));
+/// drop(first);
+/// assert!(slots.try_acquire().is_some());
+/// ```
+#[derive(Clone, Debug)]
+pub struct RequestSlots {
+    slots: Arc<Semaphore>,
+    total: usize,
+    refused: Arc<AtomicU64>,
+}
+
+/// One request's slot in [`RequestSlots`]; returned on drop.
+#[derive(Debug)]
+pub struct RequestSlot(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl RequestSlots {
+    /// `total` slots (at least 1).
+    pub fn new(total: usize) -> RequestSlots {
+        let total = total.clamp(1, Semaphore::MAX_PERMITS);
+        RequestSlots { slots: Arc::new(Semaphore::new(total)), total, refused: Arc::default() }
+    }
+
+    /// A slot, never waiting; `None` (and counted in [`RequestSlots::refused`]) when all are taken.
+    pub fn try_acquire(&self) -> Option<RequestSlot> {
+        match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(p) => Some(RequestSlot(p)),
+            Err(_) => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// The number of slots.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Slots held now.
+    pub fn in_use(&self) -> usize {
+        self.total - self.slots.available_permits()
+    }
+
+    /// Requests refused because every slot was taken, so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
 /// The listener-wide budget of buffered request-body bytes. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct BodyBudget {
     bytes: Arc<Semaphore>,
     total: u64,
+    refused: Arc<AtomicU64>,
 }
 
 /// Bytes of a [`BodyBudget`] held by one request; returned on drop.
@@ -181,7 +244,17 @@ impl BodyBudget {
     pub fn new(total: u64) -> BodyBudget {
         let total = total.min(4 << 30);
         // At most 4 GiB: far below Semaphore::MAX_PERMITS.
-        BodyBudget { bytes: Arc::new(Semaphore::new(total as usize)), total }
+        BodyBudget { bytes: Arc::new(Semaphore::new(total as usize)), total, refused: Arc::default() }
+    }
+
+    /// Requests refused because their body did not fit, so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    fn busy(&self, wanted: u64) -> BodyRejection {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        BodyRejection::Busy { wanted, total: self.total }
     }
 
     /// The whole budget.
@@ -268,9 +341,11 @@ impl BodyRejection {
 
 /// Reads the whole body of `req` from `stream`, holding its bytes in `budget`.
 ///
-/// The budget is taken up front for a declared length and chunk by chunk otherwise. A body
-/// over the limit, or one the budget cannot hold, is refused without reading further (the
-/// listener drains what follows after the answer).
+/// The budget is taken up front for a declared length and chunk by chunk otherwise, for the
+/// buffer's whole capacity (a growing buffer doubles; the bytes it reserves are what the
+/// process holds, not just those filled). A body over the limit, or one the budget cannot
+/// hold, is refused without reading further (the listener drains what follows after the
+/// answer).
 pub async fn read_body<S, B>(
     stream: S,
     req: BodyRequest,
@@ -284,15 +359,18 @@ where
     let deadline = tokio::time::Instant::now() + limits.body_read_timeout;
     let mut stream = std::pin::pin!(stream);
     let mut permit = BodyPermit(None);
+    let mut held = 0u64;
     if let Some(len) = req.declared {
         if len > req.limit {
             return Err(BodyRejection::TooLarge { seen: len, limit: req.limit });
         }
         if !budget.grow(&mut permit, len) {
-            return Err(BodyRejection::Busy { wanted: len, total: budget.total() });
+            return Err(budget.busy(len));
         }
+        held = len;
     }
-    let mut body = Vec::with_capacity(req.declared.unwrap_or(0) as usize);
+    // `held` <= limit <= 1 GiB: fits in usize.
+    let mut body = Vec::with_capacity(held as usize);
     loop {
         let next = match tokio::time::timeout_at(deadline, stream.next()).await {
             Ok(n) => n,
@@ -306,10 +384,14 @@ where
             return Err(BodyRejection::TooLarge { seen: len + n, limit: req.limit });
         }
         // Chunked (or a body longer than declared, which hyper refuses anyway): grow the
-        // permit as bytes arrive.
-        let held = req.declared.unwrap_or(0).max(len);
-        if len + n > held && !budget.grow(&mut permit, len + n - held) {
-            return Err(BodyRejection::Busy { wanted: len + n - held, total: budget.total() });
+        // buffer (doubling, at most to the limit) only after the permit grew to match.
+        if len + n > held {
+            let cap = (held * 2).max(len + n).min(req.limit);
+            if !budget.grow(&mut permit, cap - held) {
+                return Err(budget.busy(cap - held));
+            }
+            body.reserve_exact((cap - len) as usize);
+            held = cap;
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
@@ -412,8 +494,10 @@ mod tests {
             // Chunked: grows as it goes, refused once past what is free.
             let chunked = BodyRequest { declared: None, ..req };
             let err = read_body(chunks(&[b"ab", b"cd", b"ef"]), chunked, &limits, &budget).await.unwrap_err();
-            assert_eq!(err, BodyRejection::Busy { wanted: 2, total: 10 });
+            // 2, then 4 bytes of buffer fit; the third chunk doubles the buffer to 8: 4 more.
+            assert_eq!(err, BodyRejection::Busy { wanted: 4, total: 10 });
             assert_eq!(budget.available(), 4, "a refused request returns what it held");
+            assert_eq!(budget.refused(), 2);
             drop(held);
             assert_eq!(budget.available(), 10);
         });
@@ -432,5 +516,42 @@ mod tests {
             assert_eq!(err, BodyRejection::TooLarge { seen: 6, limit: 5 });
             assert_eq!(budget.available(), 1 << 20);
         });
+    }
+
+    #[test]
+    fn chunked_bodies_hold_their_buffer_capacity_in_the_budget() {
+        rt().block_on(async {
+            let limits = Limits::default();
+            let budget = BodyBudget::new(1 << 20);
+            let req = BodyRequest { declared: None, limit: 1000 };
+            let parts: Vec<&'static [u8]> = vec![&[b'x'; 100]; 7];
+            let (body, held) = read_body(chunks(&parts), req, &limits, &budget).await.unwrap();
+            assert_eq!(body.len(), 700);
+            // 100, 200, 400, 800: the buffer doubled, and the budget holds all of it.
+            assert!(body.capacity() <= 800, "capacity {}", body.capacity());
+            assert_eq!(budget.total() - budget.available(), 800);
+            drop(held);
+            assert_eq!(budget.available(), 1 << 20);
+            // Doubling stops at the limit: a body of exactly the limit holds the limit.
+            let parts: Vec<&'static [u8]> = vec![&[b'x'; 100]; 10];
+            let (body, held) = read_body(chunks(&parts), req, &limits, &budget).await.unwrap();
+            assert_eq!((body.len(), budget.total() - budget.available()), (1000, 1000));
+            drop(held);
+        });
+    }
+
+    #[test]
+    fn request_slots_refuse_beyond_the_cap_and_count_it() {
+        let slots = RequestSlots::new(2);
+        let a = slots.try_acquire().unwrap();
+        let b = slots.try_acquire().unwrap();
+        assert!(slots.try_acquire().is_none());
+        assert!(slots.try_acquire().is_none());
+        assert_eq!((slots.total(), slots.in_use(), slots.refused()), (2, 2, 2));
+        drop(a);
+        let c = slots.try_acquire().unwrap();
+        assert_eq!(slots.in_use(), 2);
+        drop((b, c));
+        assert_eq!(slots.in_use(), 0);
     }
 }
