@@ -41,9 +41,12 @@ listen = "127.0.0.1:0"
 timeframes = ["5m"]
 [sinks.file]
 dir = "{}"
+[checkpoint]
+url = "{}"
 "#,
         process_list(processes),
-        out.display()
+        out.display(),
+        root.join(format!("checkpoints-{tag}")).display()
     );
     run_cluster(root, tag, processes, &cfg);
     read_outputs(&out)
@@ -153,7 +156,16 @@ fn a_topic_per_symbol_as_list_or_pattern_equals_one_topic_in_both_shapes() {
     for (tag, processes, workers, source) in runs {
         let got = run(root.path(), tag, processes, workers, &source);
         for kind in ["bars", "candles", "signal_changes", "late", "dead_letters"] {
-            assert!(rows(&got, kind) == rows(&want, kind), "{kind} differ between {tag} and one topic 1x1");
+            let (g, w) = (rows(&got, kind), rows(&want, kind));
+            let first = g.iter().zip(&w).position(|(a, b)| a != b);
+            assert!(
+                g == w,
+                "{kind} differ between {tag} and one topic 1x1: {} vs {} rows; first difference at {first:?}: {:?} vs {:?}",
+                g.len(),
+                w.len(),
+                first.map(|i| &g[i]),
+                first.map(|i| &w[i])
+            );
         }
     }
 }

@@ -672,13 +672,15 @@ mod tests {
             built.file_columns.clone(),
         );
         assert_eq!(fmt.bars_header().as_deref(), Some("symbol,ema_5,ts\n"));
+        // All columns: the bar, every value column of the set (ema_5 and the default signal
+        // rules' sma_5, ema_20, macd...), the signal.
+        let mut all: Vec<String> = ["symbol", "ts", "open", "high", "low", "close", "volume"].map(String::from).into();
+        all.extend(built.set.columns().iter().cloned());
+        all.push("signal".into());
+        assert_eq!(all[7], "ema_5");
         assert_eq!(
             crate::sinks::file::BarColumns::all(&built.set),
-            crate::sinks::file::BarColumns::parse(
-                &["symbol", "ts", "open", "high", "low", "close", "volume", "ema_5", "signal"].map(String::from),
-                &built.set
-            )
-            .unwrap()
+            crate::sinks::file::BarColumns::parse(&all, &built.set).unwrap()
         );
         let empty = "[sinks.file]\ndir = \"out\"\ncolumns = []\n";
         let e = Config::parse(empty).unwrap().build().unwrap_err();
