@@ -392,8 +392,7 @@ TOML
     for conns in 1 2 4; do
       local c; c=$(echo "${ceil[$conns]}" | tr ' ' '
 ' | grep . | median)
-      awk -v c="$c" -v k="$conns" -v n="${rows[1]}" -v b="${bytes[1]}" 'BEGIN {printf "| ceiling (blast) | %d | %.2f | %.0f | %.1f | 1.00× | — |
-", k, c, n/c, b/1048576/c}'
+      awk -v c="$c" -v k="$conns" -v n="${rows[1]}" -v b="${bytes[1]}" 'BEGIN {printf "| ceiling (blast) | %d | %.2f | %.0f | %.1f | 1.00× | — |\n", k, c, n/c, b/1048576/c}'
     done
     for conns in 1 2; do
       local w c m; w=$(echo "${wall[$conns]}" | tr ' ' '
@@ -401,8 +400,7 @@ TOML
 ' | grep . | median)
       m=$(echo "${rss[$conns]}" | tr ' ' '
 ' | grep . | sort -n | tail -1)
-      awk -v w="$w" -v c="$c" -v k="$conns" -v n="${rows[1]}" -v b="${bytes[1]}" -v m="$m" 'BEGIN {printf "| tickflow run | %d | %.2f | %.0f | %.1f | %.2f× | %.0f |
-", k, w, n/w, b/1048576/w, c/w, m/1024}'
+      awk -v w="$w" -v c="$c" -v k="$conns" -v n="${rows[1]}" -v b="${bytes[1]}" -v m="$m" 'BEGIN {printf "| tickflow run | %d | %.2f | %.0f | %.1f | %.2f× | %.0f |\n", k, w, n/w, b/1048576/w, c/w, m/1024}'
     done
     echo
   } | tee -a "$results"
