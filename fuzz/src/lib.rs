@@ -2,7 +2,7 @@
 //! satisfy, beyond "did not panic".
 
 use tickflow::decode::{DecodeError, DecodeErrorKind, Location, TsUnit, decode_json_line};
-use tickflow::gateway::encode_bar;
+use tickflow::kafka::encode_bar;
 use tickflow_operators::{Bar, TimeBounds};
 
 /// The bounds the targets decode with: the default, and the default that also accepts prices
