@@ -74,10 +74,19 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// How many complete checkpoints `dir` holds.
+/// How many complete checkpoints `dir` holds: published manifests only. A manifest being
+/// published is first staged as `manifest-{id}.json#{n}` and renamed; counting the staged file
+/// let a test kill the process before the rename and find one checkpoint fewer than it waited for.
 fn manifests(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |d| {
-        d.filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("manifest-"))).count()
+        d.filter(|e| {
+            e.as_ref().is_ok_and(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with("manifest-") && name.ends_with(".json")
+            })
+        })
+        .count()
     })
 }
 
