@@ -15,6 +15,7 @@ use tickflow_operators::{Bar, Symbol, TimeBounds};
 
 use super::error::{DecodeError, DecodeErrorKind, Location, show_str};
 use super::json::{parse_f64, parse_ts};
+use super::lines::Lines;
 use super::timestamp::TsUnit;
 
 /// Where the needed columns are in a file, from its header.
@@ -41,41 +42,32 @@ struct Columns {
 /// assert_eq!(r.ts_unit(), Some(TsUnit::Seconds));
 /// ```
 pub struct CsvReader<R> {
-    reader: R,
-    buf: Vec<u8>,
+    lines: Lines<R>,
     fields: Vec<(usize, usize, bool)>,
     header: Vec<String>,
     cols: Columns,
     default_symbol: Option<Symbol>,
     bounds: TimeBounds,
     ts_unit: Option<TsUnit>,
-    line_no: u64,
-    done: bool,
 }
 
 impl<R: BufRead> CsvReader<R> {
     /// Reads the header of `reader`. `default_symbol` is the symbol of every bar when the
     /// file has no symbol column (it is ignored when it has one). Fails when the header is
     /// absent, lacks a required column, repeats one, or there is no symbol from either place.
-    pub fn new(mut reader: R, default_symbol: Option<Symbol>, bounds: TimeBounds) -> Result<Self, DecodeError> {
+    pub fn new(reader: R, default_symbol: Option<Symbol>, bounds: TimeBounds) -> Result<Self, DecodeError> {
         let header_err = |line, message| DecodeError::new(Location::Line(line), DecodeErrorKind::Header { message });
-        let mut buf = Vec::with_capacity(256);
-        let mut line_no = 0;
-        loop {
-            buf.clear();
-            let n = reader.read_until(b'\n', &mut buf).map_err(|e| {
-                DecodeError::new(Location::Line(line_no + 1), DecodeErrorKind::Io { message: e.to_string() })
-            })?;
-            if n == 0 {
-                return Err(header_err(line_no.max(1), "the input is empty; a header line is required".into()));
-            }
-            line_no += 1;
-            if !buf.trim_ascii().is_empty() {
-                break;
+        let mut lines = Lines::new(reader, 256);
+        match lines.advance() {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(io_error(lines.number() + 1, &e)),
+            None => {
+                return Err(header_err(lines.number().max(1), "the input is empty; a header line is required".into()));
             }
         }
+        let line_no = lines.number();
         let mut fields = Vec::new();
-        let line = trim_line(&buf);
+        let line = lines.line();
         let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
         split_fields(line, &mut fields).map_err(|col| syntax(line_no, col, "unterminated quoted field"))?;
         let mut header = Vec::with_capacity(fields.len());
@@ -122,7 +114,7 @@ impl<R: BufRead> CsvReader<R> {
                 "no \"symbol\" or \"stock_symbol\" column and no symbol given for the file".into(),
             ));
         }
-        Ok(CsvReader { reader, buf, fields, header, cols, default_symbol, bounds, ts_unit: None, line_no, done: false })
+        Ok(CsvReader { lines, fields, header, cols, default_symbol, bounds, ts_unit: None })
     }
 
     /// The unit of the `ts` column, from the first line whose timestamp parsed (`None`
@@ -138,17 +130,17 @@ impl<R: BufRead> CsvReader<R> {
 
     /// The raw bytes of the line last returned (without its line terminator).
     pub fn line(&self) -> &[u8] {
-        trim_line(&self.buf)
+        self.lines.line()
     }
 
     /// The 1-based number of the line last read.
     pub fn line_number(&self) -> u64 {
-        self.line_no
+        self.lines.number()
     }
 
     fn decode_line(&mut self) -> Result<Bar, DecodeError> {
-        let line_no = self.line_no;
-        let line = trim_line(&self.buf);
+        let line_no = self.lines.number();
+        let line = self.lines.line();
         split_fields(line, &mut self.fields).map_err(|col| syntax(line_no, col, "unterminated quoted field"))?;
         if self.fields.len() != self.header.len() {
             let kind = DecodeErrorKind::FieldCount { expected: self.header.len(), found: self.fields.len() };
@@ -203,37 +195,20 @@ impl<R: BufRead> Iterator for CsvReader<R> {
     type Item = Result<Bar, DecodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while !self.done {
-            self.buf.clear();
-            match self.reader.read_until(b'\n', &mut self.buf) {
-                Ok(0) => self.done = true,
-                Ok(_) => {
-                    self.line_no += 1;
-                    if self.buf.trim_ascii().is_empty() {
-                        continue;
-                    }
-                    return Some(self.decode_line());
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.done = true;
-                    let kind = DecodeErrorKind::Io { message: e.to_string() };
-                    return Some(Err(DecodeError::new(Location::Line(self.line_no + 1), kind)));
-                }
-            }
-        }
-        None
+        Some(match self.lines.advance()? {
+            Ok(()) => self.decode_line(),
+            Err(e) => Err(io_error(self.lines.number() + 1, &e)),
+        })
     }
+}
+
+fn io_error(line: u64, e: &std::io::Error) -> DecodeError {
+    DecodeError::new(Location::Line(line), DecodeErrorKind::Io { message: e.to_string() })
 }
 
 fn syntax(line: u64, column: usize, message: &str) -> DecodeError {
     let kind = DecodeErrorKind::Syntax { format: "CSV", column, message: message.into() };
     DecodeError::new(Location::Line(line), kind)
-}
-
-fn trim_line(buf: &[u8]) -> &[u8] {
-    let l = buf.strip_suffix(b"\n").unwrap_or(buf);
-    l.strip_suffix(b"\r").unwrap_or(l)
 }
 
 /// Splits `line` at commas outside quotes into `(start, end, quoted)` byte ranges (for a

@@ -9,11 +9,13 @@
 //!
 //! - [`json`]: the JSON object shapes, arrays, NDJSON, UDF bodies (hand-written scanner).
 //! - [`csv`]: CSV with a header, streaming.
+//! - `lines`: the non-blank lines of a reader, numbered, one buffer (both streaming readers).
 //! - [`timestamp`]: numeric and RFC 3339 timestamps, unit detection, writing back.
 //! - [`error`]: [`DecodeError`] and its kinds.
 pub mod csv;
 pub mod error;
 pub mod json;
+mod lines;
 pub mod timestamp;
 
 pub use csv::CsvReader;
