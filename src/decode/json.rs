@@ -31,6 +31,7 @@ use std::io::BufRead;
 use tickflow_operators::{Bar, Symbol, TimeBounds};
 
 use super::error::{DecodeError, DecodeErrorKind, Location, show_bytes, show_str};
+use super::lines::Lines;
 use super::timestamp::{self, TsUnit, is_json_number};
 
 /// Decodes one JSON bar object (an NDJSON line; surrounding whitespace allowed) and validates
@@ -225,31 +226,24 @@ pub fn json_array_elements(body: &[u8]) -> Vec<std::ops::Range<usize>> {
 /// Record numbers are line numbers. After a bad line, [`NdjsonReader::line`] still holds its
 /// raw bytes for dead-lettering. An I/O error is reported once and ends the iteration.
 pub struct NdjsonReader<R> {
-    reader: R,
-    buf: Vec<u8>,
-    line_no: u64,
+    lines: Lines<R>,
     bounds: TimeBounds,
-    done: bool,
 }
 
 impl<R: BufRead> NdjsonReader<R> {
     /// A reader of `reader` that validates timestamps against `bounds`.
     pub fn new(reader: R, bounds: TimeBounds) -> Self {
-        NdjsonReader { reader, buf: Vec::with_capacity(512), line_no: 0, bounds, done: false }
+        NdjsonReader { lines: Lines::new(reader, 512), bounds }
     }
 
     /// The raw bytes of the line last returned (without its line terminator).
     pub fn line(&self) -> &[u8] {
-        let mut l = self.buf.as_slice();
-        if let Some(rest) = l.strip_suffix(b"\n") {
-            l = rest;
-        }
-        l.strip_suffix(b"\r").unwrap_or(l)
+        self.lines.line()
     }
 
     /// The 1-based number of the line last read.
     pub fn line_number(&self) -> u64 {
-        self.line_no
+        self.lines.number()
     }
 }
 
@@ -257,26 +251,19 @@ impl<R: BufRead> Iterator for NdjsonReader<R> {
     type Item = Result<Bar, DecodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while !self.done {
-            self.buf.clear();
-            match self.reader.read_until(b'\n', &mut self.buf) {
-                Ok(0) => self.done = true,
-                Ok(_) => {
-                    self.line_no += 1;
-                    if self.buf.trim_ascii().is_empty() {
-                        continue;
-                    }
-                    return Some(decode_json_line(&self.buf, self.line_no, &self.bounds));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.done = true;
-                    let kind = DecodeErrorKind::Io { message: e.to_string() };
-                    return Some(Err(DecodeError::new(Location::Record(self.line_no + 1), kind)));
-                }
+        Some(match self.lines.advance()? {
+            // The line without its `\n`, as `decode_json_body` and the gateway split a body:
+            // with the `\n`, a string left open at the line's end was "control character
+            // in string" here and "unterminated string" there (fuzz finding, ndjson).
+            Ok(()) => {
+                let raw = self.lines.raw();
+                decode_json_line(raw.strip_suffix(b"\n").unwrap_or(raw), self.lines.number(), &self.bounds)
             }
-        }
-        None
+            Err(e) => {
+                let kind = DecodeErrorKind::Io { message: e.to_string() };
+                Err(DecodeError::new(Location::Record(self.lines.number() + 1), kind))
+            }
+        })
     }
 }
 
@@ -1055,8 +1042,16 @@ impl Found {
 
 const NUMBER: &str = "a number or a numeric string";
 
-/// A JSON number token's text or a numeric string to a finite f64.
-pub(crate) fn parse_f64(field: &str, text: &str, quoted: bool) -> Result<f64, DecodeErrorKind> {
+/// A JSON number token's text, or a numeric string (`quoted`), to a finite f64: the number
+/// rule of every decoder (the CSV reader passes its fields as strings). The error names
+/// `field` and shows the value.
+///
+/// ```
+/// use tickflow::decode::json::parse_f64;
+/// assert_eq!(parse_f64("close", "101.25", true), Ok(101.25));
+/// assert!(parse_f64("close", "1.", true).is_err());
+/// ```
+pub fn parse_f64(field: &str, text: &str, quoted: bool) -> Result<f64, DecodeErrorKind> {
     let shown = || {
         if quoted { show_str(text) } else { show_bytes(text.as_bytes()) }
     };
@@ -1123,8 +1118,14 @@ fn fast_f64(b: &[u8]) -> Option<f64> {
     Some(if neg { -v } else { v })
 }
 
-/// A timestamp value (number token or string) to milliseconds and its unit.
-pub(crate) fn parse_ts(field: &str, text: &str, quoted: bool) -> Result<(i64, TsUnit), DecodeErrorKind> {
+/// A timestamp value (number token, or a string when `quoted`) to milliseconds and the unit it
+/// was written in: every form of [`super::timestamp`].
+///
+/// ```
+/// use tickflow::decode::{TsUnit, json::parse_ts};
+/// assert_eq!(parse_ts("ts", "1700000000", true), Ok((1_700_000_000_000, TsUnit::Seconds)));
+/// ```
+pub fn parse_ts(field: &str, text: &str, quoted: bool) -> Result<(i64, TsUnit), DecodeErrorKind> {
     let shown = || {
         if quoted { show_str(text) } else { show_bytes(text.as_bytes()) }
     };
@@ -1478,6 +1479,26 @@ mod tests {
                 prop_assert_eq!(decode_general(line.as_bytes(), 1, &bounds), Ok((bar, unit)), "{}", line);
             }
         }
+    }
+
+    #[test]
+    fn fuzz_ndjson_reader_and_body_agree_on_a_string_open_at_the_line_end() {
+        // fuzz/artifacts/ndjson/crash-11ba77b9…: the reader decoded the line with its `\n`.
+        let body = b"{\"symbol\":\"A\",\"ts\":1,\"open\":1,\"high\":1,\"low\":1,\"close\":1,\"volume\":1}\n{\"symbol\":\"C\x7f\n";
+        for crlf in [false, true] {
+            let body: Vec<u8> = if crlf {
+                body.iter().flat_map(|&c| if c == b'\n' { vec![b'\r', c] } else { vec![c] }).collect()
+            } else {
+                body.to_vec()
+            };
+            let b = TimeBounds::default();
+            let streamed: Vec<_> = NdjsonReader::new(&body[..], b).collect();
+            assert_eq!(streamed, decode_json_body(&body, &b), "crlf: {crlf}");
+            assert!(streamed[0].is_ok());
+            assert_eq!(streamed[1].as_ref().unwrap_err().record(), 2);
+        }
+        let err = NdjsonReader::new(&body[..], TimeBounds::default()).nth(1).unwrap().unwrap_err();
+        assert!(err.to_string().contains("unterminated string"), "{err}");
     }
 
     #[test]
