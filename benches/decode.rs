@@ -6,9 +6,10 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde::Deserialize;
+use tickflow::decode::json::{parse_f64, parse_ts};
 use tickflow::decode::{CsvReader, NdjsonReader, TsUnit, decode_json_line};
 use tickflow::sources::generator::{CSV_HEADER, GeneratorConfig, MarketGenerator, write_csv_row, write_w1_line};
-use tickflow_operators::TimeBounds;
+use tickflow_operators::{Bar, Symbol, TimeBounds};
 
 const LINES: u64 = 100_000;
 
@@ -98,6 +99,37 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let r = CsvReader::new(csv.as_bytes(), None, bounds).expect("the header is valid");
             let sum: f64 = r.map(|r| r.map_or(0.0, |b| b.close)).sum();
+            black_box(sum)
+        })
+    });
+    // The alternative issue 13 asked about: the csv crate's `ByteRecord` reader doing the
+    // splitting, with the same field parsers, symbol rule and validation as `CsvReader`.
+    g.bench_function("csv_crate_byte_record", |b| {
+        b.iter(|| {
+            let mut r = csv::ReaderBuilder::new().from_reader(csv.as_bytes());
+            let head = r.byte_headers().expect("the header is valid").clone();
+            let col = |n: &str| head.iter().position(|h| h.eq_ignore_ascii_case(n.as_bytes())).expect("a column");
+            let [sy, ts, open, high, low, close, volume] =
+                ["symbol", "ts", "open", "high", "low", "close", "volume"].map(col);
+            let mut rec = csv::ByteRecord::new();
+            let mut sum = 0.0;
+            while r.read_byte_record(&mut rec).expect("generated rows are valid") {
+                let text = |i: usize| std::str::from_utf8(&rec[i]).map(str::trim).expect("generated rows are UTF-8");
+                let num = |i: usize, name: &str| parse_f64(name, text(i), true).expect("a number");
+                let symbol = Symbol::new(text(sy)).expect("a symbol");
+                let (t, _) = parse_ts("ts", text(ts), true).expect("a timestamp");
+                let bar = Bar::new(
+                    symbol,
+                    t,
+                    num(open, "open"),
+                    num(high, "high"),
+                    num(low, "low"),
+                    num(close, "close"),
+                    num(volume, "volume"),
+                );
+                bar.validate(&bounds).expect("generated bars are valid");
+                sum += bar.close;
+            }
             black_box(sum)
         })
     });

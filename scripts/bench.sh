@@ -10,6 +10,10 @@
 #   scripts/bench.sh questdb    # file → 2 workers (standard set, 1m/5m/1h candles) → QuestDB-like
 #                               # receiver over 1 and 2 connections, vs the receiver's ceiling for
 #                               # the same captured requests (no engine), rows/s, MB/s, peak RSS
+#   scripts/bench.sh micro      # the criterion benches (benches/decode.rs, benches/hot.rs): decoders
+#                               # against serde_json and the csv crate, indicator/operator hot paths;
+#                               # CRITERION_ARGS passes options (e.g. "--save-baseline before",
+#                               # "--baseline before" for a before/after comparison)
 #   scripts/bench.sh checkpoint # checkpoint size, pause and write time at 1k/10k/100k symbols;
 #                               # throughput with checkpoints every 10 s and every 1 s vs none
 #
@@ -26,7 +30,7 @@ W1_RECORDS=${W1_RECORDS:-2000000}
 RUNS=${RUNS:-3}
 what=${1:-all}
 
-if [ -z "${SKIP_BUILD:-}" ]; then
+if [ -z "${SKIP_BUILD:-}" ] && [ "$what" != micro ]; then
   echo "== building (release)"
   cargo build --release --quiet --bin tickflow --bin tickflow-bench --bin w1-plain --bin tickflow-ilp-bench
 fi
@@ -406,13 +410,49 @@ TOML
   } | tee -a "$results"
 }
 
+# The criterion benches, one table: median time per iteration and throughput (criterion's
+# middle estimate), plus the change against a saved baseline when CRITERION_ARGS names one.
+bench_micro() {
+  local log; log=$(mktemp)
+  echo "== criterion: cargo bench --bench decode --bench hot ${CRITERION_ARGS:-}"
+  # shellcheck disable=SC2086 # CRITERION_ARGS is a list of options
+  cargo bench --quiet --bench decode --bench hot -- ${CRITERION_ARGS:-} 2>&1 | tee "$log" >/dev/null
+  {
+    echo "## criterion benches (cargo bench --bench decode --bench hot)"
+    echo
+    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    echo "| benchmark | time per iteration | throughput | change |"
+    echo "|---|---|---|---|"
+    awk '
+      function flush() { if (name != "") printf "| %s | %s | %s | %s |\n", name, t, (thr == "" ? "—" : thr), (chg == "" ? "—" : chg); name = ""; t = ""; thr = ""; chg = "" }
+      /time:[ ]+\[/ {
+        flush()
+        line = $0; sub(/[ ]+time:.*/, "", line); gsub(/^[ ]+|[ ]+$/, "", line)
+        if (line == "") line = pending
+        name = line
+        match($0, /\[[^]]*\]/); split(substr($0, RSTART + 1, RLENGTH - 2), a, " "); t = a[3] " " a[4]
+        next
+      }
+      /thrpt:[ ]+\[/ && name != "" { match($0, /\[[^]]*\]/); split(substr($0, RSTART + 1, RLENGTH - 2), a, " "); thr = a[3] " " a[4]; next }
+      /change:/ && /time:/ { next }
+      /Performance has (regressed|improved)|No change in performance|Change within noise/ && name != "" { chg = $0; gsub(/^[ ]+|[.]$/, "", chg); next }
+      /^[A-Za-z0-9_\/ -]+$/ { pending = $0; gsub(/^[ ]+|[ ]+$/, "", pending) }
+      END { flush() }
+    ' "$log"
+    echo
+  } | tee -a "$results"
+  rm -f "$log"
+}
+
 case "$what" in
+  micro) bench_micro ;;
   w1) bench_w1 ;;
   kafka) bench_kafka ;;
   checkpoint) bench_checkpoint ;;
   soak) bench_soak ;;
   questdb) bench_questdb ;;
   all) bench_w1; bench_kafka; bench_soak ;;
-  *) echo "usage: scripts/bench.sh [w1|kafka|soak|all]" >&2; exit 2 ;;
+  *) echo "usage: scripts/bench.sh [w1|kafka|soak|questdb|checkpoint|micro|all]" >&2; exit 2 ;;
 esac
 echo "results: $results"
