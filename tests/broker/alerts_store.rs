@@ -2,11 +2,9 @@
 //! writer's mirror when they return, in another process's mirror, and after a restart;
 //! a delete is a tombstone.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::kafka::Broker;
+use crate::support::kafka::Broker;
 use tickflow::alerts::{AlertsConfig, RuleDef, RuleStore};
 
 fn rule(id: &str, condition: &str) -> RuleDef {

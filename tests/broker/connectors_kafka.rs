@@ -2,15 +2,10 @@
 //! bars produced through the gateway's producer are read back exactly, keyed by symbol, in
 //! the canonical form, one partition per symbol; invalid rows land on the dead-letter topic.
 
-mod connectors_support;
-#[path = "common/kafka.rs"]
-#[allow(dead_code)]
-mod kafka;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use connectors_support::*;
+use crate::support::connectors::*;
 use rdkafka::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -56,7 +51,7 @@ fn read_topic(brokers: &str, topic: &str, partitions: i32, expected: usize) -> V
 
 #[test]
 fn polled_bars_are_read_back_exactly_keyed_by_symbol() {
-    let broker = kafka::Broker::start();
+    let broker = crate::support::kafka::Broker::start();
     broker.create_topic("bars", 3);
     broker.create_topic("bars.dlq", 1);
     let fake = FakeExchange::start(vec![

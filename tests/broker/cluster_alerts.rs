@@ -4,8 +4,6 @@
 //! that never crosses stays silent, and a rule added over HTTP while the cluster runs fires on
 //! the next crossing. Alerts arrive on a local webhook receiver with stable ids.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use common::cluster::{free_port_pair, process_list, spawn_cluster, wait_all};
-use common::kafka::Broker;
+use crate::support::cluster::{free_port_pair, process_list, spawn_cluster, wait_all};
+use crate::support::kafka::Broker;
 use tickflow::alerts::{AlertsConfig, RuleDef, RuleStore};
 
 const T0: i64 = 1_700_000_000_000;
@@ -52,10 +50,11 @@ fn write_path(path: &Path) -> Vec<(i64, f64)> {
 
 #[test]
 fn rules_fire_exactly_on_crossings_across_two_processes() {
+    let _heavy = crate::support::heavy();
     let broker = Broker::start();
     broker.create_topic("rules", 1);
     broker.create_topic("alerts", 1);
-    let (hook, got) = common::webhook::receiver(Arc::new(AtomicBool::new(true)));
+    let (hook, got) = crate::support::webhook::receiver(Arc::new(AtomicBool::new(true)));
     let root = tempfile::tempdir().unwrap();
     let input = root.path().join("path.ndjson");
     let path = write_path(&input);

@@ -1,10 +1,7 @@
-//! Shared by the gateway/generate integration tests: a Tansu broker started and killed by
-//! the test, a reader of a topic, and a small HTTP client.
-#![allow(dead_code)]
+//! The gateway tests' pieces: a gateway over a broker ([`Stack`]), a reader of a topic,
+//! Kafka's partitioner, and a small HTTP client.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use rdkafka::Message;
@@ -13,97 +10,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use tickflow::gateway::{Gateway, GatewayConfig};
 
-/// The tansu binary: `$TANSU`, `~/.cargo/bin/tansu`, or `tansu` on the PATH.
-pub fn tansu_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("TANSU") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let cargo = PathBuf::from(home).join(".cargo/bin/tansu");
-    if cargo.exists() {
-        return cargo;
-    }
-    if Command::new("tansu").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok() {
-        return PathBuf::from("tansu");
-    }
-    panic!(
-        "the Kafka-protocol broker `tansu` is not installed: run scripts/install-tansu.sh (or set TANSU=/path/to/tansu)"
-    );
-}
-
-/// A free loopback port (bound then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Polls `f` every 20 ms until it returns `Some` or `limit` passes.
-pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A Tansu broker with in-memory storage on a loopback port; killed on drop.
-pub struct Tansu {
-    pub port: u16,
-    child: Child,
-}
-
-impl Tansu {
-    /// Starts a broker on a free port.
-    pub fn start() -> Tansu {
-        Self::start_on(free_port())
-    }
-
-    /// Starts a broker on `port` and waits until it accepts connections.
-    pub fn start_on(port: u16) -> Tansu {
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu_bin())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn tansu");
-        let t = Tansu { port, child };
-        wait_for(Duration::from_secs(20), "tansu to listen", || TcpStream::connect(("127.0.0.1", port)).ok());
-        t
-    }
-
-    pub fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Creates `name` with `partitions` partitions.
-    pub fn create_topic(&self, name: &str, partitions: u32) {
-        let out = Command::new(tansu_bin())
-            .args(["topic", "create", name, "--partitions", &partitions.to_string()])
-            .args(["--broker", &format!("tcp://127.0.0.1:{}", self.port)])
-            .output()
-            .expect("run tansu topic create");
-        assert!(out.status.success(), "tansu topic create {name}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    /// Pauses (SIGSTOP) or resumes (SIGCONT) the broker process: it keeps its data but
-    /// answers nothing while paused.
-    pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
-        assert!(ok, "kill {sig}");
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use super::kafka::Broker;
+use super::wait_for;
 
 /// One record read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,13 +155,13 @@ pub fn test_config(brokers: &str) -> GatewayConfig {
 /// A broker with `bars` (`partitions`) and `bars.dlq` (1 partition), and a gateway in
 /// front of it that reports ready.
 pub struct Stack {
-    pub tansu: Tansu,
+    pub tansu: Broker,
     pub gateway: Gateway,
 }
 
 impl Stack {
     pub fn start(partitions: u32, tweak: impl FnOnce(&mut GatewayConfig)) -> Stack {
-        let tansu = Tansu::start();
+        let tansu = Broker::start();
         tansu.create_topic("bars", partitions);
         tansu.create_topic("bars.dlq", 1);
         let mut cfg = test_config(&tansu.brokers());

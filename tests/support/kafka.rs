@@ -15,7 +15,22 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 // ---------------------------------------------------------------------------------------
 // The broker.
 
-/// A Tansu broker on `127.0.0.1:<free port>`, killed on drop.
+/// The tansu binary: `$TANSU_BIN` or `$TANSU`, else `~/.cargo/bin/tansu` (where
+/// scripts/install-tansu.sh puts it), else `tansu` on the PATH.
+pub fn tansu_bin() -> String {
+    if let Some(p) = ["TANSU_BIN", "TANSU"].iter().find_map(|v| std::env::var(v).ok()) {
+        return p;
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let cargo = PathBuf::from(home).join(".cargo/bin/tansu");
+    if cargo.exists() {
+        return cargo.to_string_lossy().into_owned();
+    }
+    "tansu".to_owned()
+}
+
+/// A Tansu broker with in-memory storage on a loopback port, killed on drop (resumed first
+/// if a test paused it).
 pub struct Broker {
     child: Child,
     pub port: u16,
@@ -25,15 +40,21 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// Starts a broker on a free port.
     pub fn start() -> Broker {
-        let bin = std::env::var("TANSU_BIN").unwrap_or_else(|_| "tansu".to_owned());
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("binding port 0").port();
+        Broker::start_on(port)
+    }
+
+    /// Starts a broker on `port` (a restart on the same address) and waits until it listens.
+    pub fn start_on(port: u16) -> Broker {
+        let bin = tansu_bin();
         if let Err(e) = Command::new(&bin).arg("--version").output() {
             panic!(
-                "the Kafka source tests need the Tansu broker, but `{bin} --version` failed: {e}. \
+                "these tests need the Kafka-protocol broker Tansu, but `{bin} --version` failed: {e}. \
                  Install it with scripts/install-tansu.sh (or set TANSU_BIN to its path)."
             );
         }
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("binding port 0").port();
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("tansu.log");
         let out = std::fs::File::create(&log).expect("log file");
@@ -58,6 +79,13 @@ impl Broker {
         broker
     }
 
+    /// Pauses (`-STOP`) or resumes (`-CONT`) the broker process: paused, it keeps its data
+    /// but answers nothing.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
+        assert!(ok, "kill {sig}");
+    }
+
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
@@ -68,7 +96,8 @@ impl Broker {
         s
     }
 
-    pub fn create_topic(&self, name: &str, partitions: i32) {
+    /// Creates `name` with `partitions` partitions.
+    pub fn create_topic(&self, name: &str, partitions: impl std::fmt::Display) {
         let out = Command::new(&self.bin)
             .args(["topic", "create", name, "--partitions", &partitions.to_string()])
             .args(["--broker", &format!("tcp://127.0.0.1:{}", self.port)])
@@ -85,6 +114,7 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -2,9 +2,7 @@
 //! that every bar arrived. Run with
 //! `cargo test --release --test gateway_throughput -- --ignored --nocapture --test-threads 1`.
 
-mod gateway_support;
-
-use gateway_support::*;
+use crate::support::gateway::*;
 use tickflow::generate::{Format, GenerateArgs, ProgressMode, run_plan};
 
 fn args(to: &str, count: u64) -> GenerateArgs {

@@ -7,8 +7,6 @@
 //! The last two run the real `tickflow gateway` binary, to read its memory from /proc and to
 //! give it its own open-file limit.
 
-mod gateway_support;
-
 use std::collections::BTreeSet;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -17,7 +15,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gateway_support::*;
+use crate::support::cluster::free_port;
+use crate::support::gateway::*;
+use crate::support::kafka::Broker;
+use crate::support::wait_for;
 use tickflow::gateway::Gateway;
 use tickflow::kafka::encode_bar;
 use tickflow_operators::{Bar, Symbol};
@@ -56,7 +57,7 @@ struct Outcome {
 
 #[test]
 fn broker_restart_under_load_loses_no_acknowledged_record_and_recovers() {
-    let tansu = Tansu::start();
+    let tansu = Broker::start();
     let port = tansu.port;
     tansu.create_topic("bars", 4);
     tansu.create_topic("bars.dlq", 1);
@@ -103,7 +104,7 @@ fn broker_restart_under_load_loses_no_acknowledged_record_and_recovers() {
     wait_for(Duration::from_secs(60), "requests during the outage", || (count(&|o| o.epoch == 1) >= 3).then_some(()));
 
     // The same port, the topics recreated: new requests must be accepted again.
-    let tansu = Tansu::start_on(port);
+    let tansu = Broker::start_on(port);
     tansu.create_topic("bars", 4);
     tansu.create_topic("bars.dlq", 1);
     epoch.store(2, Ordering::SeqCst);
@@ -231,7 +232,7 @@ const MIB: u64 = 1 << 20;
 
 #[test]
 fn many_held_bodies_keep_memory_bounded_and_the_excess_gets_503() {
-    let tansu = Tansu::start();
+    let tansu = Broker::start();
     tansu.create_topic("bars", 1);
     tansu.create_topic("bars.dlq", 1);
     let budget = 64 * MIB;
@@ -351,7 +352,7 @@ fn many_held_bodies_keep_memory_bounded_and_the_excess_gets_503() {
 
 #[test]
 fn more_half_sent_requests_than_file_descriptors_do_not_exhaust_them() {
-    let tansu = Tansu::start();
+    let tansu = Broker::start();
     tansu.create_topic("bars", 1);
     tansu.create_topic("bars.dlq", 1);
     let section = "[gateway.limits]\nmax-connections = 1000\nheader-read-timeout = \"2s\"\n";
@@ -435,7 +436,7 @@ fn metric(addr: SocketAddr, name: &str) -> u64 {
 
 #[test]
 fn many_concurrent_large_bodies_get_503_at_the_request_cap_and_good_requests_succeed() {
-    let tansu = Tansu::start();
+    let tansu = Broker::start();
     tansu.create_topic("bars", 1);
     tansu.create_topic("bars.dlq", 1);
     let budget = 32 * MIB;

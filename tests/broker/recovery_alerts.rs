@@ -6,16 +6,14 @@
 //! again), the process is killed with SIGKILL. Restarted with the webhook answering 200, the
 //! notifier delivers it from its outbox: the receiver gets the same alert id.
 
-mod common;
-
 use std::path::Path;
 use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::cluster::{process_list, spawn_cluster};
-use common::kafka::{Broker, Msg, produce};
+use crate::support::cluster::{process_list, spawn_cluster};
+use crate::support::kafka::{Broker, Msg, produce};
 use tickflow::alerts::{AlertsConfig, RuleDef, RuleStore};
 
 const T0: i64 = 1_700_000_000_000;
@@ -47,6 +45,7 @@ fn wait_until(what: &str, children: &mut [Child], mut f: impl FnMut() -> bool) {
 
 #[test]
 fn an_alert_fired_before_a_kill_is_delivered_after_the_restart_with_the_same_id() {
+    let _heavy = crate::support::heavy();
     let broker = Broker::start();
     broker.create_topic("bars", 1);
     broker.create_topic("rules", 1);
@@ -69,7 +68,7 @@ fn an_alert_fired_before_a_kill_is_delivered_after_the_restart_with_the_same_id(
         .collect();
     produce(&broker.brokers(), "bars", &msgs);
     let ok = Arc::new(AtomicBool::new(false));
-    let (hook, seen) = common::webhook::receiver(ok.clone());
+    let (hook, seen) = crate::support::webhook::receiver(ok.clone());
     let mut acfg = AlertsConfig::new(&broker.brokers());
     acfg.rules_topic = "rules".into();
     let store = RuleStore::start(&acfg).unwrap();

@@ -3,12 +3,10 @@
 //! Runs against a real broker (Tansu, started here) because even a `400` waits for the
 //! dead letters' acknowledgement.
 
-mod gateway_support;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use gateway_support::*;
+use crate::support::gateway::*;
 use tickflow::decode::decode_json_line;
 use tickflow_operators::TimeBounds;
 

@@ -4,14 +4,12 @@
 //! the config; explicit `--url`s without a token are refused with a message that says what to
 //! set.
 
-mod common;
-
 use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::cluster::{free_port_pair, process_list, spawn_cluster};
+use crate::support::cluster::{free_port_pair, process_list, spawn_cluster};
 
 const TOKEN: &str = "top-test-read-token-0123456789";
 
@@ -56,6 +54,7 @@ fn top(args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn top_once_lists_every_process_and_worker_with_a_rate() {
+    let _heavy = crate::support::heavy();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port_pair();
     let config = dir.path().join("cluster.toml");

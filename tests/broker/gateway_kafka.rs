@@ -1,12 +1,13 @@
 //! The gateway against a real Kafka-protocol broker (Tansu, started by the test): records
 //! read back exactly and on the right partition, dead letters, broker down → 503 → recovery.
 
-mod gateway_support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use gateway_support::*;
+use crate::support::cluster::free_port;
+use crate::support::gateway::*;
+use crate::support::kafka::Broker;
+use crate::support::wait_for;
 use tickflow::decode::decode_json_line;
 use tickflow::gateway::Gateway;
 use tickflow::kafka::encode_bar;
@@ -149,7 +150,7 @@ fn broker_down_answers_503_then_recovers_without_loss() {
     assert_eq!(get(addr, "/health").status, 200);
 
     // The broker comes up; the client retries as told until it is accepted.
-    let tansu = Tansu::start_on(port);
+    let tansu = Broker::start_on(port);
     tansu.create_topic("bars", 3);
     tansu.create_topic("bars.dlq", 1);
     wait_for(Duration::from_secs(30), "gateway ready after broker start", || {

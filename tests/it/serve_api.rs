@@ -4,13 +4,11 @@
 //! sinks wrote: latest state, retained bars and candles (with eviction), summaries over a
 //! period (GET and the seed API's POST), aggregates, and the 400/404 answers.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::cluster::{free_port_pair, process_list, spawn_cluster, wait_ok};
+use crate::support::cluster::{free_port_pair, process_list, spawn_cluster, wait_ok};
 use serde_json::{Value, json};
 use tickflow_operators::Symbol;
 
@@ -189,6 +187,7 @@ fn open_stream(port: u16, path: &str) -> (std::net::TcpStream, Value) {
 
 #[test]
 fn answers_equal_the_rows_the_sinks_wrote_on_either_process() {
+    let _heavy = crate::support::heavy();
     let root = tempfile::tempdir().unwrap();
     let input = root.path().join("bars.ndjson");
     write_input(&input);

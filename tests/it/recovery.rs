@@ -4,14 +4,12 @@
 //! kind of row, every column. Also: a corrupt newest checkpoint falls back to the previous
 //! one; an unwritable checkpoint location fails clearly and commits nothing past it.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cluster::{assert_same, process_list, read_outputs, wait_ok};
+use crate::support::cluster::{assert_same, process_list, read_outputs, wait_ok};
 
 /// The generator market: 40 symbols, 1 s apart per symbol, a fixed count; candles on.
 fn config(out: &Path, checkpoints: &Path, processes: &str, workers: usize, interval: &str) -> String {
@@ -64,14 +62,6 @@ fn signal(children: &[Child], sig: &str) {
     for c in children {
         let _ = Command::new("kill").args([sig, &c.id().to_string()]).status();
     }
-}
-
-/// One cluster at a time: the tests of this file would otherwise run four clusters at once on
-/// a 2-core machine.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// How many complete checkpoints `dir` holds: published manifests only. A manifest being
@@ -127,7 +117,7 @@ fn committed_parts(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn sigkill_at_random_moments_then_restart_writes_what_an_uninterrupted_run_writes() {
-    let _one = serial();
+    let _one = crate::support::heavy();
     let root = tempfile::tempdir().unwrap();
     let want = reference(root.path());
     assert!(want["bars"].len() == 600_000 && !want["candles"].is_empty(), "the reference run wrote everything");
@@ -158,7 +148,7 @@ fn sigkill_at_random_moments_then_restart_writes_what_an_uninterrupted_run_write
 
 #[test]
 fn sigterm_takes_a_savepoint_and_the_next_run_continues_exactly() {
-    let _one = serial();
+    let _one = crate::support::heavy();
     let root = tempfile::tempdir().unwrap();
     let want = reference(root.path());
     let out = root.path().join("out-term");
@@ -188,7 +178,7 @@ fn sigterm_takes_a_savepoint_and_the_next_run_continues_exactly() {
 
 #[test]
 fn a_corrupt_newest_checkpoint_falls_back_to_the_previous_one() {
-    let _one = serial();
+    let _one = crate::support::heavy();
     let root = tempfile::tempdir().unwrap();
     let want = reference(root.path());
     let out = root.path().join("out-corrupt");
@@ -233,7 +223,7 @@ fn a_corrupt_newest_checkpoint_falls_back_to_the_previous_one() {
 
 #[test]
 fn an_unwritable_checkpoint_location_stops_the_run_with_a_clear_error() {
-    let _one = serial();
+    let _one = crate::support::heavy();
     let root = tempfile::tempdir().unwrap();
     let blocker = root.path().join("not-a-dir");
     std::fs::write(&blocker, "a file").unwrap();

@@ -28,8 +28,7 @@ const NOT_UTF8: &[u8] = b"{\"stock_symbol\": \"SYM\xff\xfe\", \"timestamp\": 170
 /// 2023-11-14T22:13:20Z: event times well before the wall clock.
 const T0: i64 = 1_700_000_000_000;
 
-mod common;
-use common::kafka::{Broker, Msg, produce};
+use crate::support::kafka::{Broker, Msg, produce};
 
 fn bar(symbol: &str, ts: i64, price: f64) -> Bar {
     Bar::new(Symbol::new(symbol).unwrap(), ts, price, price + 1.0, price - 1.0, price + 0.5, 100.0)

@@ -6,13 +6,11 @@
 //! symbol, read as a `topics` list (1×1 and 2×2) and as a `topic-pattern` (2×2), write exactly
 //! what one topic writes.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::cluster::{process_list, read_outputs, run_cluster};
-use common::kafka::{Broker, Msg, produce};
+use crate::support::cluster::{process_list, read_outputs, run_cluster};
+use crate::support::kafka::{Broker, Msg, produce};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -54,6 +52,7 @@ url = "{}"
 
 #[test]
 fn kafka_cluster_output_equals_file_replay_and_offsets_are_committed() {
+    let _heavy = crate::support::heavy();
     let broker = Broker::start();
     broker.create_topic("bars", 4);
     let root = tempfile::tempdir().unwrap();
@@ -119,6 +118,7 @@ fn kafka_cluster_output_equals_file_replay_and_offsets_are_committed() {
 
 #[test]
 fn a_topic_per_symbol_as_list_or_pattern_equals_one_topic_in_both_shapes() {
+    let _heavy = crate::support::heavy();
     let broker = Broker::start();
     let root = tempfile::tempdir().unwrap();
     let symbols = 5;

@@ -4,8 +4,6 @@
 //! limit sent whole before reading, bodies over the shared budget; and who may do what:
 //! tokens, redaction, target validation, refusing to start open off loopback.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -22,7 +20,7 @@ use tickflow::status::{ProcessMetrics, ServerOptions, StatusServer};
 use tickflow_operators::IndicatorSet;
 use warp::Filter as _;
 
-use common::rules::Memory;
+use crate::support::rules::Memory;
 
 const WRITE: &str = "write-token-0123456789";
 const READ: &str = "read-token-0123456789";

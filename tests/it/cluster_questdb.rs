@@ -3,12 +3,10 @@
 //! valid line, and a second run of the same input writes exactly the same rows (which QuestDB's
 //! DEDUP UPSERT KEYS turn into an idempotent replay).
 
-mod common;
-
 use std::path::Path;
 
-use common::Fake;
-use common::cluster::{process_list, run_cluster};
+use crate::support::cluster::{process_list, run_cluster};
+use crate::support::questdb::Fake;
 use influxdb_line_protocol::parse_lines;
 use tickflow::sources::generator::{GeneratorConfig, MarketGenerator};
 
@@ -52,6 +50,7 @@ fn rows(fake: &Fake) -> Vec<(String, String)> {
 
 #[test]
 fn two_process_cluster_writes_every_row_once_and_replays_identically() {
+    let _heavy = crate::support::heavy();
     let root = tempfile::tempdir().unwrap();
     let input = root.path().join("in.ndjson");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());

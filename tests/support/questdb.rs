@@ -2,12 +2,6 @@
 //! (Content-Length, chunked, keep-alive) for `/write` and `/exec`, with scriptable answers. By
 //! default it behaves like QuestDB: a request is accepted whole (204), or rejected whole (400 with
 //! QuestDB's JSON naming the line) when a line holds `POISON`.
-#![allow(dead_code)]
-
-pub mod cluster;
-pub mod kafka;
-pub mod rules;
-pub mod webhook;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,7 +1,6 @@
 //! Shared by the connector tests: a scripted exchange (a std `TcpListener` on 127.0.0.1:0
 //! speaking just enough HTTP/1.1: one request per connection, answered from a script of
 //! recorded bodies), fixtures, configs and time helpers.
-#![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};

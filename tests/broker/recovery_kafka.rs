@@ -7,16 +7,14 @@
 //! The same holds for bars spread over several topics read through a `topic-pattern`: the
 //! checkpoint keeps every (topic, partition)'s position.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::Fake;
-use common::cluster::{assert_same, process_list, read_outputs, wait_ok};
-use common::kafka::{Broker, Msg, produce};
+use crate::support::cluster::{assert_same, process_list, read_outputs, wait_ok};
+use crate::support::kafka::{Broker, Msg, produce};
+use crate::support::questdb::Fake;
 use tickflow::sources::generator::{GeneratorConfig, MarketGenerator};
 use tickflow_operators::Bar;
 
@@ -190,6 +188,7 @@ const BARS: &str = "topic = \"bars\"";
 
 #[test]
 fn kafka_2x2_killed_three_times_and_restored_into_1x3_equals_an_uninterrupted_run() {
+    let _heavy = crate::support::heavy();
     let broker = Broker::start();
     let n = topic(&broker, "bars");
     let root = tempfile::tempdir().unwrap();
@@ -241,6 +240,7 @@ fn topics(broker: &Broker) -> usize {
 
 #[test]
 fn kafka_topic_pattern_2x2_killed_and_restored_into_1x3_equals_an_uninterrupted_run() {
+    let _heavy = crate::support::heavy();
     const PATTERN: &str = "topic-pattern = '^rt\\.'";
     let broker = Broker::start();
     let n = topics(&broker);

@@ -2,8 +2,6 @@
 //! retried until it recovers, and each alert is delivered once; permanent failures are
 //! dead-lettered. Plus the `/rules` routes over an in-memory backend.
 
-mod common;
-
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -17,7 +15,7 @@ use tickflow::alerts::rule::{RuleContext, RuleDef};
 use tickflow_operators::dataflow::alerts::{Alert, Condition, alert_id, to_fixed};
 use tickflow_operators::{IndicatorSet, Symbol};
 
-use common::rules::Memory;
+use crate::support::rules::Memory;
 
 #[derive(Default)]
 struct Seen {

@@ -3,11 +3,9 @@
 //! polls, the forming-bar rule, dead letters, and the schedule after rate limits, errors
 //! and rejections. The poller is stepped with explicit times: nothing sleeps.
 
-mod connectors_support;
-
 use std::time::Duration;
 
-use connectors_support::*;
+use crate::support::connectors::*;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -18,8 +18,7 @@ use tickflow_operators::rows::{BarOut, Candle, SignalChange};
 use tickflow_operators::signal::{Action, Combine, Decision, Rule};
 use tickflow_operators::{Bar, IndicatorSet, IndicatorSpec, Symbol, Values};
 
-mod common;
-use common::{Fake, Step};
+use crate::support::questdb::{Fake, Step};
 
 fn config(addr: SocketAddr) -> QuestDbConfig {
     let mut c = QuestDbConfig { addr: addr.to_string(), ..QuestDbConfig::default() };

@@ -2,12 +2,10 @@
 //! (processes × workers) gives the same bars, candles and signal changes. The 2×2 run starts
 //! two real `tickflow run` processes talking over loopback.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::cluster::{process_list, read_outputs, run_cluster};
+use crate::support::cluster::{process_list, read_outputs, run_cluster};
 use tickflow::sources::generator::{GeneratorConfig, MarketGenerator};
 
 fn write_input(dir: &Path) -> PathBuf {
@@ -50,6 +48,7 @@ fn run_shape(input: &Path, root: &Path, processes: usize, workers: usize) -> BTr
 
 #[test]
 fn output_does_not_depend_on_cluster_shape() {
+    let _heavy = crate::support::heavy();
     let root = tempfile::tempdir().unwrap();
     let input = write_input(root.path());
     let one = run_shape(&input, root.path(), 1, 1);
