@@ -6,6 +6,7 @@
 #   FUZZ_TARGETS="csv ilp" scripts/fuzz.sh 20
 #   FUZZ_RUNS=10000000 scripts/fuzz.sh        # a number of executions instead of a time
 #   FUZZ_SANITIZER=address scripts/fuzz.sh    # AddressSanitizer (slower; see below)
+#   FUZZ_SEED=1 scripts/fuzz.sh 10            # libFuzzer's random seed fixed (CI does this)
 #
 # Toolchain: only stable Rust is needed. cargo-fuzz passes nightly-only flags (-Zsanitizer,
 # -Cpasses=sancov-module); RUSTC_BOOTSTRAP=1 lets stable rustc accept them. Measured on this
@@ -71,7 +72,7 @@ for t in $TARGETS; do
   # new inputs are written to the corpus directory (the first one).
   (cd fuzz && cargo fuzz run -O -s "$SANITIZER" "$t" "corpus/$t" "seeds/$t" -- \
     "$BOUND" -jobs=1 -workers=1 -print_final_stats=1 -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-    -artifact_prefix="artifacts/$t/" $(dict_for "$t")) >"$log" 2>&1
+    -seed="${FUZZ_SEED:-0}" -artifact_prefix="artifacts/$t/" $(dict_for "$t")) >"$log" 2>&1
   rc=$?
   set -e
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)

