@@ -170,23 +170,60 @@ impl SymbolTable {
 
 /// A hash of `bytes` that is identical in every process, on every platform and in every
 /// release (unlike std's hasher): FNV-1a followed by the splitmix64 finalizer, so the low bits,
-/// which `% workers` uses, are well mixed. [`Symbol::route_hash`] and the Kafka source's
-/// topic placement use it.
+/// which `% workers` uses, are well mixed. [`Symbol::route_hash`], the Kafka source's topic
+/// placement and alert ids ([`StableHasher`], several fields) use it.
 ///
 /// ```
 /// use tickflow_operators::symbol::stable_hash;
 /// assert_eq!(stable_hash(b"AAPL"), tickflow_operators::Symbol::new("AAPL").unwrap().route_hash());
+/// // Routing and checkpointed state depend on it: the value never changes.
+/// assert_eq!(stable_hash(b"AAPL"), 0xcedc_d565_6acd_33a8);
 /// ```
 pub fn stable_hash(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    let mut h = StableHasher::new();
+    h.write(bytes);
+    h.finish()
+}
+
+/// [`stable_hash`] over bytes given in pieces: the same value as over their concatenation.
+///
+/// ```
+/// use tickflow_operators::symbol::{StableHasher, stable_hash};
+/// let mut h = StableHasher::new();
+/// h.write(b"AA");
+/// h.write(b"PL");
+/// assert_eq!(h.finish(), stable_hash(b"AAPL"));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct StableHasher(u64);
+
+impl Default for StableHasher {
+    fn default() -> Self {
+        StableHasher::new()
     }
-    // splitmix64 finalizer
-    h ^= h >> 30;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
+}
+
+impl StableHasher {
+    /// The FNV-1a offset basis.
+    pub const fn new() -> StableHasher {
+        StableHasher(0xcbf2_9ce4_8422_2325)
+    }
+
+    /// Feeds `bytes`.
+    pub fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// The hash: the FNV-1a state through the splitmix64 finalizer.
+    pub fn finish(&self) -> u64 {
+        let mut h = self.0;
+        h ^= h >> 30;
+        h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 27;
+        h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^ (h >> 31)
+    }
 }

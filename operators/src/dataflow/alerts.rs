@@ -45,7 +45,7 @@ use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 use super::EventTime;
 use crate::rows::{BarOut, Candle};
 use crate::signal::Action;
-use crate::symbol::Symbol;
+use crate::symbol::{StableHasher, Symbol};
 use crate::time::Millis;
 
 /// Fixed-point scale of every value in this module: `value = round(x * SCALE)`.
@@ -273,25 +273,17 @@ pub struct Alert {
 /// assert_eq!(alert_id("r1", &s, 1000), alert_id("r1", &s, 1000));
 /// assert_ne!(alert_id("r1", &s, 1000), alert_id("r1", &s, 2000));
 /// assert_ne!(alert_id("r1", &s, 1000), alert_id("r2", &s, 1000));
+/// // Ids are stored in outboxes and sent to receivers: the value never changes.
+/// assert_eq!(alert_id("r1", &s, 1000), 0x047d_8034_bb1e_17b6);
 /// ```
 pub fn alert_id(rule: &str, symbol: &Symbol, ts: Millis) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    eat(rule.as_bytes());
-    eat(&[0xff]); // separator: ("ab","c") and ("a","bc") differ
-    eat(symbol.as_str().as_bytes());
-    eat(&[0xff]);
-    eat(&ts.to_le_bytes());
-    h ^= h >> 30;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
+    let mut h = StableHasher::new();
+    h.write(rule.as_bytes());
+    h.write(&[0xff]); // separator: ("ab","c") and ("a","bc") differ
+    h.write(symbol.as_str().as_bytes());
+    h.write(&[0xff]);
+    h.write(&ts.to_le_bytes());
+    h.finish()
 }
 
 /// The rules collection, fed on worker 0 from `poll` (the other workers contribute nothing
