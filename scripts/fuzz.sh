@@ -7,6 +7,10 @@
 #   FUZZ_RUNS=10000000 scripts/fuzz.sh        # a number of executions instead of a time
 #   FUZZ_SANITIZER=address scripts/fuzz.sh    # AddressSanitizer (slower; see below)
 #   FUZZ_SEED=1 scripts/fuzz.sh 10            # libFuzzer's random seed fixed (CI does this)
+#   FUZZ_MAX_LEN=65536 scripts/fuzz.sh        # longer inputs (default 4096, libFuzzer's own
+#                                             # default: a few dozen records; the time per
+#                                             # execution grows with the input, and the csv
+#                                             # target's corpus grew to 9 KB inputs at 5k/s)
 #
 # Toolchain: only stable Rust is needed. cargo-fuzz passes nightly-only flags (-Zsanitizer,
 # -Cpasses=sancov-module); RUSTC_BOOTSTRAP=1 lets stable rustc accept them. Measured on this
@@ -71,7 +75,7 @@ for t in $TARGETS; do
   # -jobs=1 -workers=1: one process (the machine's cores are shared); the seeds are read,
   # new inputs are written to the corpus directory (the first one).
   (cd fuzz && cargo fuzz run -O -s "$SANITIZER" "$t" "corpus/$t" "seeds/$t" -- \
-    "$BOUND" -jobs=1 -workers=1 -print_final_stats=1 -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+    "$BOUND" -jobs=1 -workers=1 -print_final_stats=1 -max_len="${FUZZ_MAX_LEN:-4096}" -timeout=10 -rss_limit_mb=2048 \
     -seed="${FUZZ_SEED:-0}" -artifact_prefix="artifacts/$t/" $(dict_for "$t")) >"$log" 2>&1
   rc=$?
   set -e
