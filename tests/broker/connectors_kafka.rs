@@ -3,51 +3,14 @@
 //! the canonical form, one partition per symbol; invalid rows land on the dead-letter topic.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::connectors::*;
-use rdkafka::Message;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use crate::support::gateway::{Record, read_topic};
 use tickflow::connectors::{BarSink, Exchange, KafkaSink, Poller, UreqFetch};
 use tickflow::decode::decode_json_line;
 use tickflow::kafka::encode_bar;
 use tickflow_operators::{Bar, TimeBounds};
-
-/// (partition, key, payload) of every record of `topic` until `expected` were read and
-/// nothing more arrives for half a second (to catch duplicates), at most 30 s.
-fn read_topic(brokers: &str, topic: &str, partitions: i32, expected: usize) -> Vec<(i32, Option<String>, String)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "tickflow-connector-test")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let (start, mut out, mut quiet) = (Instant::now(), Vec::new(), None::<Instant>);
-    while start.elapsed() < Duration::from_secs(30) {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
-                out.push((m.partition(), key, String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned()));
-                quiet = None;
-            }
-            Some(Err(e)) => panic!("reading {topic}: {e}"),
-            None if out.len() >= expected
-                && quiet.get_or_insert_with(Instant::now).elapsed() > Duration::from_millis(500) =>
-            {
-                break;
-            }
-            None => {}
-        }
-    }
-    out
-}
 
 #[test]
 fn polled_bars_are_read_back_exactly_keyed_by_symbol() {
@@ -79,11 +42,11 @@ fn polled_bars_are_read_back_exactly_keyed_by_symbol() {
     sink.flush().unwrap();
     assert_eq!(sent.values().map(Vec::len).collect::<Vec<_>>(), [9, 9], "{sent:?}");
 
-    let records = read_topic(&broker.brokers(), "bars", 3, 18);
+    let records = read_topic(&broker.brokers(), "bars", 3, 18, Duration::from_secs(30));
     assert_eq!(records.len(), 18, "{records:#?}");
     let mut got: BTreeMap<String, Vec<Bar>> = BTreeMap::new();
     let mut partition_of: BTreeMap<String, i32> = BTreeMap::new();
-    for (partition, key, payload) in &records {
+    for Record { partition, key, payload } in &records {
         let bar = decode_json_line(payload.as_bytes(), 1, &TimeBounds::default()).unwrap();
         let mut canonical = Vec::new();
         encode_bar(&bar, &mut canonical);
@@ -96,11 +59,11 @@ fn polled_bars_are_read_back_exactly_keyed_by_symbol() {
     // Exactly what was polled, in order, per symbol.
     assert_eq!(got, sent);
 
-    let dead = read_topic(&broker.brokers(), "bars.dlq", 1, 2);
+    let dead = read_topic(&broker.brokers(), "bars.dlq", 1, 2, Duration::from_secs(30));
     assert_eq!(dead.len(), 2, "{dead:#?}");
     let mut reasons: Vec<String> = dead
         .iter()
-        .map(|(_, key, payload)| {
+        .map(|Record { key, payload, .. }| {
             assert_eq!(*key, None);
             let v: serde_json::Value = serde_json::from_str(payload).unwrap();
             assert_eq!(

@@ -92,8 +92,10 @@ enum Stop {
     AtEnd,
     /// Once the output frontier reached this time.
     Frontier(u64),
-    /// Once this many bars arrived (over all workers).
-    Bars(usize),
+    /// Once this many bars arrived (over all workers) and the workers own this many partitions together (a
+    /// pattern's new topic is assigned by each worker at its own refresh: stopping at the
+    /// last bar alone could stop a worker before it took its share).
+    BarsAndPartitions(usize, usize),
 }
 
 /// Runs the source on `workers` threads until the dataflow completes or `stop` says so
@@ -148,14 +150,16 @@ fn run_into(cfg: &KafkaSourceConfig, workers: usize, stop: Stop, outcome: &Arc<M
                         "worker {index}: the output frontier stalled at {max_frontier}, below {target}"
                     );
                 }
-                Stop::Bars(n) => {
-                    let got = out.lock().unwrap().bars.len();
-                    if got >= n {
+                Stop::BarsAndPartitions(n, parts) => {
+                    let mut o = out.lock().unwrap();
+                    o.owned.insert(index, handle.assigned());
+                    let (got, owned) = (o.bars.len(), o.owned.values().map(Vec::len).sum::<usize>());
+                    if got >= n && owned >= parts {
                         handle.stopper().stop();
                     }
                     assert!(
                         Instant::now() < deadline || handle.stopper().is_stopped(),
-                        "worker {index}: {got} of {n} bars within 60 s"
+                        "worker {index}: {got} of {n} bars, {owned} of {parts} partitions owned within 60 s"
                     );
                 }
                 Stop::AtEnd => {
@@ -434,7 +438,7 @@ fn a_topic_created_mid_run_that_matches_the_pattern_is_consumed() {
     let total = first.len() + later.len();
     let runner = {
         let outcome = Arc::clone(&outcome);
-        std::thread::spawn(move || run_into(&cfg, 2, Stop::Bars(total), &outcome))
+        std::thread::spawn(move || run_into(&cfg, 2, Stop::BarsAndPartitions(total, 5), &outcome))
     };
     // Once everything of the first topic arrived, create the second one and fill it.
     let deadline = Instant::now() + Duration::from_secs(60);

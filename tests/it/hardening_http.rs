@@ -71,24 +71,7 @@ struct Raw {
 /// Reads one answer from `s` (until its declared length, or the server closes).
 fn read_answer(s: &mut TcpStream) -> Raw {
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-        let text = String::from_utf8_lossy(&buf);
-        if let Some((h, b)) = text.split_once("\r\n\r\n") {
-            let len = h.lines().find_map(|l| {
-                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap())
-            });
-            if len.is_some_and(|n| b.len() >= n) {
-                break;
-            }
-        }
-    }
-    let text = String::from_utf8_lossy(&buf).into_owned();
+    let text = crate::support::gateway::read_answer(s);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let headers = head

@@ -1,6 +1,7 @@
 //! The gateway tests' pieces: a gateway over a broker ([`Stack`]), a reader of a topic,
 //! Kafka's partitioner, and a small HTTP client.
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -181,7 +182,6 @@ impl Stack {
 /// plain TCP connection, ignoring write errors (the server may answer and close before
 /// the body is through), and returns the status and body of the answer.
 pub fn raw_http(addr: SocketAddr, head: &str, body: Vec<u8>) -> Answer {
-    use std::io::{Read, Write};
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut writer = stream.try_clone().unwrap();
@@ -190,9 +190,21 @@ pub fn raw_http(addr: SocketAddr, head: &str, body: Vec<u8>) -> Answer {
         let _ = writer.write_all(head.as_bytes());
         let _ = writer.write_all(&body);
     });
+    let text = read_answer(&mut stream);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = w.join();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let retry_after =
+        head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("retry-after:").map(|v| v.trim().to_string()));
+    Answer { status, retry_after, body: body.to_string() }
+}
+
+/// Reads one HTTP answer from `stream`: until its headers and declared body are in, or the
+/// server closes (or the stream's read timeout passes).
+pub fn read_answer(stream: &mut TcpStream) -> String {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
-    // Read until the answer's headers and declared body are in (or the server closes).
     loop {
         match stream.read(&mut chunk) {
             Ok(0) | Err(_) => break,
@@ -208,12 +220,5 @@ pub fn raw_http(addr: SocketAddr, head: &str, body: Vec<u8>) -> Answer {
             }
         }
     }
-    let _ = stream.shutdown(std::net::Shutdown::Both);
-    let _ = w.join();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let retry_after =
-        head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("retry-after:").map(|v| v.trim().to_string()));
-    Answer { status, retry_after, body: body.to_string() }
+    String::from_utf8_lossy(&buf).into_owned()
 }
