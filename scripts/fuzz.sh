@@ -74,7 +74,10 @@ for t in $TARGETS; do
   set +e
   # -jobs=1 -workers=1: one process (the machine's cores are shared); the seeds are read,
   # new inputs are written to the corpus directory (the first one).
-  (cd fuzz && cargo fuzz run -O -s "$SANITIZER" "$t" "corpus/$t" "seeds/$t" -- \
+  # Seeds where the target has them (ilp builds its rows with `arbitrary`: none).
+  seeds=()
+  [[ -d "fuzz/seeds/$t" ]] && seeds=("seeds/$t")
+  (cd fuzz && cargo fuzz run -O -s "$SANITIZER" "$t" "corpus/$t" "${seeds[@]}" -- \
     "$BOUND" -jobs=1 -workers=1 -print_final_stats=1 -max_len="${FUZZ_MAX_LEN:-4096}" -timeout=10 -rss_limit_mb=2048 \
     -seed="${FUZZ_SEED:-0}" -artifact_prefix="artifacts/$t/" $(dict_for "$t")) >"$log" 2>&1
   rc=$?
