@@ -13,7 +13,6 @@ mod support;
 
 mod alerts_dataflow;
 mod alerts_notify;
-mod checkpoint_store;
 mod cli_edges;
 mod cluster_questdb;
 mod cluster_shapes;
