@@ -252,13 +252,10 @@ impl<R: BufRead> Iterator for NdjsonReader<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         Some(match self.lines.advance()? {
-            // The line without its `\n`, as `decode_json_body` and the gateway split a body:
-            // with the `\n`, a string left open at the line's end was "control character
-            // in string" here and "unterminated string" there (fuzz finding, ndjson).
-            Ok(()) => {
-                let raw = self.lines.raw();
-                decode_json_line(raw.strip_suffix(b"\n").unwrap_or(raw), self.lines.number(), &self.bounds)
-            }
+            // The line as `decode_json_body` and the gateway split a body, without its `\n`:
+            // with it, a string left open at the line's end was "control character in
+            // string" here and "unterminated string" there (fuzz finding, ndjson).
+            Ok(()) => decode_json_line(self.lines.text(), self.lines.number(), &self.bounds),
             Err(e) => {
                 let kind = DecodeErrorKind::Io { message: e.to_string() };
                 Err(DecodeError::new(Location::Record(self.lines.number() + 1), kind))

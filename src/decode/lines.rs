@@ -19,7 +19,7 @@ impl<R: BufRead> Lines<R> {
         Lines { reader, buf: Vec::with_capacity(capacity), number: 0, done: false }
     }
 
-    /// Reads the next non-blank line into the buffer: `Some(Ok(()))`, then [`Lines::raw`]
+    /// Reads the next non-blank line into the buffer: `Some(Ok(()))`, then [`Lines::text`]
     /// and [`Lines::line`] hold it; `None` at the end; `Some(Err)` once on an I/O error.
     pub(crate) fn advance(&mut self) -> Option<io::Result<()>> {
         while !self.done {
@@ -42,14 +42,15 @@ impl<R: BufRead> Lines<R> {
         None
     }
 
-    /// The line last read, with its terminator.
-    pub(crate) fn raw(&self) -> &[u8] {
-        &self.buf
+    /// The line last read without its `\n`, a `\r` before it kept: what splitting the input
+    /// at `\n` gives (as the body decoders split a request), for decoding.
+    pub(crate) fn text(&self) -> &[u8] {
+        self.buf.strip_suffix(b"\n").unwrap_or(&self.buf)
     }
 
     /// The line last read without its `\n` or `\r\n`.
     pub(crate) fn line(&self) -> &[u8] {
-        let l = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
+        let l = self.text();
         l.strip_suffix(b"\r").unwrap_or(l)
     }
 
@@ -67,7 +68,7 @@ mod tests {
     fn skips_blank_lines_but_counts_them() {
         let mut l = Lines::new("a\r\n\n  \nb".as_bytes(), 8);
         assert!(matches!(l.advance(), Some(Ok(()))));
-        assert_eq!((l.line(), l.raw(), l.number()), (&b"a"[..], &b"a\r\n"[..], 1));
+        assert_eq!((l.line(), l.text(), l.number()), (&b"a"[..], &b"a\r"[..], 1));
         assert!(matches!(l.advance(), Some(Ok(()))));
         assert_eq!((l.line(), l.number()), (&b"b"[..], 4));
         assert!(l.advance().is_none());
