@@ -71,6 +71,12 @@ fuzz_target!(|rows: Vec<Row>| {
                 assert!(!valid_name(k));
                 continue;
             };
+            if v.ends_with('\\') {
+                // Written as `\\` at the end, which QuestDB reads back as `\`; the independent
+                // parser refuses every tag value that ends in a backslash (InfluxDB's rule), so
+                // such values are left to `encode::tests::a_symbol_ending_in_a_backslash_*`.
+                continue;
+            }
             let symbol = line.symbol(&col, v);
             match symbol {
                 Ok(l) => {
