@@ -260,16 +260,11 @@ bench_w2_callgrind() {
     echo "== callgrind: $k"
     # shellcheck disable=SC2046
     valgrind --tool=callgrind --callgrind-out-file="$cg" $(w2_cmd "$k" "$input" prof) >/dev/null 2>"$OUT/w2_callgrind_$k.log"
-    callgrind_annotate --inclusive=no --threshold=100 "$cg" >"$OUT/w2_callgrind_$k.txt" 2>/dev/null
-    callgrind_annotate --inclusive=yes --threshold=100 "$cg" >"$OUT/w2_callgrind_${k}_incl.txt" 2>/dev/null
+    callgrind_annotate --auto=no --inclusive=no --threshold=100 "$cg" >"$OUT/w2_callgrind_$k.txt" 2>/dev/null
     {
-      echo "### $k: $(w2_cmd "$k" "$input" prof | sed "s|$OUT/||g; s|${CARGO_TARGET_DIR:-target}/release/||")"
+      echo "### $k: \`$(w2_cmd "$k" "$input" prof | sed "s|$OUT/||g; s|${CARGO_TARGET_DIR:-target}/release/||")\`"
       echo
-      echo '```'
-      grep -m1 'PROGRAM TOTALS' "$OUT/w2_callgrind_$k.txt"
-      # The top 25 functions by exclusive instructions.
-      awk '/file:function/ {on = 1; next} on && NF' "$OUT/w2_callgrind_$k.txt" | head -n 25 | cut -c1-200
-      echo '```'
+      python3 bench/w2/by_function.py "$OUT/w2_callgrind_$k.txt" 25
       echo
     } | tee -a "$results"
   done
