@@ -340,6 +340,13 @@ impl<'scope, T: EventTime> Candles<'scope, T> for StreamVec<'scope, T, Bar> {
 
 /// The start of the window of length `tf` (ms) that event time `ts` falls in (windows are
 /// aligned to the epoch; times before 1970 round down too).
+///
+/// ```
+/// use tickflow_operators::dataflow::candles::window_start;
+/// assert_eq!(window_start(119_999, 60_000), 60_000);
+/// assert_eq!(window_start(120_000, 60_000), 120_000);
+/// assert_eq!(window_start(-1, 60_000), -60_000);
+/// ```
 pub fn window_start(ts: Millis, tf: Millis) -> Millis {
     ts - ts.rem_euclid(tf)
 }
