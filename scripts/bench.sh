@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end benchmarks. Prints a table; writes bench/out/results.md. Not a test: nothing here
-# asserts a time, but a W1 run whose output fails the checker fails the script.
+# asserts a time, but a W1 or W2 run whose output fails its check fails the script.
 #
 #   scripts/bench.sh            # all: w1, kafka, soak
 #   scripts/bench.sh w1         # W1 file → dataflow → file, 1 and 2 workers, vs the plain loop and
