@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # End-to-end benchmarks. Prints a table; writes bench/out/results.md. Not a test: nothing here
-# asserts a time, but a W1 run whose output fails the checker fails the script.
+# asserts a time, but a W1 or W2 run whose output fails its check fails the script.
 #
 #   scripts/bench.sh            # all: w1, kafka, soak
 #   scripts/bench.sh w1         # W1 file → dataflow → file, 1 and 2 workers, vs the plain loop and
 #                               # the own no-engine loop (interleaved in every run)
+#   scripts/bench.sh w2         # W2: the default cluster.toml pipeline (standard set, 3 signal rules,
+#                               # 1m/5m/1h candles, signal changes) by replay, 1 and 2 workers, vs the
+#                               # same work in a no-engine loop (tickflow-bench pipeline), interleaved;
+#                               # every replay output checked row for row against the loop's
+#   scripts/bench.sh w2-symbols # W2 at W2_SYMBOLS symbols (same W2_BARS bars in all): the loop and
+#                               # replay with 2 workers, bars/s and peak RSS, RSS per symbol
+#   scripts/bench.sh w2-callgrind # W2 on a W2_PROFILE_BARS prefix under callgrind: instructions by
+#                               # function for the loop and for replay --workers 1
 #   scripts/bench.sh kafka      # Kafka → 2-process cluster → ILP/HTTP receiver: rate and latency
 #   scripts/bench.sh soak       # the generator at a fixed rate; RSS sampled over time
 #   scripts/bench.sh questdb    # file → 2 workers (standard set, 1m/5m/1h candles) → QuestDB-like
@@ -20,7 +28,8 @@
 # Environment: SKIP_BUILD=1 (use the binaries already built), W1_RECORDS (default 2000000), RUNS (repeats, median taken; default 3),
 # KAFKA_BARS (pre-loaded bars, default 1000000), RATES (fixed input rates, default "10000 20000 50000"),
 # LATENCY_SECS (per fixed rate, default 20), SOAK_SECS (default 120; 600 = the 10-minute soak),
-# QDB_BARS (bars for the questdb bench, default 500000).
+# QDB_BARS (bars for the questdb bench, default 500000), W2_SYMBOLS (default "1000 10000 100000"),
+# W2_BARS (bars of every w2-symbols input, default 2000000), W2_PROFILE_BARS (default 200000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -112,6 +121,154 @@ bench_w1() {
     done
     echo
   } | tee -a "$results"
+}
+
+# w1_input N [SYMBOLS]: the gen_ticks.py input of N bars (SYMBOLS, default 1000), generated
+# when missing; prints its path. The 1000-symbol file is the W1 input itself.
+w1_input() {
+  local n=$1 symbols=${2:-1000} path
+  if [ "$symbols" = 1000 ]; then path="$OUT/w1_$n.ndjson"; else path="$OUT/w2_${n}_${symbols}sym.ndjson"; fi
+  if [ ! -s "$path" ]; then
+    echo "== generating $n bars, $symbols symbols with gen_ticks.py" >&2
+    python3 bench/w1/gen_ticks.py --records "$n" --symbols "$symbols" --out "$path" >&2
+  fi
+  echo "$path"
+}
+
+# w2_cmd KIND INPUT TAG: the command of one W2 run (loop, tf1, tf2) writing to $OUT/w2_TAG_KIND*.
+w2_cmd() {
+  case $1 in
+    loop) echo "$TB pipeline $2 $OUT/w2_$3_loop bench/w2/w2.toml" ;;
+    tf*) echo "$TF replay --input $2 --output $OUT/w2_$3_$1.csv --workers ${1#tf} --config bench/w2/w2.toml" ;;
+  esac
+}
+
+# w2_clean KIND TAG: removes a run's results before it starts (so every check sees this run's).
+w2_clean() {
+  case $1 in
+    loop) rm -rf "$OUT/w2_$2_loop" ;;
+    tf*) rm -rf "$OUT/w2_$2_$1.csv" "$OUT/w2_$2_$1.csv.d" ;;
+  esac
+}
+
+bench_w2() {
+  command -v /usr/bin/time >/dev/null || { echo "bench.sh: needs /usr/bin/time (apt-get install time)"; exit 2; }
+  local input; input=$(w1_input "$W1_RECORDS")
+  local load0; load0=$(cut -d' ' -f1-3 /proc/loadavg)
+  declare -A wall rss cpu
+  local kinds="loop tf1 tf2" tag=main
+  for ((r = 1; r <= RUNS; r++)); do
+    echo "== W2 run $r/$RUNS"
+    for k in $kinds; do
+      w2_clean "$k" $tag
+      # shellcheck disable=SC2046 # the command's words (no spaces in these paths)
+      read -r w m c < <(time_run $(w2_cmd "$k" "$input" $tag))
+      wall[$k]+="$w "; cpu[$k]+="$c "; rss[$k]+="$m "
+    done
+  done
+  echo "== checking every replay output against the loop's, row for row (bench/w2/check.sh)"
+  local checked=""
+  for k in tf1 tf2; do
+    checked=$(bench/w2/check.sh "$OUT/w2_${tag}_loop" "$OUT/w2_${tag}_$k.csv") || { echo "bench.sh: W2 output $k FAILED the check"; exit 1; }
+    echo "$k: $checked"
+  done
+  med() { echo "$1" | tr ' ' '\n' | grep . | median; }
+  local l t1
+  l=$(med "${wall[loop]}"); t1=$(med "${wall[tf1]}")
+  {
+    echo "## W2: $W1_RECORDS bars (W1 input, 1000 symbols), default pipeline: 11 indicators, 3 rules, 1m/5m/1h candles (median of $RUNS, interleaved; all outputs CHECK PASSED)"
+    echo
+    echo "- ${checked#check: }"
+    echo "- load average before the runs: $load0; after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    echo "| run | wall s (runs) | CPU s | bars/s | × loop | × 1 worker | peak RSS MB |"
+    echo "|---|---|---|---|---|---|---|"
+    for k in $kinds; do
+      local w c m name; w=$(med "${wall[$k]}"); c=$(med "${cpu[$k]}"); m=$(echo "${rss[$k]}" | tr ' ' '\n' | grep . | sort -n | tail -1)
+      case $k in
+        loop) name="no-engine loop (tickflow-bench pipeline)";;
+        tf1) name="tickflow replay, 1 worker";;
+        tf2) name="tickflow replay, 2 workers";;
+      esac
+      awk -v n="$name" -v w="$w" -v runs="${wall[$k]% }" -v c="$c" -v l="$l" -v t1="$t1" -v r="$m" -v N="$W1_RECORDS" \
+        'BEGIN {printf "| %s | %.2f (%s) | %.2f | %.0f | %.2f× | %.2f× | %.0f |\n", n, w, runs, c, N/w, l/w, t1/w, r/1024}'
+    done
+    echo
+  } | tee -a "$results"
+}
+
+bench_w2_symbols() {
+  command -v /usr/bin/time >/dev/null || { echo "bench.sh: needs /usr/bin/time (apt-get install time)"; exit 2; }
+  local bars=${W2_BARS:-2000000} sizes=${W2_SYMBOLS:-1000 10000 100000}
+  declare -A input wall rss cpu
+  for n in $sizes; do input[$n]=$(w1_input "$bars" "$n"); done
+  local load0; load0=$(cut -d' ' -f1-3 /proc/loadavg)
+  for ((r = 1; r <= RUNS; r++)); do
+    for n in $sizes; do
+      echo "== W2 symbols run $r/$RUNS, $n symbols"
+      for k in loop tf2; do
+        w2_clean "$k" "${n}sym"
+        # shellcheck disable=SC2046
+        read -r w m c < <(time_run $(w2_cmd "$k" "${input[$n]}" "${n}sym"))
+        wall[$n$k]+="$w "; cpu[$n$k]+="$c "; rss[$n$k]+="$m "
+      done
+    done
+  done
+  echo "== checking every replay output against the loop's (bench/w2/check.sh)"
+  for n in $sizes; do
+    bench/w2/check.sh "$OUT/w2_${n}sym_loop" "$OUT/w2_${n}sym_tf2.csv" || { echo "bench.sh: W2 output at $n symbols FAILED the check"; exit 1; }
+  done
+  med() { echo "$1" | tr ' ' '\n' | grep . | median; }
+  maxv() { echo "$1" | tr ' ' '\n' | grep . | sort -n | tail -1; }
+  local first; first=${sizes%% *}
+  local r0 t0; r0=$(maxv "${rss[${first}tf2]}"); t0=$(med "${wall[${first}tf2]}")
+  {
+    echo "## W2 symbol scaling: $bars bars at each size, default pipeline, replay with 2 workers vs the no-engine loop (median of $RUNS, interleaved; all outputs CHECK PASSED)"
+    echo
+    echo "- load average before the runs: $load0; after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- RSS per symbol: peak RSS / symbols, and the growth over the $first-symbol run per added symbol"
+    echo
+    echo "| symbols | bars/symbol | loop wall s (runs) | loop bars/s | loop peak RSS MB | replay 2w wall s (runs) | replay 2w CPU s | replay 2w bars/s | × loop | × $first symbols | replay peak RSS MB | KiB/symbol | added KiB/added symbol |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    for n in $sizes; do
+      local lw tw tc lm tm; lw=$(med "${wall[${n}loop]}"); tw=$(med "${wall[${n}tf2]}"); tc=$(med "${cpu[${n}tf2]}")
+      lm=$(maxv "${rss[${n}loop]}"); tm=$(maxv "${rss[${n}tf2]}")
+      awk -v n="$n" -v b="$bars" -v lw="$lw" -v lr="${wall[${n}loop]% }" -v lm="$lm" -v tw="$tw" -v tr="${wall[${n}tf2]% }" -v tc="$tc" \
+        -v tm="$tm" -v t0="$t0" -v r0="$r0" -v f="$first" \
+        'BEGIN {added = (n > f) ? sprintf("%.2f", (tm - r0) / (n - f)) : "—";
+                printf "| %d | %d | %.2f (%s) | %.0f | %.0f | %.2f (%s) | %.2f | %.0f | %.2f× | %.2f× | %.0f | %.2f | %s |\n",
+                  n, b / n, lw, lr, b / lw, lm / 1024, tw, tr, tc, b / tw, lw / tw, t0 / tw, tm / 1024, tm / n, added}'
+    done
+    echo
+  } | tee -a "$results"
+}
+
+# W2 under callgrind on a prefix of the W1 input: instructions (Ir) by function, exclusive,
+# for the no-engine loop and for replay with 1 worker; the annotations go to $OUT/w2_callgrind_*.txt.
+bench_w2_callgrind() {
+  command -v valgrind >/dev/null || { echo "bench.sh: needs valgrind"; exit 2; }
+  local n=${W2_PROFILE_BARS:-200000} full; full=$(w1_input "$W1_RECORDS")
+  local input="$OUT/w2_prefix_$n.ndjson"
+  [ -s "$input" ] || head -n "$n" "$full" >"$input"
+  {
+    echo "## W2 under callgrind: the first $n bars of the W1 input (instructions, exclusive, by function)"
+    echo
+  } | tee -a "$results"
+  for k in loop tf1; do
+    local cg="$OUT/w2_callgrind_$k.out"
+    w2_clean "$k" prof
+    echo "== callgrind: $k"
+    # shellcheck disable=SC2046
+    valgrind --tool=callgrind --callgrind-out-file="$cg" $(w2_cmd "$k" "$input" prof) >/dev/null 2>"$OUT/w2_callgrind_$k.log"
+    callgrind_annotate --auto=no --inclusive=no --threshold=100 "$cg" >"$OUT/w2_callgrind_$k.txt" 2>/dev/null
+    {
+      echo "### $k: \`$(w2_cmd "$k" "$input" prof | sed "s|$OUT/||g; s|${CARGO_TARGET_DIR:-target}/release/||")\`"
+      echo
+      python3 bench/w2/by_function.py "$OUT/w2_callgrind_$k.txt" 25
+      echo
+    } | tee -a "$results"
+  done
+  bench/w2/check.sh "$OUT/w2_prof_loop" "$OUT/w2_prof_tf1.csv"
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -448,11 +605,14 @@ bench_micro() {
 case "$what" in
   micro) bench_micro ;;
   w1) bench_w1 ;;
+  w2) bench_w2 ;;
+  w2-symbols) bench_w2_symbols ;;
+  w2-callgrind) bench_w2_callgrind ;;
   kafka) bench_kafka ;;
   checkpoint) bench_checkpoint ;;
   soak) bench_soak ;;
   questdb) bench_questdb ;;
   all) bench_w1; bench_kafka; bench_soak ;;
-  *) echo "usage: scripts/bench.sh [w1|kafka|soak|questdb|checkpoint|micro|all]" >&2; exit 2 ;;
+  *) echo "usage: scripts/bench.sh [w1|w2|w2-symbols|w2-callgrind|kafka|soak|questdb|checkpoint|micro|all]" >&2; exit 2 ;;
 esac
 echo "results: $results"

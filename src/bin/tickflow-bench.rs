@@ -5,6 +5,17 @@
 //!   tickflow and nothing else (no timely, no exchange, no event-time ordering, no sinks).
 //!   tickflow's bars/s are reported as a ratio to this loop measured in the same run, and to
 //!   `w1-plain` (an independent loop written the obvious way).
+//! - `tickflow-bench pipeline INPUT.ndjson OUTDIR CONFIG.toml` — the no-engine loop of W2: the
+//!   same work as `tickflow replay --config CONFIG.toml` (per-bar indicators, signal and
+//!   signal changes; per timeframe event-time candles with their indicators, signal and
+//!   signal changes), one thread, no timely, no exchange, no reorder. It calls tickflow's
+//!   own code for every step (the NDJSON reader, `IndicatorSet`, `Candle`, the candle
+//!   operator's `window_start` and `apply`, `FileSink` and its `RowFormat`), and writes
+//!   `bars-w0`, `candles-w0` and `signal_changes-w0` (and `late-w0`, `dead_letters-w0`, empty
+//!   on a clean input) to OUTDIR as replay's worker 0 would. A candle closes when a bar of a
+//!   later window of its symbol arrives, or at the end: on a time-ordered input (W1) that is
+//!   exactly the set of candles replay closes by the watermark (delay 0, lateness 0), which
+//!   `bench/w2/check.sh` verifies row for row.
 //! - `tickflow-bench receiver ADDR OUT.json [WARMUP_MS]` — an ILP/HTTP receiver that answers like QuestDB
 //!   (`/exec` 200, `/write` 204) and measures, for every `bars` row, the latency from the bar's
 //!   event time (set to its produce time by the load generator) to its arrival; writes
@@ -18,13 +29,15 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use tickflow::config::{Config, FileFormat};
 use tickflow::decode::{NdjsonReader, TsUnit};
-use tickflow::sinks::file::RowFormat;
-use tickflow_operators::rows::BarOut;
-use tickflow_operators::{IndicatorSet, Symbol, TimeBounds, Values};
+use tickflow::sinks::file::{FileSink, RowFormat};
+use tickflow_operators::dataflow::candles::{apply, window_start};
+use tickflow_operators::rows::{BarOut, Candle};
+use tickflow_operators::{IndicatorSet, Symbol, SymbolState, SymbolTable, TimeBounds, Values};
 
 const DEFAULT: &str = r#"
 [indicators]
@@ -73,13 +86,112 @@ fn baseline(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One symbol of the W2 loop: its bar indicator state, the event time of its last bar, and
+/// per timeframe the candle indicator state and the open candle.
+struct SymbolLoop {
+    state: SymbolState,
+    last_ts: i64,
+    series: Vec<(SymbolState, Option<Candle>)>,
+}
+
+fn pipeline(args: &[String]) -> anyhow::Result<()> {
+    if args.len() < 4 {
+        anyhow::bail!("usage: tickflow-bench pipeline INPUT.ndjson OUTDIR CONFIG.toml");
+    }
+    let mut cfg = Config::parse(&std::fs::read_to_string(&args[3])?)?;
+    if let Some(f) = cfg.sinks.file.as_mut() {
+        // As in `tickflow replay`: the results go to OUTDIR, `[sinks.file]` chooses columns.
+        f.dir.get_or_insert_with(|| args[2].clone());
+    }
+    let built = cfg.build()?;
+    let input = PathBuf::from(&args[1]);
+    // The unit of `ts` in the results, decided as `tickflow replay` decides it.
+    let unit = built
+        .ts_unit
+        .or_else(|| tickflow::sources::file::sniff_ts_unit(std::slice::from_ref(&input)))
+        .unwrap_or(TsUnit::Millis);
+    let format = built.file_sink.as_ref().map_or(FileFormat::Csv, |f| f.1);
+    let set = &built.set;
+    let tfs = built.windows.timeframes.clone();
+    let started = Instant::now();
+    let reader = NdjsonReader::new(BufReader::with_capacity(1 << 20, File::open(&input)?), built.bounds);
+    let mut sink = FileSink::create(Path::new(&args[2]), 0, format, set, unit, built.file_columns.clone())?;
+    let mut table = SymbolTable::default();
+    let mut symbols: Vec<SymbolLoop> = Vec::new();
+    let mut row = Values::default();
+    let (mut bars, mut candles, mut late) = (0u64, 0u64, 0u64);
+    for bar in reader {
+        // The W1 input is valid throughout; a record replay would dead-letter stops the loop.
+        let bar = bar?;
+        bars += 1;
+        let id = table.intern(bar.symbol) as usize;
+        if id == symbols.len() {
+            symbols.push(SymbolLoop {
+                state: set.new_state(),
+                last_ts: i64::MIN,
+                series: tfs.iter().map(|_| (set.new_state(), None)).collect(),
+            });
+        }
+        let s = &mut symbols[id];
+        // Enrich: a bar not newer than the symbol's last one is late.
+        if bar.ts <= s.last_ts {
+            sink.late(&bar, 0)?;
+            late += 1;
+        } else {
+            s.last_ts = bar.ts;
+            let decision = set.update(&mut s.state, &bar, &mut row);
+            let changed_from = s.state.change.observe(decision.action);
+            sink.bar(&BarOut { bar, values: row, decision, changed_from })?;
+        }
+        // Candles: a bar of a later window closes the open one (lateness 0: an earlier one is late).
+        for (&tf, (state, open)) in tfs.iter().zip(s.series.iter_mut()) {
+            let start = window_start(bar.ts, tf);
+            match open {
+                Some(c) if c.start == start => c.add(&bar),
+                Some(c) if c.start > start => {
+                    sink.late(&bar, tf)?;
+                    late += 1;
+                }
+                _ => {
+                    if let Some(mut c) = open.take() {
+                        apply(set, state, &mut c, &mut row);
+                        sink.candle(&c)?;
+                        candles += 1;
+                    }
+                    *open = Some(Candle::from_bar(&bar, tf, start));
+                }
+            }
+        }
+    }
+    // The end of the input closes every open window.
+    for s in &mut symbols {
+        for (state, open) in &mut s.series {
+            if let Some(mut c) = open.take() {
+                apply(set, state, &mut c, &mut row);
+                sink.candle(&c)?;
+                candles += 1;
+            }
+        }
+    }
+    sink.finish()?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "pipeline: {bars} bars, {candles} candles, {late} late, {} symbols in {secs:.3} s, {:.0} bars/s",
+        symbols.len(),
+        bars as f64 / secs
+    );
+    println!("{{\"bars\":{bars},\"candles\":{candles},\"late\":{late},\"secs\":{secs}}}");
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("baseline") => baseline(&args),
+        Some("pipeline") => pipeline(&args),
         Some("receiver") => receiver(&args),
         Some("kafka-read") => kafka_read(&args),
-        _ => anyhow::bail!("usage: tickflow-bench baseline|receiver|kafka-read ... (see the module docs)"),
+        _ => anyhow::bail!("usage: tickflow-bench baseline|pipeline|receiver|kafka-read ... (see the module docs)"),
     }
 }
 

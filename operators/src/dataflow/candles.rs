@@ -244,7 +244,7 @@ impl<'scope, T: EventTime> Candles<'scope, T> for StreamVec<'scope, T, Bar> {
                         for (k, &tf) in tfs.iter().enumerate() {
                             let si = id * tfs.len() + k;
                             let s = &mut series[si];
-                            let start = bar.ts - bar.ts.rem_euclid(tf);
+                            let start = window_start(bar.ts, tf);
                             let end = start + tf;
                             match s.windows.binary_search_by_key(&start, |w| w.candle.start) {
                                 _ if end <= s.final_upto => emit.push(Err((*bar, tf))),
@@ -338,7 +338,23 @@ impl<'scope, T: EventTime> Candles<'scope, T> for StreamVec<'scope, T, Bar> {
     }
 }
 
-fn apply(set: &IndicatorSet, state: &mut SymbolState, candle: &mut Candle, row: &mut Values) {
+/// The start of the window of length `tf` (ms) that event time `ts` falls in (windows are
+/// aligned to the epoch; times before 1970 round down too).
+///
+/// ```
+/// use tickflow_operators::dataflow::candles::window_start;
+/// assert_eq!(window_start(119_999, 60_000), 60_000);
+/// assert_eq!(window_start(120_000, 60_000), 120_000);
+/// assert_eq!(window_start(-1, 60_000), -60_000);
+/// ```
+pub fn window_start(ts: Millis, tf: Millis) -> Millis {
+    ts - ts.rem_euclid(tf)
+}
+
+/// What closing a window does to its candle: the candle indicators and signal over the
+/// series' closed candles (`state`, advanced by this candle) and the signal change. Public
+/// for engine-free loops that close candles themselves (the benchmarks' no-engine loop).
+pub fn apply(set: &IndicatorSet, state: &mut SymbolState, candle: &mut Candle, row: &mut Values) {
     let decision = set.update(state, &candle.as_bar(), row);
     candle.values = *row;
     candle.decision = decision;
