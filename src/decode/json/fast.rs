@@ -113,6 +113,31 @@ impl Num {
     }
 }
 
+/// `b`, all of it, as a plain decimal number (this path's grammar: no exponent, at most 19
+/// digits) read exactly as [`super::parse_f64`] reads it; `None` for anything else. For
+/// readers of other formats (CSV fields) that want the same fast path.
+#[inline]
+pub(in crate::decode) fn plain_f64(b: &[u8]) -> Option<f64> {
+    let mut i = 0;
+    let n = number(b, &mut i)?;
+    if i != b.len() {
+        return None;
+    }
+    n.f64()
+}
+
+/// `b`, all of it, as a plain non-negative decimal timestamp read as [`super::parse_ts`]
+/// reads it (unit from the magnitude, floored to milliseconds); `None` for anything else.
+#[inline]
+pub(in crate::decode) fn plain_ts(b: &[u8]) -> Option<(i64, TsUnit)> {
+    let mut i = 0;
+    let n = number(b, &mut i)?;
+    if i != b.len() {
+        return None;
+    }
+    n.ts()
+}
+
 #[inline(always)]
 fn ws(b: &[u8], i: &mut usize) {
     while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(*i) {

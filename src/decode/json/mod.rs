@@ -33,7 +33,7 @@ use super::error::{DecodeError, DecodeErrorKind, Location};
 use super::lines::Lines;
 use super::timestamp::TsUnit;
 
-mod fast;
+pub(super) mod fast;
 mod number;
 mod object;
 mod scanner;
