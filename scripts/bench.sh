@@ -22,6 +22,9 @@
 #                               # against serde_json and the csv crate, indicator/operator hot paths;
 #                               # CRITERION_ARGS passes options (e.g. "--save-baseline before",
 #                               # "--baseline before" for a before/after comparison)
+#   scripts/bench.sh csv        # the CSV reader against the csv crate's ByteRecord reader with the
+#                               # same field parsers (examples/csv_read.rs): wall time over the W1
+#                               # bars as CSV, and instructions a line (callgrind, CSV_LINES lines)
 #   scripts/bench.sh checkpoint # checkpoint size, pause and write time at 1k/10k/100k symbols;
 #                               # throughput with checkpoints every 10 s and every 1 s vs none
 #
@@ -39,7 +42,7 @@ W1_RECORDS=${W1_RECORDS:-2000000}
 RUNS=${RUNS:-3}
 what=${1:-all}
 
-if [ -z "${SKIP_BUILD:-}" ] && [ "$what" != micro ]; then
+if [ -z "${SKIP_BUILD:-}" ] && [ "$what" != micro ] && [ "$what" != csv ]; then
   echo "== building (release)"
   cargo build --release --quiet --bin tickflow --bin tickflow-bench --bin w1-plain --bin tickflow-ilp-bench
 fi
@@ -569,6 +572,58 @@ TOML
 
 # The criterion benches, one table: median time per iteration and throughput (criterion's
 # middle estimate), plus the change against a saved baseline when CRITERION_ARGS names one.
+bench_csv() {
+  command -v valgrind >/dev/null || { echo "bench.sh: needs valgrind (apt-get install valgrind)"; exit 2; }
+  local input="$OUT/w1_${W1_RECORDS}.ndjson" csvf="$OUT/w1_${W1_RECORDS}.csv" lines=${CSV_LINES:-200000}
+  if [ ! -s "$input" ]; then
+    echo "== generating W1 input ($W1_RECORDS bars, 1000 symbols) with gen_ticks.py"
+    python3 bench/w1/gen_ticks.py --records "$W1_RECORDS" --out "$input"
+  fi
+  if [ ! -s "$csvf" ]; then
+    echo "== writing the W1 bars as CSV"
+    python3 -c '
+import json, sys
+out = open(sys.argv[2], "w")
+out.write("ts,symbol,open,high,low,close,volume\n")
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    out.write(",".join([repr(r["timestamp"]), r["stock_symbol"]] + [repr(r[k]) for k in ("open", "high", "low", "close", "volume")]) + "\n")
+' "$input" "$csvf"
+  fi
+  if [ -z "${SKIP_BUILD:-}" ]; then
+    cargo build --release --quiet --example csv_read
+  fi
+  local ex=${CARGO_TARGET_DIR:-target}/release/examples/csv_read
+  head -n "$((lines + 1))" "$csvf" >"$OUT/csv_head.csv"
+  declare -A wall ir sums
+  for ((r = 1; r <= RUNS; r++)); do
+    for m in reader crate; do
+      read -r w _ _ < <(time_run "$ex" "$csvf" "$m"); wall[$m]+="$w "
+    done
+  done
+  for m in reader crate; do
+    sums[$m]=$("$ex" "$csvf" "$m")
+    valgrind --tool=callgrind --callgrind-out-file="$OUT/csv_$m.callgrind" "$ex" "$OUT/csv_head.csv" "$m" >/dev/null 2>"$OUT/csv_$m.valgrind"
+    ir[$m]=$(grep -o 'Collected : [0-9]*' "$OUT/csv_$m.valgrind" | awk '{print $3}')
+  done
+  [ "${sums[reader]}" = "${sums[crate]}" ] || { echo "bench.sh: the two readers disagree: ${sums[reader]} / ${sums[crate]}"; exit 1; }
+  med() { echo "$1" | tr ' ' '\n' | grep . | median; }
+  {
+    echo "## CSV: CsvReader against the csv crate (ByteRecord + the same parsers), W1 bars as CSV"
+    echo
+    echo "- load average: $(cut -d' ' -f1-3 /proc/loadavg); both read: ${sums[reader]}"
+    echo
+    echo "| reader | wall s, $W1_RECORDS lines (runs) | lines/s | instructions a line (callgrind, $lines lines, whole program) |"
+    echo "|---|---|---|---|"
+    for m in reader crate; do
+      local w; w=$(med "${wall[$m]}")
+      awk -v n="$m" -v w="$w" -v runs="${wall[$m]% }" -v N="$W1_RECORDS" -v ir="${ir[$m]}" -v L="$lines" \
+        'BEGIN {printf "| %s | %.2f (%s) | %.0f | %.0f |\n", (n == "reader" ? "tickflow CsvReader" : "csv crate ByteRecord + tickflow parsers"), w, runs, N/w, ir/L}'
+    done
+    echo
+  } | tee -a "$results"
+}
+
 bench_micro() {
   local log; log=$(mktemp)
   echo "== criterion: cargo bench --bench decode --bench hot ${CRITERION_ARGS:-}"
@@ -604,6 +659,7 @@ bench_micro() {
 
 case "$what" in
   micro) bench_micro ;;
+  csv) bench_csv ;;
   w1) bench_w1 ;;
   w2) bench_w2 ;;
   w2-symbols) bench_w2_symbols ;;
