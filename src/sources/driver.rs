@@ -31,8 +31,10 @@ use crate::decode::DecodeError;
 use crate::recovery::{PartReport, RunControl, SourceState};
 use crate::status::Clock;
 
-/// Records a source may emit while the outputs' probe lags behind its capability.
-pub const MAX_IN_FLIGHT: u64 = 64 * 1024;
+/// Records a source may have in flight (emitted, not yet durable at the outputs' probe); the
+/// limit is the larger of this and two read batches. Small enough that a worker's queues stay
+/// a few MB deep, large enough that a worker never idles waiting for the probe.
+pub const MAX_IN_FLIGHT: u64 = 8 * 1024;
 /// Longest sleep between two activations.
 const HEARTBEAT: Duration = Duration::from_millis(100);
 /// Retry delay while gated by the probe or waiting for a checkpoint step.
@@ -263,7 +265,7 @@ pub fn drive<'s, R: Reader>(
         let mut cut_at: Option<Instant> = None;
         let mut paused_ms = 0.0f64;
         let mut exhausted = false;
-        let mut emitted_since_caught_up = 0u64;
+        let mut in_flight_bars = InFlight::new(MAX_IN_FLIGHT.max(2 * cfg.batch as u64));
         let mut batch: Vec<Bar> = Vec::with_capacity(cfg.batch);
         let mut pace = (cfg.rate > 0).then(|| (Instant::now(), 0u64));
         move |_frontiers| {
@@ -450,13 +452,9 @@ pub fn drive<'s, R: Reader>(
                 }
             }
             let Some(c) = data_cap.as_mut() else { return };
-            if probes.durable.less_than(c.time()) {
-                if emitted_since_caught_up >= MAX_IN_FLIGHT {
-                    activator.activate_after(GATE_RETRY);
-                    return;
-                }
-            } else {
-                emitted_since_caught_up = 0;
+            if in_flight_bars.full(&probes.durable, c.time()) {
+                activator.activate_after(GATE_RETRY);
+                return;
             }
             let mut budget = cfg.batch;
             if let Some((started, emitted)) = pace.as_mut() {
@@ -485,7 +483,7 @@ pub fn drive<'s, R: Reader>(
             if let Some((_, emitted)) = pace.as_mut() {
                 *emitted += outcome.records as u64;
             }
-            emitted_since_caught_up += outcome.records as u64;
+            in_flight_bars.emitted(*c.time(), outcome.records as u64);
             if !batch.is_empty() {
                 data_out.activate().session(&*c).give_iterator(batch.drain(..));
             }
@@ -522,6 +520,68 @@ pub fn drive<'s, R: Reader>(
         }
     });
     (data, markers, reports, snapped)
+}
+
+/// The records a source has emitted that the outputs' probe has not yet passed, by the time
+/// they were emitted at. A batch leaves when the probe has passed its time; all leave once the
+/// probe has caught up with the source's capability (so that a watermark held downstream, for
+/// instance by an open candle, never stalls the source).
+#[derive(Debug)]
+struct InFlight {
+    batches: std::collections::VecDeque<(Time, u64)>,
+    total: u64,
+    limit: u64,
+}
+
+impl InFlight {
+    fn new(limit: u64) -> Self {
+        InFlight { batches: std::collections::VecDeque::new(), total: 0, limit }
+    }
+
+    /// `records` were emitted at `time` (times never go down).
+    fn emitted(&mut self, time: Time, records: u64) {
+        if records == 0 {
+            return;
+        }
+        match self.batches.back_mut() {
+            Some((t, n)) if *t == time => *n += records,
+            _ => self.batches.push_back((time, records)),
+        }
+        self.total += records;
+    }
+
+    /// Whether the source must wait: at least `limit` records in flight after those the probe
+    /// has passed have left. `at` is the source's capability.
+    fn full(&mut self, probe: &impl Frontier, at: &Time) -> bool {
+        if !probe.less_than(at) {
+            self.batches.clear();
+            self.total = 0;
+            return false;
+        }
+        while let Some(&(t, n)) = self.batches.front() {
+            if probe.less_equal(&t) {
+                break;
+            }
+            self.batches.pop_front();
+            self.total -= n;
+        }
+        self.total >= self.limit
+    }
+}
+
+/// The two questions [`InFlight`] asks of a frontier.
+trait Frontier {
+    fn less_than(&self, t: &Time) -> bool;
+    fn less_equal(&self, t: &Time) -> bool;
+}
+
+impl Frontier for ProbeHandle<Time> {
+    fn less_than(&self, t: &Time) -> bool {
+        ProbeHandle::less_than(self, t)
+    }
+    fn less_equal(&self, t: &Time) -> bool {
+        ProbeHandle::less_equal(self, t)
+    }
 }
 
 /// After the exchange: passes the bars on, and holds, per epoch, the least cut marker's
@@ -561,4 +621,46 @@ pub fn watermark_guard<'s>(
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use timely::progress::Antichain;
+
+    use super::*;
+
+    impl Frontier for Antichain<Time> {
+        fn less_than(&self, t: &Time) -> bool {
+            Antichain::less_than(self, t)
+        }
+        fn less_equal(&self, t: &Time) -> bool {
+            Antichain::less_equal(self, t)
+        }
+    }
+
+    #[test]
+    fn in_flight_records_leave_as_the_probe_passes_their_time() {
+        let mut f = InFlight::new(10);
+        // The probe at (0, 0); the source's capability ahead of it at (0, 5).
+        f.emitted((0, 1), 6);
+        f.emitted((0, 1), 2);
+        f.emitted((0, 3), 2);
+        f.emitted((0, 4), 0);
+        assert_eq!(f.batches.len(), 2, "same times coalesce, empty batches are not kept");
+        assert!(f.full(&Antichain::from_elem((0, 0)), &(0, 5)), "10 in flight, none passed");
+        // The probe passes (0, 1) but not (0, 3): 8 leave, 2 remain.
+        assert!(!f.full(&Antichain::from_elem((0, 2)), &(0, 5)));
+        assert_eq!(f.total, 2);
+        f.emitted((0, 5), 8);
+        assert!(f.full(&Antichain::from_elem((0, 2)), &(0, 5)));
+        // At (0, 3) itself the batch of (0, 3) has not passed.
+        assert!(f.full(&Antichain::from_elem((0, 3)), &(0, 5)));
+        // Caught up with the capability: everything leaves, held times or not.
+        assert!(!f.full(&Antichain::from_elem((0, 5)), &(0, 5)));
+        assert_eq!(f.total, 0);
+        assert!(f.batches.is_empty());
+        // An empty frontier (the dataflow done) passes everything.
+        f.emitted((0, 6), 20);
+        assert!(!f.full(&Antichain::new(), &(0, 6)));
+    }
 }

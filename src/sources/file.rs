@@ -1,6 +1,6 @@
 //! File replay: NDJSON and CSV files of bars, read by every worker in parallel.
 //!
-//! An NDJSON file is cut into 4 MiB chunks aligned to line starts; worker `w` of `P` reads
+//! An NDJSON file is cut into 256 KiB chunks aligned to line starts; worker `w` of `P` reads
 //! chunks `w, w+P, w+2P, …`, so all workers decode at once and move through a time-sorted
 //! file together. A CSV file is read whole by worker `i % P` (its header names the columns).
 //! A worker merges its streams by event time (k-way merge on the next bar of each stream),
@@ -14,8 +14,11 @@ use tickflow_operators::{Bar, Symbol, TimeBounds};
 
 use crate::decode::{CsvReader, DecodeError, TsUnit, decode_json_line_with_unit};
 
-/// Chunk size for splitting NDJSON files across workers.
-pub const CHUNK: u64 = 4 << 20;
+/// Chunk size for splitting NDJSON files across workers. Workers move through a time-sorted
+/// file a chunk apart, and everything between the slowest and the fastest waits in the
+/// operators for the watermark: the smaller the chunk, the less is held (BENCHMARKS.md,
+/// "Peak memory").
+pub const CHUNK: u64 = 256 << 10;
 
 /// One record read from a file: a bar, or why the line is not one (with the raw line).
 pub enum FileRecord {
@@ -122,7 +125,7 @@ pub fn streams_for_worker(
                 (0..len.div_ceil(CHUNK)).filter(|k| (k % peers as u64) as usize == index).rev().collect();
             let reader = Reader::Ndjson {
                 path: path.clone(),
-                file: BufReader::with_capacity(1 << 20, f),
+                file: BufReader::with_capacity(CHUNK as usize, f),
                 chunks,
                 pos: 0,
                 end: 0,

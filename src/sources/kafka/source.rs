@@ -249,8 +249,8 @@ const RESUME_SILENCE: Duration = Duration::from_millis(500);
 /// driven by [`crate::sources::driver::drive`] with no checkpoint interval.
 ///
 /// - `bounds`: accepted event times (decoding rejects bars outside).
-/// - `gate`: the probe of the dataflow's outputs; while it lags behind the source's capability
-///   at most [`MAX_IN_FLIGHT`] records are emitted. Offsets are committed only for batches the
+/// - `gate`: the probe of the dataflow's outputs; at most [`MAX_IN_FLIGHT`] records (or two
+///   batches, when larger) the probe has not passed are in flight. Offsets are committed only for batches the
 ///   probe has passed.
 /// - `on_invalid(location, error, payload)`: every message that is not a valid bar, with
 ///   location `topic/partition@offset`.
