@@ -207,6 +207,12 @@ pub fn run(built: Built, process: usize, output: Output, opts: RunOptions) -> an
         let qdb = qdb.as_ref().map(|(h, t, a)| QuestDbOut::new(h.for_producer(index), t.clone(), a.clone()));
         let outputs = Rc::new(RefCell::new(WorkerOutputs::new(index, file, qdb, Some(wm.clone()))));
         let enrich = Rc::new(RefCell::new(EnrichCore::<Time>::default()));
+        let tracked = Rc::downgrade(&enrich);
+        outputs.borrow_mut().track_symbols(move || {
+            let core = tracked.upgrade()?;
+            let n = core.try_borrow().ok()?.symbols();
+            Some(n as u64)
+        });
         let candles = (!b.windows.timeframes.is_empty()).then(|| Rc::new(RefCell::new(CandlesCore::new(&b.windows))));
         let alerts = alerts_rt.as_ref().map(|rt| (rt.clone(), Rc::new(RefCell::new(AlertsCore::default()))));
         for part in &plan.parts {

@@ -79,9 +79,10 @@ pub struct WorkerOutputs {
     pub counters: LocalCounters,
     /// Rows that could not be encoded for QuestDB (counted as sink errors, logged).
     encode_errors: u64,
-    /// Symbols seen by this worker's sinks (each symbol lives on one worker): the
-    /// `symbols_tracked` gauge.
-    symbols: std::collections::HashSet<tickflow_operators::Symbol, foldhash::fast::RandomState>,
+    /// Reads the number of symbols with state on this worker (each symbol lives on one
+    /// worker) for the `symbols_tracked` gauge, once per batch; `None` when it cannot be read
+    /// right now.
+    symbols: Option<Box<dyn Fn() -> Option<u64>>>,
     /// Rows written to the result files since the last flush: durable (and counted as
     /// `sink_rows`) at the flush, when files are the only sink.
     file_rows: u64,
@@ -117,7 +118,7 @@ impl WorkerOutputs {
             worker,
             counters: LocalCounters::default(),
             encode_errors: 0,
-            symbols: Default::default(),
+            symbols: None,
             file_rows: 0,
             batch_ts: Vec::new(),
             latency: LocalLatency::default(),
@@ -164,10 +165,14 @@ impl WorkerOutputs {
         Ok(false)
     }
 
+    /// Where the `symbols_tracked` gauge is read from, once per batch (not per bar).
+    pub fn track_symbols(&mut self, symbols: impl Fn() -> Option<u64> + 'static) {
+        self.symbols = Some(Box::new(symbols));
+    }
+
     /// An enriched bar (and its signal change).
     pub fn bar(&mut self, row: &BarOut) -> Result<(), OutputError> {
         self.counters.bars_out += 1;
-        self.symbols.insert(row.bar.symbol);
         self.batch_ts.push(row.bar.ts);
         if row.changed_from.is_some() {
             self.counters.signal_changes += 1;
@@ -305,7 +310,9 @@ impl WorkerOutputs {
         if let Some(q) = self.questdb.as_ref() {
             self.counters.backlog = Some(q.unacked.iter().map(|u| u.1).sum());
         }
-        self.counters.symbols_tracked = Some(self.symbols.len() as u64);
+        if let Some(n) = self.symbols.as_ref().and_then(|f| f()) {
+            self.counters.symbols_tracked = Some(n);
+        }
         if let Some(m) = &self.metrics {
             self.counters.publish(m);
         }
