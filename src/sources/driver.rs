@@ -25,6 +25,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
+use timely::progress::frontier::AntichainRef;
 
 use crate::checkpoint::{PutTicket, SourcePosition};
 use crate::decode::DecodeError;
@@ -32,8 +33,8 @@ use crate::recovery::{PartReport, RunControl, SourceState};
 use crate::status::Clock;
 
 /// Records a source may have in flight (emitted, not yet durable at the outputs' probe); the
-/// limit is the larger of this and two read batches. Small enough that a worker's queues stay
-/// a few MB deep, large enough that a worker never idles waiting for the probe.
+/// limit is the larger of this and two read batches, so a source can always have one batch in
+/// the operators while it reads the next.
 pub const MAX_IN_FLIGHT: u64 = 8 * 1024;
 /// Longest sleep between two activations.
 const HEARTBEAT: Duration = Duration::from_millis(100);
@@ -452,7 +453,7 @@ pub fn drive<'s, R: Reader>(
                 }
             }
             let Some(c) = data_cap.as_mut() else { return };
-            if in_flight_bars.full(&probes.durable, c.time()) {
+            if probes.durable.with_frontier(|f| in_flight_bars.full(f, c.time())) {
                 activator.activate_after(GATE_RETRY);
                 return;
             }
@@ -552,7 +553,7 @@ impl InFlight {
 
     /// Whether the source must wait: at least `limit` records in flight after those the probe
     /// has passed have left. `at` is the source's capability.
-    fn full(&mut self, probe: &impl Frontier, at: &Time) -> bool {
+    fn full(&mut self, probe: AntichainRef<'_, Time>, at: &Time) -> bool {
         if !probe.less_than(at) {
             self.batches.clear();
             self.total = 0;
@@ -566,21 +567,6 @@ impl InFlight {
             self.total -= n;
         }
         self.total >= self.limit
-    }
-}
-
-/// The two questions [`InFlight`] asks of a frontier.
-trait Frontier {
-    fn less_than(&self, t: &Time) -> bool;
-    fn less_equal(&self, t: &Time) -> bool;
-}
-
-impl Frontier for ProbeHandle<Time> {
-    fn less_than(&self, t: &Time) -> bool {
-        ProbeHandle::less_than(self, t)
-    }
-    fn less_equal(&self, t: &Time) -> bool {
-        ProbeHandle::less_equal(self, t)
     }
 }
 
@@ -629,15 +615,6 @@ mod tests {
 
     use super::*;
 
-    impl Frontier for Antichain<Time> {
-        fn less_than(&self, t: &Time) -> bool {
-            Antichain::less_than(self, t)
-        }
-        fn less_equal(&self, t: &Time) -> bool {
-            Antichain::less_equal(self, t)
-        }
-    }
-
     #[test]
     fn in_flight_records_leave_as_the_probe_passes_their_time() {
         let mut f = InFlight::new(10);
@@ -647,20 +624,20 @@ mod tests {
         f.emitted((0, 3), 2);
         f.emitted((0, 4), 0);
         assert_eq!(f.batches.len(), 2, "same times coalesce, empty batches are not kept");
-        assert!(f.full(&Antichain::from_elem((0, 0)), &(0, 5)), "10 in flight, none passed");
+        assert!(f.full(Antichain::from_elem((0, 0)).borrow(), &(0, 5)), "10 in flight, none passed");
         // The probe passes (0, 1) but not (0, 3): 8 leave, 2 remain.
-        assert!(!f.full(&Antichain::from_elem((0, 2)), &(0, 5)));
+        assert!(!f.full(Antichain::from_elem((0, 2)).borrow(), &(0, 5)));
         assert_eq!(f.total, 2);
         f.emitted((0, 5), 8);
-        assert!(f.full(&Antichain::from_elem((0, 2)), &(0, 5)));
+        assert!(f.full(Antichain::from_elem((0, 2)).borrow(), &(0, 5)));
         // At (0, 3) itself the batch of (0, 3) has not passed.
-        assert!(f.full(&Antichain::from_elem((0, 3)), &(0, 5)));
+        assert!(f.full(Antichain::from_elem((0, 3)).borrow(), &(0, 5)));
         // Caught up with the capability: everything leaves, held times or not.
-        assert!(!f.full(&Antichain::from_elem((0, 5)), &(0, 5)));
+        assert!(!f.full(Antichain::from_elem((0, 5)).borrow(), &(0, 5)));
         assert_eq!(f.total, 0);
         assert!(f.batches.is_empty());
         // An empty frontier (the dataflow done) passes everything.
         f.emitted((0, 6), 20);
-        assert!(!f.full(&Antichain::new(), &(0, 6)));
+        assert!(!f.full(Antichain::new().borrow(), &(0, 6)));
     }
 }
