@@ -41,20 +41,65 @@ impl Symbol {
     /// assert!(Symbol::new("-").is_err() && Symbol::new("BRK.B").is_ok() && Symbol::new("_1").is_ok());
     /// ```
     pub fn new(s: &str) -> Result<Symbol, BarError> {
+        Self::from_ascii(s.as_bytes()).ok_or_else(|| Self::why_invalid(s))
+    }
+
+    /// Why [`Symbol::from_ascii`] refused `s`.
+    fn why_invalid(s: &str) -> BarError {
         let b = s.as_bytes();
         if b.is_empty() || b.len() > Self::MAX_LEN {
-            return Err(BarError::SymbolLength { len: s.chars().count() });
+            BarError::SymbolLength { len: s.chars().count() }
+        } else if let Some((pos, ch)) = s.char_indices().find(|&(_, c)| !Self::allowed(c)) {
+            BarError::SymbolChar { symbol: truncate_for_error(s), ch, pos }
+        } else {
+            BarError::SymbolNoAlphanumeric { symbol: s.to_string() }
         }
-        if let Some((pos, ch)) = s.char_indices().find(|&(_, c)| !Self::allowed(c)) {
-            return Err(BarError::SymbolChar { symbol: truncate_for_error(s), ch, pos });
+    }
+
+    /// The symbol of the bytes `b` when [`Symbol::new`] accepts them, `None` when it does not
+    /// (it says why): one table lookup a byte, for decoders' hot paths.
+    ///
+    /// ```
+    /// use tickflow_operators::Symbol;
+    /// assert_eq!(Symbol::from_ascii(b"BRK.B"), Some(Symbol::new("BRK.B").unwrap()));
+    /// assert_eq!(Symbol::from_ascii(b".."), None);
+    /// assert_eq!(Symbol::from_ascii("É".as_bytes()), None);
+    /// ```
+    #[inline]
+    pub fn from_ascii(b: &[u8]) -> Option<Symbol> {
+        // 1: allowed; 2: allowed and a letter or digit.
+        const CLASS: [u8; 256] = {
+            let mut t = [0u8; 256];
+            let mut c = 0;
+            while c < 256 {
+                let b = c as u8;
+                t[c] = if b.is_ascii_alphanumeric() {
+                    3
+                } else if matches!(b, b'.' | b'_' | b':' | b'-') {
+                    1
+                } else {
+                    0
+                };
+                c += 1;
+            }
+            t
+        };
+        if b.is_empty() || b.len() > Self::MAX_LEN {
+            return None;
         }
-        if !b.iter().any(u8::is_ascii_alphanumeric) {
-            return Err(BarError::SymbolNoAlphanumeric { symbol: s.to_string() });
+        let (mut all, mut any) = (1u8, 0u8);
+        for &c in b {
+            let k = CLASS[c as usize];
+            all &= k;
+            any |= k;
+        }
+        if all == 0 || any & 2 == 0 {
+            return None;
         }
         let mut bytes = [0u8; Self::MAX_LEN];
         bytes[..b.len()].copy_from_slice(b);
         // The length is at most 32, so it fits in a u8.
-        Ok(Symbol { len: b.len() as u8, bytes })
+        Some(Symbol { len: b.len() as u8, bytes })
     }
 
     fn allowed(c: char) -> bool {

@@ -291,8 +291,7 @@ pub(super) fn decode(line: &[u8], bounds: &TimeBounds) -> Option<(Bar, TsUnit)> 
     if i != b.len() || seen != ALL {
         return None;
     }
-    // Printable ASCII, checked above.
-    let symbol = Symbol::new(std::str::from_utf8(symbol).ok()?).ok()?;
+    let symbol = Symbol::from_ascii(symbol)?;
     let n = |s: Slot| nums[s as usize];
     let bar = Bar::new(symbol, ts.0, n(Slot::Open), n(Slot::High), n(Slot::Low), n(Slot::Close), n(Slot::Volume));
     bar.validate(bounds).ok()?;
