@@ -89,8 +89,8 @@ pub fn build_dataflow<'s, R: Reader>(
 
     let enriched = bars.clone().enrich_with("Enrich", set.clone(), enrich);
     durable_sink(enriched.clone(), "BarSink", outputs.clone(), control.clone(), |out, r| match r {
-        Ok(row) => out.bar(&row),
-        Err(bar) => out.late(&bar, 0),
+        Ok(row) => out.bar(row),
+        Err(bar) => out.late(bar, 0),
     })
     .probe_with(&probes.durable);
 
@@ -103,8 +103,8 @@ pub fn build_dataflow<'s, R: Reader>(
     }
     if let Some(c) = &candles {
         durable_sink(c.clone(), "CandleSink", outputs.clone(), control.clone(), |out, r| match r {
-            Ok(c) => out.candle(&c),
-            Err((bar, tf)) => out.late(&bar, tf),
+            Ok(c) => out.candle(c),
+            Err((bar, tf)) => out.late(bar, *tf),
         })
         .probe_with(&probes.durable);
     }

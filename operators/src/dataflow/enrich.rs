@@ -13,6 +13,7 @@ use super::reorder::Reorder;
 use crate::bar::Bar;
 use crate::rows::BarOut;
 use crate::set::{IndicatorSet, SymbolState, Values};
+use crate::signal::Decision;
 use crate::symbol::{Symbol, SymbolTable};
 
 /// Computes every indicator of an [`IndicatorSet`] and the signal for each bar.
@@ -152,14 +153,17 @@ impl<'scope, T: EventTime> Enrich<'scope, T> for StreamVec<'scope, T, Bar> {
                     c.reorder.hold(cap);
                 }
             }
-            let mut row = Values::default();
+            // The rows of one release, sent as one container: each row is written once, in
+            // place (a `BarOut` is 360 bytes; pushing it through a session copies it again,
+            // in containers of ~22 rows).
+            let mut rows: Vec<Result<BarOut, Bar>> = Vec::new();
             move |(input, frontier), output| {
                 let mut core = core.borrow_mut();
                 let EnrichCore { reorder, table, states } = &mut *core;
                 reorder.absorb::<Pipeline>(input, output.output_index());
                 if let Some((cap, bars)) = reorder.release(frontier) {
                     if !bars.is_empty() {
-                        let mut session = output.session(cap);
+                        rows.reserve(bars.len());
                         for bar in bars {
                             let id = table.intern(bar.symbol) as usize;
                             if id == states.len() {
@@ -167,14 +171,23 @@ impl<'scope, T: EventTime> Enrich<'scope, T> for StreamVec<'scope, T, Bar> {
                             }
                             let (state, last_ts) = &mut states[id];
                             if bar.ts <= *last_ts {
-                                session.give(Err(*bar));
+                                rows.push(Err(*bar));
                                 continue;
                             }
                             *last_ts = bar.ts;
-                            let decision = set.update(state, bar, &mut row);
-                            let changed_from = state.change.observe(decision.action);
-                            session.give(Ok(BarOut { bar: *bar, values: row, decision, changed_from }));
+                            rows.push(Ok(BarOut {
+                                bar: *bar,
+                                values: Values::default(),
+                                decision: Decision::default(),
+                                changed_from: None,
+                            }));
+                            if let Some(Ok(row)) = rows.last_mut() {
+                                row.decision = set.update(state, bar, &mut row.values);
+                                row.changed_from = state.change.observe(row.decision.action);
+                            }
                         }
+                        output.session(cap).give_container(&mut rows);
+                        rows.clear();
                     }
                 }
                 reorder.finish(frontier, false);
