@@ -7,7 +7,7 @@
 //! so several time-sorted files replay in global event-time order.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use tickflow_operators::{Bar, Symbol, TimeBounds};
@@ -193,9 +193,18 @@ impl FileStream {
                     }
                     continue;
                 }
-                buf.clear();
                 let line_start = *pos;
-                let n = file.by_ref().read_until(b'\n', buf)? as u64;
+                // A line wholly inside the reader's buffer is decoded where it lies; one that
+                // crosses the buffer's end is gathered into `buf` first.
+                let avail = file.fill_buf()?;
+                let (line, n, in_place): (&[u8], usize, bool) = match memchr::memchr(b'\n', avail) {
+                    Some(k) => (&avail[..=k], k + 1, true),
+                    None => {
+                        buf.clear();
+                        let n = file.read_until(b'\n', buf)?;
+                        (&buf[..], n, false)
+                    }
+                };
                 if n == 0 {
                     *end = 0;
                     *pos = 0;
@@ -204,25 +213,33 @@ impl FileStream {
                     }
                     continue;
                 }
-                *pos += n;
-                if buf.trim_ascii().is_empty() {
-                    continue;
-                }
-                return Ok(Some(match decode_json_line_with_unit(buf, line_start, &self.bounds) {
-                    Ok((bar, unit)) => {
-                        self.ts_unit.get_or_insert(unit);
-                        FileRecord::Bar(bar)
-                    }
-                    Err(mut error) => FileRecord::Invalid {
-                        location: format!("{}@byte {line_start}", path.display()),
-                        // The decoder was handed the line's byte offset, not a record number.
-                        error: {
-                            error.location = crate::decode::Location::ByteOffset(line_start);
-                            error
+                *pos += n as u64;
+                let record = if line.trim_ascii().is_empty() {
+                    None
+                } else {
+                    Some(match decode_json_line_with_unit(line, line_start, &self.bounds) {
+                        Ok((bar, unit)) => {
+                            self.ts_unit.get_or_insert(unit);
+                            FileRecord::Bar(bar)
+                        }
+                        Err(mut error) => FileRecord::Invalid {
+                            location: format!("{}@byte {line_start}", path.display()),
+                            // The decoder was handed the line's byte offset, not a record number.
+                            error: {
+                                error.location = crate::decode::Location::ByteOffset(line_start);
+                                error
+                            },
+                            payload: line.trim_ascii_end().to_vec(),
                         },
-                        payload: buf.trim_ascii_end().to_vec(),
-                    },
-                }));
+                    })
+                };
+                if in_place {
+                    file.consume(n);
+                }
+                match record {
+                    Some(r) => return Ok(Some(r)),
+                    None => continue,
+                }
             },
         }
     }
