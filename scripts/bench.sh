@@ -30,7 +30,8 @@
 #
 # Environment: SKIP_BUILD=1 (use the binaries already built), W1_RECORDS (default 2000000), RUNS (repeats, median taken; default 3),
 # KAFKA_BARS (pre-loaded bars, default 1000000), RATES (fixed input rates, default "10000 20000 50000"),
-# LATENCY_SECS (per fixed rate, default 20), SOAK_SECS (default 120; 600 = the 10-minute soak),
+# LATENCY_SECS (per fixed rate, default 20), GEN_LINGER (the load generator's Kafka linger in the latency phase,
+# default 0ms: latency from the moment a bar is made; generate's own default is 20ms), SOAK_SECS (default 120; 600 = the 10-minute soak),
 # QDB_BARS (bars for the questdb bench, default 500000), W2_SYMBOLS (default "1000 10000 100000"),
 # W2_BARS (bars of every w2-symbols input, default 2000000), W2_PROFILE_BARS (default 200000).
 set -euo pipefail
@@ -362,14 +363,14 @@ TOML
     sleep 3
     local symbols=100 now_ms; now_ms=$(($(date +%s%N) / 1000000))
     "$TF" generate --to "kafka://$brokers/lat$rate" --symbols $symbols --rate "$rate" --duration "${LATENCY_SECS:-20}s" \
-      --start-ms "$now_ms" --interval "$((symbols * 1000 / rate))ms" --progress none >/dev/null 2>&1 || true
+      --start-ms "$now_ms" --interval "$((symbols * 1000 / rate))ms" --linger "${GEN_LINGER:-0ms}" --progress none >/dev/null 2>&1 || true
     sleep 2
     kill -TERM $c0 $c1; wait $c0 $c1 || true
     exec 7>&-; wait $rpid || true
     python3 -c "import json; j=json.load(open('$OUT/recv_$rate.json')); d=j['all']; s=j['steady']; print(f\"| $rate | {d['rows']} | {d['p50_ms']} | {d['p99_ms']} | {d['max_ms']} | {s['rows']}, {s['p50_ms']}, {s['p99_ms']}, {s['max_ms']} |\")" >>"$OUT/latency.md"
   done
   {
-    echo "### Latency: produce (event time = produce time) → the receiver got the row (shipped defaults: adaptive batching, fetch.wait.max.ms 10)"
+    echo "### Latency: produce (event time = produce time) → the receiver got the row (shipped defaults: adaptive batching, fetch.wait.max.ms 10; the generator's producer linger ${GEN_LINGER:-0ms})"
     echo
     cat "$OUT/latency.md"
     echo

@@ -279,7 +279,13 @@ fn receiver(args: &[String]) -> anyhow::Result<()> {
     };
     let all = stats(rows.iter().map(|r| r.1).collect());
     let steady = stats(rows.iter().filter(|r| r.0 >= first + warmup && r.0 <= last - 1000).map(|r| r.1).collect());
-    let out = format!("{{\"all\":{all},\"steady\":{steady},\"warmup_ms\":{warmup}}}");
+    // Per second of arrival: where in the run the tail is (a checkpoint, a commit, a stall).
+    let seconds = (last - first) / 1000 + 1;
+    let by_second: Vec<String> = (0..seconds.max(0))
+        .map(|k| stats(rows.iter().filter(|r| (r.0 - first) / 1000 == k).map(|r| r.1).collect()))
+        .collect();
+    let out =
+        format!("{{\"all\":{all},\"steady\":{steady},\"warmup_ms\":{warmup},\"by_second\":[{}]}}", by_second.join(","));
     std::fs::write(&args[2], &out)?;
     eprintln!("receiver: {out}");
     Ok(())

@@ -59,6 +59,10 @@ pub struct GenerateArgs {
     /// Progress: auto (bar on a terminal, lines otherwise), bar, lines or none.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
+    /// To Kafka: the producer's `linger.ms`, how long a record may wait to be batched (e.g.
+    /// 20ms, the default, for throughput; 0ms to measure latency from the moment a bar is made).
+    #[arg(long, default_value = "20ms")]
+    pub linger: String,
 }
 
 impl Default for GenerateArgs {
@@ -77,6 +81,7 @@ impl Default for GenerateArgs {
             start_ms: None,
             interval: None,
             progress: ProgressMode::Auto,
+            linger: "20ms".into(),
         }
     }
 }
@@ -175,6 +180,8 @@ pub struct Plan {
     pub token: Option<String>,
     /// Progress display.
     pub progress: ProgressMode,
+    /// Kafka producer linger.
+    pub linger: Duration,
 }
 
 /// How many bars `generate` writes when neither `--count` nor `--duration` is given (W1).
@@ -235,6 +242,13 @@ impl GenerateArgs {
             (None, Some(r)) if live => ((self.symbols as f64 * 1000.0 / r).round() as Millis).max(1),
             (None, _) => 60_000,
         };
+        let linger = match humantime::parse_duration(&self.linger) {
+            Ok(d) if d <= Duration::from_secs(5) => d,
+            _ => {
+                errs.push(format!("--linger {:?} is not a duration of at most 5s; expected e.g. 20ms", self.linger));
+                Duration::from_millis(20)
+            }
+        };
         // Live targets start at the wall clock (whole seconds), files at the W1 start.
         let start_ms = self.start_ms.unwrap_or(if live { now_ms / 1000 * 1000 } else { FILE_START_MS });
         if self.batch == 0 {
@@ -275,6 +289,7 @@ impl GenerateArgs {
             concurrency: self.concurrency,
             token: self.token.clone().or_else(|| std::env::var("TICKFLOW_GATEWAY_TOKEN").ok()),
             progress: self.progress,
+            linger,
         })
     }
 }
@@ -313,9 +328,17 @@ mod tests {
         let plan = GenerateArgs::default().plan().unwrap();
         assert_eq!(plan.generator, GeneratorConfig::default());
         assert_eq!(plan.format, Format::W1);
-        let bad = GenerateArgs { to: "ftp://x".into(), batch: 0, rate: Some(f64::NAN), ..GenerateArgs::default() };
+        assert_eq!(plan.linger, Duration::from_millis(20));
+        let bad = GenerateArgs {
+            to: "ftp://x".into(),
+            batch: 0,
+            rate: Some(f64::NAN),
+            linger: "1h".into(),
+            ..GenerateArgs::default()
+        };
         let msg = bad.plan().unwrap_err().to_string();
         assert!(msg.contains("--to \"ftp://x\"") && msg.contains("--batch 0") && msg.contains("--rate NaN"), "{msg}");
+        assert!(msg.contains("--linger \"1h\" is not a duration of at most 5s"), "{msg}");
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub fn run_plan(plan: &Plan) -> Result<Summary, GenerateError> {
     let mut sink: Box<dyn BatchSink> = match &plan.target {
         Target::File(path) => Box::new(FileSink::create(path.as_deref(), plan.format)?),
         Target::Http(url) => Box::new(HttpSink::start(url, plan.format, plan.concurrency, plan.token.clone())),
-        Target::Kafka { brokers, topic } => Box::new(KafkaSink::new(brokers, topic)?),
+        Target::Kafka { brokers, topic } => Box::new(KafkaSink::new(brokers, topic, plan.linger)?),
     };
     // With a rate, batches shrink so a second holds at least ~20 of them (smooth pacing).
     let batch = match plan.rate {

@@ -291,9 +291,9 @@ pub struct KafkaSink {
 
 impl KafkaSink {
     /// A producer for `brokers` writing to `topic`.
-    pub fn new(brokers: &str, topic: &str) -> Result<KafkaSink, GenerateError> {
+    pub fn new(brokers: &str, topic: &str, linger: Duration) -> Result<KafkaSink, GenerateError> {
         let deliveries = Arc::new(Deliveries::default());
-        let producer = kafka_config(brokers, Duration::from_secs(30), Duration::from_millis(20), 500_000)
+        let producer = kafka_config(brokers, Duration::from_secs(30), linger, 500_000)
             .create_with_context(KafkaContext(Arc::clone(&deliveries)))
             .map_err(|e| GenerateError::Kafka(e.to_string()))?;
         Ok(KafkaSink { producer, topic: topic.into(), deliveries, buf: Vec::with_capacity(256) })
