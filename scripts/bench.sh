@@ -11,6 +11,8 @@
 #                               # every replay output checked row for row against the loop's
 #   scripts/bench.sh w2-symbols # W2 at W2_SYMBOLS symbols (same W2_BARS bars in all): the loop and
 #                               # replay with 2 workers, bars/s and peak RSS, RSS per symbol
+#   scripts/bench.sh w1-callgrind # W1 on a W2_PROFILE_BARS prefix under callgrind: instructions of the
+#                               # plain loop, the own loop and replay --workers 1, and by function
 #   scripts/bench.sh w2-callgrind # W2 on a W2_PROFILE_BARS prefix under callgrind: instructions by
 #                               # function for the loop and for replay --workers 1
 #   scripts/bench.sh kafka      # Kafka → 2-process cluster → ILP/HTTP receiver: rate and latency
@@ -277,6 +279,43 @@ bench_w2_callgrind() {
     } | tee -a "$results"
   done
   bench/w2/check.sh "$OUT/w2_prof_loop" "$OUT/w2_prof_tf1.csv"
+}
+
+# W1 under callgrind: the plain loop, the own loop and replay with 1 worker over the first
+# W2_PROFILE_BARS bars of the W1 input; whole-program instructions and the top functions.
+bench_w1_callgrind() {
+  command -v valgrind >/dev/null || { echo "bench.sh: needs valgrind"; exit 2; }
+  local n=${W2_PROFILE_BARS:-200000} full; full=$(w1_input "$W1_RECORDS")
+  local input="$OUT/w1_prefix_$n.ndjson"
+  [ -s "$input" ] || head -n "$n" "$full" >"$input"
+  {
+    echo "## W1 under callgrind: the first $n bars of the W1 input (instructions)"
+    echo
+    echo "| program | instructions | per bar | × plain loop |"
+    echo "|---|---|---|---|"
+  } | tee -a "$results"
+  local plain_ir=""
+  for k in plain base tf1; do
+    local cg="$OUT/w1_callgrind_$k.out" out="$OUT/w1_prof_$k.csv" cmd name
+    rm -rf "$out" "$out.d"
+    case $k in
+      plain) cmd=("$TP" "$input" "$out"); name="plain loop (w1-plain)" ;;
+      base) cmd=("$TB" baseline "$input" "$out" bench/w1/w1.toml); name="own no-engine loop (tickflow-bench baseline)" ;;
+      tf1) cmd=("$TF" replay --input "$input" --output "$out" --workers 1 --config bench/w1/w1.toml); name="tickflow replay, 1 worker" ;;
+    esac
+    valgrind --tool=callgrind --callgrind-out-file="$cg" "${cmd[@]}" >/dev/null 2>"$OUT/w1_callgrind_$k.log"
+    callgrind_annotate --auto=no --inclusive=no --threshold=100 "$cg" >"$OUT/w1_callgrind_$k.txt" 2>/dev/null
+    local ir; ir=$(awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}' "$OUT/w1_callgrind_$k.txt")
+    plain_ir=${plain_ir:-$ir}
+    awk -v n="$name" -v ir="$ir" -v p="$plain_ir" -v bars="$n" \
+      'BEGIN {printf "| %s | %.3f G | %.0f | %.2f× |\n", n, ir/1e9, ir/bars, p/ir}' | tee -a "$results"
+  done
+  echo | tee -a "$results"
+  for k in plain base tf1; do
+    { echo "### $k, by function (exclusive)"; echo; python3 bench/w2/by_function.py "$OUT/w1_callgrind_$k.txt" 15; echo; } | tee -a "$results"
+  done
+  # One worker writes the own loop's rows in the same order: the outputs must be the same bytes.
+  cmp -s "$OUT/w1_prof_base.csv" "$OUT/w1_prof_tf1.csv" || { echo "bench.sh: replay's output differs from the own loop's"; exit 1; }
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -677,11 +716,12 @@ case "$what" in
   w2) bench_w2 ;;
   w2-symbols) bench_w2_symbols ;;
   w2-callgrind) bench_w2_callgrind ;;
+  w1-callgrind) bench_w1_callgrind ;;
   kafka) bench_kafka ;;
   checkpoint) bench_checkpoint ;;
   soak) bench_soak ;;
   questdb) bench_questdb ;;
   all) bench_w1; bench_kafka; bench_soak ;;
-  *) echo "usage: scripts/bench.sh [w1|w2|w2-symbols|w2-callgrind|kafka|soak|questdb|checkpoint|micro|all]" >&2; exit 2 ;;
+  *) echo "usage: scripts/bench.sh [w1|w1-callgrind|w2|w2-symbols|w2-callgrind|kafka|soak|questdb|checkpoint|micro|all]" >&2; exit 2 ;;
 esac
 echo "results: $results"
