@@ -400,9 +400,12 @@ TOML
     "$TF" run --config "$OUT/kafka.toml" --process 0 --fresh 2>/dev/null & c0=$!
     "$TF" run --config "$OUT/kafka.toml" --process 1 --fresh 2>/dev/null & c1=$!
     sleep 3
-    local symbols=100 now_ms; now_ms=$(($(date +%s%N) / 1000000))
+    # --start-now: event time starts when generate makes its first batch (its start-up is not
+    # counted as latency); --batch one round of the symbols: a round a tick, as a feed sends it
+    # (a batch of 1000 would carry 50 ms of event time, made at once, partly in the future).
+    local symbols=100
     "$TF" generate --to "kafka://$brokers/lat$rate" --symbols $symbols --rate "$rate" --duration "${LATENCY_SECS:-20}s" \
-      --start-ms "$now_ms" --interval "$((symbols * 1000 / rate))ms" --linger "${GEN_LINGER:-0ms}" --progress none >/dev/null 2>&1 || true
+      --start-now --interval "$((symbols * 1000 / rate))ms" --linger "${GEN_LINGER:-0ms}" --batch "$symbols" --progress none >/dev/null 2>&1 || true
     sleep 2
     kill -TERM $c0 $c1; wait $c0 $c1 || true
     exec 7>&-; wait $rpid || true

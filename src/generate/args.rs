@@ -63,6 +63,11 @@ pub struct GenerateArgs {
     /// 20ms, the default, for throughput; 0ms to measure latency from the moment a bar is made).
     #[arg(long, default_value = "20ms")]
     pub linger: String,
+    /// Event time of the first bar = the wall clock (to the millisecond) when the first batch is
+    /// made, after the destination is set up: with --rate, a bar's event time is then the
+    /// moment it is made, for latency measurements. Instead of --start-ms.
+    #[arg(long, conflicts_with = "start_ms")]
+    pub start_now: bool,
 }
 
 impl Default for GenerateArgs {
@@ -82,6 +87,7 @@ impl Default for GenerateArgs {
             interval: None,
             progress: ProgressMode::Auto,
             linger: "20ms".into(),
+            start_now: false,
         }
     }
 }
@@ -182,6 +188,8 @@ pub struct Plan {
     pub progress: ProgressMode,
     /// Kafka producer linger.
     pub linger: Duration,
+    /// Start event time at the wall clock when the first batch is made.
+    pub start_now: bool,
 }
 
 /// How many bars `generate` writes when neither `--count` nor `--duration` is given (W1).
@@ -290,6 +298,7 @@ impl GenerateArgs {
             token: self.token.clone().or_else(|| std::env::var("TICKFLOW_GATEWAY_TOKEN").ok()),
             progress: self.progress,
             linger,
+            start_now: self.start_now,
         })
     }
 }

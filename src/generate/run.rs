@@ -7,6 +7,7 @@ use super::args::{GenerateArgs, Plan, ProgressMode, Target};
 use super::error::GenerateError;
 use super::sink::{BatchSink, FileSink, HttpSink, KafkaSink};
 use crate::sources::generator::MarketGenerator;
+use tickflow_operators::time::Millis;
 
 /// Spreads `rate` bars/s evenly: how long to wait before the batch that starts with bar
 /// number `sent` (pure, so it is tested without sleeping).
@@ -89,7 +90,6 @@ impl Progress {
 
 /// Runs a validated plan to the end; the summary counts what the destination confirmed.
 pub fn run_plan(plan: &Plan) -> Result<Summary, GenerateError> {
-    let mut generator = MarketGenerator::new(plan.generator.clone()).map_err(|e| GenerateError::Args(e.to_string()))?;
     let mut sink: Box<dyn BatchSink> = match &plan.target {
         Target::File(path) => Box::new(FileSink::create(path.as_deref(), plan.format)?),
         Target::Http(url) => Box::new(HttpSink::start(url, plan.format, plan.concurrency, plan.token.clone())),
@@ -100,6 +100,12 @@ pub fn run_plan(plan: &Plan) -> Result<Summary, GenerateError> {
         Some(r) => plan.batch.min(((r / 20.0) as usize).max(1)),
         None => plan.batch,
     };
+    let mut config = plan.generator.clone();
+    if plan.start_now {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        config.start_ms = Millis::try_from(now.as_millis()).unwrap_or(Millis::MAX);
+    }
+    let mut generator = MarketGenerator::new(config).map_err(|e| GenerateError::Args(e.to_string()))?;
     let mut progress = Progress::new(plan.progress, plan.generator.records, plan.target == Target::File(None));
     let started = Instant::now();
     let mut bars = Vec::with_capacity(batch);
@@ -138,6 +144,22 @@ pub fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_now_stamps_the_first_bar_with_the_wall_clock() {
+        let args = GenerateArgs { to: "-".into(), count: Some(3), start_now: true, ..GenerateArgs::default() };
+        let mut plan = args.plan_with(false, 0).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bars.ndjson");
+        plan.target = Target::File(Some(path.clone()));
+        let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+        run_plan(&plan).unwrap();
+        let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+        let first = std::fs::read_to_string(&path).unwrap();
+        let line: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+        let ms = (line["timestamp"].as_f64().unwrap() * 1000.0).round() as u128;
+        assert!((before..=after).contains(&ms), "{before} <= {ms} <= {after}");
+    }
 
     #[test]
     fn pacing_spreads_bars_over_time() {
