@@ -384,8 +384,8 @@ TOML
 
   echo "== latency at fixed input rates"
   {
-    echo "| input rate bars/s | rows | p50 ms | p99 ms | max ms | steady state (without the first 3 s and the last 1 s): rows, p50, p99, max ms |"
-    echo "|---|---|---|---|---|---|"
+    echo "| input rate bars/s | rows | p50 ms | p99 ms | max ms | steady state (without the first 3 s and the last 1 s): rows, p50, p99, max ms | bare consumer of the same topic, steady: rows, p50, p99, max ms |"
+    echo "|---|---|---|---|---|---|---|"
   } >"$OUT/latency.md"
   for rate in ${RATES:-10000 20000 50000}; do
     # A topic of its own per rate, read from its beginning: `start = "latest"` on Tansu 0.6
@@ -394,6 +394,10 @@ TOML
     sed -i 's/^stop-at-end = true/stop-at-end = false/; s/^group-id = .*/group-id = "bench-lat-'"$rate"'"/; s/^topic = .*/topic = "lat'"$rate"'"/' "$OUT/kafka.toml"
     "$TB" receiver "127.0.0.1:$rport" "$OUT/recv_$rate.json" <"$OUT/recv.fifo" 2>/dev/null & rpid=$!
     exec 7>"$OUT/recv.fifo"
+    # The broker's own share: a bare consumer of the same topic, same fetch wait, same run.
+    mkfifo "$OUT/bare.fifo" 2>/dev/null || true
+    "$TB" kafka-latency "$brokers" "lat$rate" "$OUT/bare_lat_$rate.json" <"$OUT/bare.fifo" 7>&- 2>/dev/null & bpid=$!
+    exec 8>"$OUT/bare.fifo"
     # --fresh: the run above ended its input (stop-at-end), so its last checkpoint holds the
     # watermark past everything; resuming from it would make every new bar late (README,
     # "give a new job its own checkpoint.url").
@@ -409,7 +413,8 @@ TOML
     sleep 2
     kill -TERM $c0 $c1; wait $c0 $c1 || true
     exec 7>&-; wait $rpid || true
-    python3 -c "import json; j=json.load(open('$OUT/recv_$rate.json')); d=j['all']; s=j['steady']; print(f\"| $rate | {d['rows']} | {d['p50_ms']} | {d['p99_ms']} | {d['max_ms']} | {s['rows']}, {s['p50_ms']}, {s['p99_ms']}, {s['max_ms']} |\")" >>"$OUT/latency.md"
+    exec 8>&-; wait $bpid || true
+    python3 -c "import json; j=json.load(open('$OUT/recv_$rate.json')); d=j['all']; s=j['steady']; b=json.load(open('$OUT/bare_lat_$rate.json'))['steady']; print(f\"| $rate | {d['rows']} | {d['p50_ms']} | {d['p99_ms']} | {d['max_ms']} | {s['rows']}, {s['p50_ms']}, {s['p99_ms']}, {s['max_ms']} | {b['rows']}, {b['p50_ms']}, {b['p99_ms']}, {b['max_ms']} |\")" >>"$OUT/latency.md"
   done
   {
     echo "### Latency: produce (event time = produce time) → the receiver got the row (shipped defaults: adaptive batching, fetch.wait.max.ms 10; the generator's producer linger ${GEN_LINGER:-0ms})"
@@ -417,7 +422,7 @@ TOML
     cat "$OUT/latency.md"
     echo
   } | tee -a "$results"
-  rm -f "$OUT/recv.fifo"
+  rm -f "$OUT/recv.fifo" "$OUT/bare.fifo"
 }
 
 bench_soak() {

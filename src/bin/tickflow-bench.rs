@@ -25,6 +25,11 @@
 //!   before the watermark passes them).
 //! - `tickflow-bench kafka-read BROKERS TOPIC` — a bare rdkafka consumer (no engine) reading the
 //!   whole topic as fast as it can: the ceiling for Kafka → cluster throughput.
+//! - `tickflow-bench kafka-latency BROKERS TOPIC OUT.json [WARMUP_MS]` — a bare rdkafka consumer
+//!   with tickflow's fetch settings (`fetch.wait.max.ms` 10), from the topic's end, until stdin
+//!   closes: for every message, the time from its bar's event time (the load generator's
+//!   produce time) to its arrival here. The broker's own share of the cluster's latency, in
+//!   the same run and the same format as `receiver`'s.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -191,7 +196,10 @@ fn main() -> anyhow::Result<()> {
         Some("pipeline") => pipeline(&args),
         Some("receiver") => receiver(&args),
         Some("kafka-read") => kafka_read(&args),
-        _ => anyhow::bail!("usage: tickflow-bench baseline|pipeline|receiver|kafka-read ... (see the module docs)"),
+        Some("kafka-latency") => kafka_latency(&args),
+        _ => anyhow::bail!(
+            "usage: tickflow-bench baseline|pipeline|receiver|kafka-read|kafka-latency ... (see the module docs)"
+        ),
     }
 }
 
@@ -264,6 +272,15 @@ fn receiver(args: &[String]) -> anyhow::Result<()> {
     // Stop when stdin closes (the bench script holds it open) or on a signal.
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     let rows = lat.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    let out = latency_json(&rows, warmup);
+    std::fs::write(&args[2], &out)?;
+    eprintln!("receiver: {out}");
+    Ok(())
+}
+
+/// count / p50 / p99 / max of `(arrival ms, latency ms)` rows as JSON: all of them, the steady
+/// state (without the first `warmup` ms of arrival and the last second), and every second.
+fn latency_json(rows: &[(i64, i64)], warmup: i64) -> String {
     let first = rows.iter().map(|r| r.0).min().unwrap_or(0);
     let last = rows.iter().map(|r| r.0).max().unwrap_or(0);
     let stats = |mut v: Vec<i64>| {
@@ -284,10 +301,61 @@ fn receiver(args: &[String]) -> anyhow::Result<()> {
     let by_second: Vec<String> = (0..seconds.max(0))
         .map(|k| stats(rows.iter().filter(|r| (r.0 - first) / 1000 == k).map(|r| r.1).collect()))
         .collect();
-    let out =
-        format!("{{\"all\":{all},\"steady\":{steady},\"warmup_ms\":{warmup},\"by_second\":[{}]}}", by_second.join(","));
-    std::fs::write(&args[2], &out)?;
-    eprintln!("receiver: {out}");
+    format!("{{\"all\":{all},\"steady\":{steady},\"warmup_ms\":{warmup},\"by_second\":[{}]}}", by_second.join(","))
+}
+
+fn kafka_latency(args: &[String]) -> anyhow::Result<()> {
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+    use std::io::Read;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if args.len() < 4 {
+        anyhow::bail!("usage: tickflow-bench kafka-latency BROKERS TOPIC OUT.json [WARMUP_MS]");
+    }
+    let warmup: i64 = args.get(4).map_or(Ok(3000), |w| w.parse())?;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args[1])
+        .set("group.id", "tickflow-bench-latency")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()?;
+    let md = consumer.fetch_metadata(Some(&args[2]), std::time::Duration::from_secs(10))?;
+    let parts = md.topics().first().map_or(0, |t| t.partitions().len());
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..parts as i32 {
+        tpl.add_partition_offset(&args[2], p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    std::thread::spawn(move || {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        s.store(true, Ordering::Relaxed);
+    });
+    // (arrival ms, latency ms) of every bar: its event time is the payload's "timestamp".
+    let mut rows: Vec<(i64, i64)> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        match consumer.poll(std::time::Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let now = now_ms();
+                let payload = rdkafka::Message::payload(&m).unwrap_or_default();
+                let v: serde_json::Value = serde_json::from_slice(payload)?;
+                // Seconds (the NDJSON the generator writes to files) or milliseconds (its Kafka
+                // payloads): no bar of this century has a seconds count above 1e11.
+                let ts =
+                    v["timestamp"].as_f64().map(|t| if t > 1e11 { t.round() } else { (t * 1000.0).round() } as i64);
+                if let Some(ts) = ts {
+                    rows.push((now, now - ts));
+                }
+            }
+            Some(Err(e)) => anyhow::bail!("{e}"),
+            None => {}
+        }
+    }
+    let out = latency_json(&rows, warmup);
+    std::fs::write(&args[3], &out)?;
+    eprintln!("kafka-latency: {out}");
     Ok(())
 }
 
