@@ -384,36 +384,45 @@ TOML
 
   echo "== latency at fixed input rates"
   {
-    echo "| input rate bars/s | rows | p50 ms | p99 ms | max ms | steady state (without the first 3 s and the last 1 s): rows, p50, p99, max ms | bare consumer of the same topic, steady: rows, p50, p99, max ms |"
+    echo "| input rate bars/s | rows | p50 ms | p99 ms | max ms | steady state (without the first 3 s and the last 1 s): rows, p50, p99, max ms | bare rdkafka consumer, same load, own pass, steady: rows, p50, p99, max ms |"
     echo "|---|---|---|---|---|---|---|"
   } >"$OUT/latency.md"
+  # --start-now: event time starts when generate makes its first batch (its start-up is not
+  # counted as latency); --batch one round of the symbols: a round a tick, as a feed sends it
+  # (a batch of 1000 would carry 50 ms of event time, made at once, partly in the future).
+  local symbols=100
+  produce_at() { # topic rate
+    "$TF" generate --to "kafka://$brokers/$1" --symbols $symbols --rate "$2" --duration "${LATENCY_SECS:-20}s" \
+      --start-now --interval "$((symbols * 1000 / $2))ms" --linger "${GEN_LINGER:-0ms}" --batch "$symbols" --progress none >/dev/null 2>&1 || true
+  }
+  mkfifo "$OUT/bare.fifo" 2>/dev/null || true
   for rate in ${RATES:-10000 20000 50000}; do
+    # The broker's own share first: a bare rdkafka consumer (tickflow's fetch settings, no
+    # engine) of a topic of its own under the same load, alone on the machine (run beside the
+    # cluster it would take CPU from it on two cores).
+    scripts/tansu.sh topic "bare$rate" 4 >/dev/null
+    "$TB" kafka-latency "$brokers" "bare$rate" "$OUT/bare_lat_$rate.json" <"$OUT/bare.fifo" 2>/dev/null & bpid=$!
+    exec 8>"$OUT/bare.fifo"
+    sleep 1
+    produce_at "bare$rate" "$rate"
+    sleep 1
+    exec 8>&-; wait $bpid || true
     # A topic of its own per rate, read from its beginning: `start = "latest"` on Tansu 0.6
     # starts from its under-reported high watermark, and the bars behind it come back.
     scripts/tansu.sh topic "lat$rate" 4 >/dev/null
     sed -i 's/^stop-at-end = true/stop-at-end = false/; s/^group-id = .*/group-id = "bench-lat-'"$rate"'"/; s/^topic = .*/topic = "lat'"$rate"'"/' "$OUT/kafka.toml"
     "$TB" receiver "127.0.0.1:$rport" "$OUT/recv_$rate.json" <"$OUT/recv.fifo" 2>/dev/null & rpid=$!
     exec 7>"$OUT/recv.fifo"
-    # The broker's own share: a bare consumer of the same topic, same fetch wait, same run.
-    mkfifo "$OUT/bare.fifo" 2>/dev/null || true
-    "$TB" kafka-latency "$brokers" "lat$rate" "$OUT/bare_lat_$rate.json" <"$OUT/bare.fifo" 7>&- 2>/dev/null & bpid=$!
-    exec 8>"$OUT/bare.fifo"
     # --fresh: the run above ended its input (stop-at-end), so its last checkpoint holds the
     # watermark past everything; resuming from it would make every new bar late (README,
     # "give a new job its own checkpoint.url").
     "$TF" run --config "$OUT/kafka.toml" --process 0 --fresh 2>/dev/null & c0=$!
     "$TF" run --config "$OUT/kafka.toml" --process 1 --fresh 2>/dev/null & c1=$!
     sleep 3
-    # --start-now: event time starts when generate makes its first batch (its start-up is not
-    # counted as latency); --batch one round of the symbols: a round a tick, as a feed sends it
-    # (a batch of 1000 would carry 50 ms of event time, made at once, partly in the future).
-    local symbols=100
-    "$TF" generate --to "kafka://$brokers/lat$rate" --symbols $symbols --rate "$rate" --duration "${LATENCY_SECS:-20}s" \
-      --start-now --interval "$((symbols * 1000 / rate))ms" --linger "${GEN_LINGER:-0ms}" --batch "$symbols" --progress none >/dev/null 2>&1 || true
+    produce_at "lat$rate" "$rate"
     sleep 2
     kill -TERM $c0 $c1; wait $c0 $c1 || true
     exec 7>&-; wait $rpid || true
-    exec 8>&-; wait $bpid || true
     python3 -c "import json; j=json.load(open('$OUT/recv_$rate.json')); d=j['all']; s=j['steady']; b=json.load(open('$OUT/bare_lat_$rate.json'))['steady']; print(f\"| $rate | {d['rows']} | {d['p50_ms']} | {d['p99_ms']} | {d['max_ms']} | {s['rows']}, {s['p50_ms']}, {s['p99_ms']}, {s['max_ms']} | {b['rows']}, {b['p50_ms']}, {b['p99_ms']}, {b['max_ms']} |\")" >>"$OUT/latency.md"
   done
   {

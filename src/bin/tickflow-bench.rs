@@ -26,7 +26,7 @@
 //! - `tickflow-bench kafka-read BROKERS TOPIC` — a bare rdkafka consumer (no engine) reading the
 //!   whole topic as fast as it can: the ceiling for Kafka → cluster throughput.
 //! - `tickflow-bench kafka-latency BROKERS TOPIC OUT.json [WARMUP_MS]` — a bare rdkafka consumer
-//!   with tickflow's fetch settings (`fetch.wait.max.ms` 10), from the topic's end, until stdin
+//!   with tickflow's fetch settings (`fetch.wait.max.ms` 10), from the topic's start, until stdin
 //!   closes: for every message, the time from its bar's event time (the load generator's
 //!   produce time) to its arrival here. The broker's own share of the cluster's latency, in
 //!   the same run and the same format as `receiver`'s.
