@@ -304,29 +304,41 @@ fn latency_json(rows: &[(i64, i64)], warmup: i64) -> String {
     format!("{{\"all\":{all},\"steady\":{steady},\"warmup_ms\":{warmup},\"by_second\":[{}]}}", by_second.join(","))
 }
 
-fn kafka_latency(args: &[String]) -> anyhow::Result<()> {
+/// A bare rdkafka consumer (no commits) of every partition of `topic` from its start, with one
+/// extra setting; also the number of partitions.
+fn consumer_from_start(
+    brokers: &str,
+    topic: &str,
+    group: &str,
+    extra: (&str, &str),
+) -> anyhow::Result<(rdkafka::consumer::BaseConsumer, usize)> {
     use rdkafka::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set(extra.0, extra.1)
+        .create()?;
+    let md = consumer.fetch_metadata(Some(topic), std::time::Duration::from_secs(10))?;
+    let parts = md.topics().first().map_or(0, |t| t.partitions().len());
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..parts as i32 {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    Ok((consumer, parts))
+}
+
+fn kafka_latency(args: &[String]) -> anyhow::Result<()> {
     use std::io::Read;
     use std::sync::atomic::{AtomicBool, Ordering};
     if args.len() < 4 {
         anyhow::bail!("usage: tickflow-bench kafka-latency BROKERS TOPIC OUT.json [WARMUP_MS]");
     }
     let warmup: i64 = args.get(4).map_or(Ok(3000), |w| w.parse())?;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args[1])
-        .set("group.id", "tickflow-bench-latency")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
-        .create()?;
-    let md = consumer.fetch_metadata(Some(&args[2]), std::time::Duration::from_secs(10))?;
-    let parts = md.topics().first().map_or(0, |t| t.partitions().len());
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..parts as i32 {
-        tpl.add_partition_offset(&args[2], p, Offset::Beginning)?;
-    }
-    consumer.assign(&tpl)?;
+    let (consumer, _) = consumer_from_start(&args[1], &args[2], "tickflow-bench-latency", ("fetch.wait.max.ms", "10"))?;
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let s = stop.clone();
     std::thread::spawn(move || {
@@ -360,25 +372,11 @@ fn kafka_latency(args: &[String]) -> anyhow::Result<()> {
 }
 
 fn kafka_read(args: &[String]) -> anyhow::Result<()> {
-    use rdkafka::ClientConfig;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
     if args.len() < 3 {
         anyhow::bail!("usage: tickflow-bench kafka-read BROKERS TOPIC");
     }
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args[1])
-        .set("group.id", "tickflow-bench")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()?;
-    let md = consumer.fetch_metadata(Some(&args[2]), std::time::Duration::from_secs(10))?;
-    let parts = md.topics().first().map_or(0, |t| t.partitions().len());
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..parts as i32 {
-        tpl.add_partition_offset(&args[2], p, Offset::Beginning)?;
-    }
-    consumer.assign(&tpl)?;
+    let (consumer, parts) =
+        consumer_from_start(&args[1], &args[2], "tickflow-bench", ("enable.partition.eof", "true"))?;
     let started = Instant::now();
     let (mut n, mut bytes, mut eof) = (0u64, 0u64, 0usize);
     while eof < parts {
