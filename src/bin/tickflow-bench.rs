@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use tickflow::config::{Config, FileFormat};
-use tickflow::decode::{NdjsonReader, TsUnit};
+use tickflow::decode::{NdjsonReader, TsUnit, timestamp};
 use tickflow::sinks::file::{FileSink, RowFormat};
 use tickflow_operators::dataflow::candles::{apply, window_start};
 use tickflow_operators::rows::{BarOut, Candle};
@@ -217,7 +217,7 @@ fn receiver(args: &[String]) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(&args[1])?;
     eprintln!("receiver: listening on {}", listener.local_addr()?);
     let warmup: i64 = args.get(3).map_or(Ok(3000), |w| w.parse())?;
-    // (event time, latency) of every bars row
+    // (arrival ms, latency ms) of every bars row
     let lat: Arc<Mutex<Vec<(i64, i64)>>> = Arc::default();
     let l2 = lat.clone();
     std::thread::spawn(move || {
@@ -252,7 +252,7 @@ fn receiver(args: &[String]) -> anyhow::Result<()> {
                             if l.starts_with(b"bars,") {
                                 if let Some(ts) = l.rsplit(|&c| c == b' ').next() {
                                     if let Ok(ns) = std::str::from_utf8(ts).unwrap_or("").parse::<i64>() {
-                                        v.push((ns / 1_000_000, now - ns / 1_000_000));
+                                        v.push((now, now - ns / 1_000_000));
                                     }
                                 }
                             }
@@ -353,11 +353,14 @@ fn kafka_latency(args: &[String]) -> anyhow::Result<()> {
                 let now = now_ms();
                 let payload = rdkafka::Message::payload(&m).unwrap_or_default();
                 let v: serde_json::Value = serde_json::from_slice(payload)?;
-                // Seconds (the NDJSON the generator writes to files) or milliseconds (its Kafka
-                // payloads): no bar of this century has a seconds count above 1e11.
-                let ts =
-                    v["timestamp"].as_f64().map(|t| if t > 1e11 { t.round() } else { (t * 1000.0).round() } as i64);
-                if let Some(ts) = ts {
+                // Any timestamp form tickflow reads (number in s/ms/µs/ns, numeric string or
+                // RFC 3339), by tickflow's own rule.
+                let ts = match &v["timestamp"] {
+                    serde_json::Value::Number(n) => timestamp::parse_numeric(&n.to_string()).ok(),
+                    serde_json::Value::String(t) => timestamp::parse_str(t).ok(),
+                    _ => None,
+                };
+                if let Some((ts, _)) = ts {
                     rows.push((now, now - ts));
                 }
             }
