@@ -486,7 +486,10 @@ pub fn drive<'s, R: Reader>(
             }
             in_flight_bars.emitted(*c.time(), outcome.records as u64);
             if !batch.is_empty() {
-                data_out.activate().session(&*c).give_iterator(batch.drain(..));
+                // The batch goes on as one container (no copy per bar); a fresh one of the
+                // same capacity takes its place (an allocation per batch, none per bar).
+                data_out.activate().session(&*c).give_container(&mut batch);
+                batch = Vec::with_capacity(cfg.batch);
             }
             if let Err(e) = coordinator.borrow_mut().source_batch(outcome.records as u64, c.time().1) {
                 control.fail(format!("worker {index}: writing results: {e}"));

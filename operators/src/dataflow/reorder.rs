@@ -11,14 +11,16 @@ use crate::bar::Bar;
 
 /// The buffer and the one capability it holds (at the least time it may still emit at).
 pub struct Reorder<T: EventTime> {
+    /// Sorted by event time after [`Reorder::release`]; its first `released` bars are the ones
+    /// released, handed out in place and dropped by [`Reorder::finish`] (no copy).
     pending: Vec<Bar>,
-    ready: Vec<Bar>,
+    released: usize,
     cap: Option<Capability<T>>,
 }
 
 impl<T: EventTime> Default for Reorder<T> {
     fn default() -> Self {
-        Reorder { pending: Vec::new(), ready: Vec::new(), cap: None }
+        Reorder { pending: Vec::new(), released: 0, cap: None }
     }
 }
 
@@ -45,23 +47,31 @@ impl<T: EventTime> Reorder<T> {
     /// the frontier is empty), sorted by event time, with the capability to emit them at.
     /// Call [`Reorder::finish`] after emitting.
     pub fn release(&mut self, frontier: &MutableAntichain<T>) -> Option<(&Capability<T>, &[Bar])> {
-        self.ready.clear();
+        self.drop_released();
         let bound = frontier_watermark(frontier);
         if !self.pending.is_empty() {
+            // Stable, and linear on the common case of bars already in event-time order.
             self.pending.sort_by_key(|b| b.ts);
-            let cut = match bound {
+            self.released = match bound {
                 None => self.pending.len(),
                 Some(f) => self.pending.partition_point(|b| b.ts < f),
             };
-            self.ready.extend(self.pending.drain(..cut));
         }
         let cap = self.cap.as_ref()?;
-        Some((cap, &self.ready))
+        Some((cap, &self.pending[..self.released]))
+    }
+
+    fn drop_released(&mut self) {
+        if self.released > 0 {
+            self.pending.drain(..self.released);
+            self.released = 0;
+        }
     }
 
     /// After emitting: keeps the capability at the frontier while bars remain, else drops it.
     /// `keep_open` holds it even when empty (an operator with other pending state).
     pub fn finish(&mut self, frontier: &MutableAntichain<T>, keep_open: bool) {
+        self.drop_released();
         match frontier.frontier().first() {
             Some(f) if !self.pending.is_empty() || keep_open => {
                 if let Some(c) = self.cap.as_mut() {
@@ -88,16 +98,17 @@ impl<T: EventTime> Reorder<T> {
 
     /// How many bars wait for the frontier.
     pub fn backlog(&self) -> usize {
-        self.pending.len()
+        self.pending.len() - self.released
     }
 
     /// The bars waiting for the frontier (part of an operator's checkpointed state).
     pub fn pending(&self) -> &[Bar] {
-        &self.pending
+        &self.pending[self.released..]
     }
 
     /// Puts restored bars back into the buffer; they need a capability ([`Reorder::hold`]).
     pub fn restore(&mut self, bars: impl IntoIterator<Item = Bar>) {
+        self.drop_released();
         self.pending.extend(bars);
     }
 }
