@@ -18,7 +18,7 @@ LINE = re.compile(r"^\s*([0-9,]+) \(\s*[0-9.]+%\)\s+(.*?)(?: \[[^\]]*\])?$")
 
 # (area, pattern on "file:function"), first match wins.
 AREAS = [
-    ("float formatting (ryu)", r"/ryu-"),
+    ("float formatting (ryu, zmij, sinks/float.rs)", r"/ryu-|/zmij-|src/sinks/float\.rs:"),
     ("integer formatting (itoa)", r"/itoa-"),
     ("row formatting (sinks/file.rs RowFormat, FileSink)", r"src/sinks/file\.rs:|src/sinks/worker\.rs:"),
     ("NDJSON reading and decoding (decode/, sources/)", r"src/decode/|src/sources/|:std::io::BufRead|memchr\.rs:|core::str::converts"),
@@ -34,7 +34,7 @@ AREAS = [
 
 # For code of the standard library (/rustc/...) inlined into a function, the function decides.
 FUNC_AREAS = [
-    ("float formatting (ryu)", r"^ryu::"),
+    ("float formatting (ryu, zmij, sinks/float.rs)", r"^ryu::|^zmij::|^tickflow::sinks::float::"),
     ("integer formatting (itoa)", r"^itoa::"),
     ("row formatting (sinks/file.rs RowFormat, FileSink)", r"^tickflow::sinks::(file|worker)|TsUnit::format_into"),
     ("NDJSON reading and decoding (decode/, sources/)",

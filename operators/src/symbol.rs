@@ -106,6 +106,12 @@ impl Symbol {
         c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')
     }
 
+    /// The symbol's bytes (ASCII): what writers of rows copy, with no UTF-8 check.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+
     /// The symbol as text.
     pub fn as_str(&self) -> &str {
         // Only ASCII bytes are ever stored (checked in `new`), so this cannot fail.

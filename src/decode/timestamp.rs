@@ -17,7 +17,45 @@
 //! negative infinity (floor), so `-0.0005` s is -1 ms and every instant maps to the
 //! millisecond that contains it, whatever the input unit.
 
-use tickflow_operators::time::{Millis, days_from_civil, days_in_month, format_rfc3339};
+use tickflow_operators::time::{Millis, days_from_civil, days_in_month, format_rfc3339, rfc3339_bytes};
+
+/// Where text is appended: a `String`, or the byte buffer of a row writer (which copies a
+/// symbol's or a timestamp's ASCII bytes with no UTF-8 check).
+pub trait TextOut {
+    /// Appends `s`.
+    fn push_str(&mut self, s: &str);
+    /// Appends `b`, which is ASCII.
+    fn push_ascii(&mut self, b: &[u8]);
+    /// Appends one ASCII character.
+    fn push(&mut self, c: char);
+}
+
+impl TextOut for String {
+    fn push_str(&mut self, s: &str) {
+        String::push_str(self, s);
+    }
+    fn push_ascii(&mut self, b: &[u8]) {
+        // Callers pass ASCII (digits, separators); anything else would be a bug there, and
+        // is kept visible rather than dropped.
+        String::push_str(self, &String::from_utf8_lossy(b));
+    }
+    fn push(&mut self, c: char) {
+        String::push(self, c);
+    }
+}
+
+impl TextOut for Vec<u8> {
+    fn push_str(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
+    }
+    fn push_ascii(&mut self, b: &[u8]) {
+        self.extend_from_slice(b);
+    }
+    fn push(&mut self, c: char) {
+        let mut b = [0u8; 4];
+        self.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+    }
+}
 
 /// The unit (or form) a timestamp was written in, so an output can write `ts` back the way
 /// its input file had it.
@@ -54,8 +92,9 @@ impl TsUnit {
         s
     }
 
-    /// Like [`TsUnit::format`], appending to `out` (no allocation when `out` has room).
-    pub fn format_into(self, ms: Millis, out: &mut String) {
+    /// Like [`TsUnit::format`], appending to `out` (a `String` or a byte buffer; no allocation
+    /// when `out` has room).
+    pub fn format_into(self, ms: Millis, out: &mut impl TextOut) {
         match self {
             TsUnit::Seconds => {
                 let (neg, abs) = (ms < 0, ms.unsigned_abs());
@@ -74,14 +113,16 @@ impl TsUnit {
                         3
                     };
                     out.push('.');
-                    // ASCII digits.
-                    out.push_str(std::str::from_utf8(&digits[..keep]).unwrap_or_default());
+                    out.push_ascii(&digits[..keep]);
                 }
             }
             TsUnit::Millis => out.push_str(itoa::Buffer::new().format(ms)),
             TsUnit::Micros => out.push_str(itoa::Buffer::new().format(i128::from(ms) * 1000)),
             TsUnit::Nanos => out.push_str(itoa::Buffer::new().format(i128::from(ms) * 1_000_000)),
-            TsUnit::Rfc3339 => out.push_str(&format_rfc3339(ms)),
+            TsUnit::Rfc3339 => match rfc3339_bytes(ms) {
+                Some(b) => out.push_ascii(&b),
+                None => out.push_str(&format_rfc3339(ms)),
+            },
         }
     }
 

@@ -5,7 +5,8 @@
 //! (`sma_20`, `macd`, `bb_upper`, … in the configured order), then `signal`; warm-up cells are
 //! empty; `sinks.file.columns` ([`BarColumns`]) chooses which of them, in which order. `ts` is
 //! written in the unit the input used (seconds for W1), else milliseconds.
-//! Rows are formatted into one reusable buffer (ryu/itoa), so writing allocates nothing per row.
+//! Rows are formatted into one reusable buffer ([`FloatText`], itoa), so writing allocates
+//! nothing per row.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -17,6 +18,7 @@ use tickflow_operators::{Bar, Values};
 
 use crate::config::FileFormat;
 use crate::decode::TsUnit;
+use crate::sinks::float::FloatText;
 
 /// One column of `bars` rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,8 +108,14 @@ pub struct RowFormat {
     columns: Vec<String>,
     bar_columns: BarColumns,
     ts_unit: TsUnit,
-    line: String,
-    ryu: ryu::Buffer,
+    line: Vec<u8>,
+    /// Whether the row being written has no field yet (no separator before the next).
+    first: bool,
+    /// Labels of the timeframes seen (`1m`, ...), so a candle row formats none.
+    labels: Vec<(i64, String)>,
+    /// The set's rule names, so a signal-change row formats none.
+    rules: Vec<String>,
+    float: FloatText,
 }
 
 impl RowFormat {
@@ -124,43 +132,61 @@ impl RowFormat {
             columns: set.columns().to_vec(),
             bar_columns,
             ts_unit,
-            line: String::with_capacity(512),
-            ryu: ryu::Buffer::new(),
+            line: Vec::with_capacity(512),
+            first: true,
+            labels: Vec::new(),
+            rules: (0..set.rules().count()).map(|i| set.rule_name(i as u8)).collect(),
+            float: FloatText::new(),
+        }
+    }
+
+    /// Appends the label of `timeframe` (`1m`), made once per timeframe.
+    fn timeframe(&mut self, k: &str, timeframe: i64) {
+        self.key(k);
+        let i = match self.labels.iter().position(|(t, _)| *t == timeframe) {
+            Some(i) => i,
+            None => {
+                self.labels.push((timeframe, timeframe_label(timeframe)));
+                self.labels.len() - 1
+            }
+        };
+        let quote = self.format == FileFormat::Ndjson;
+        if quote {
+            self.line.push(b'"');
+        }
+        self.line.extend_from_slice(self.labels[i].1.as_bytes());
+        if quote {
+            self.line.push(b'"');
         }
     }
 
     fn num(&mut self, v: Option<f64>) {
         match v {
-            Some(v) if v.is_finite() => {
-                let s = self.ryu.format_finite(v);
-                self.line.push_str(s.strip_suffix(".0").unwrap_or(s));
-            }
-            _ if self.format == FileFormat::Ndjson => self.line.push_str("null"),
+            Some(v) if v.is_finite() => self.float.write(v, &mut self.line, true),
+            _ if self.format == FileFormat::Ndjson => self.line.extend_from_slice(b"null"),
             _ => {}
         }
     }
 
     fn key(&mut self, k: &str) {
+        if !std::mem::replace(&mut self.first, false) {
+            self.line.push(b',');
+        }
         if self.format == FileFormat::Ndjson {
-            if !self.line.ends_with('{') {
-                self.line.push(',');
-            }
-            self.line.push('"');
-            self.line.push_str(k);
-            self.line.push_str("\":");
-        } else if !self.line.is_empty() {
-            self.line.push(',');
+            self.line.push(b'"');
+            self.line.extend_from_slice(k.as_bytes());
+            self.line.extend_from_slice(b"\":");
         }
     }
 
-    fn text(&mut self, k: &str, v: &str) {
+    fn text(&mut self, k: &str, v: &[u8]) {
         self.key(k);
         if self.format == FileFormat::Ndjson {
-            self.line.push('"');
-            self.line.push_str(v);
-            self.line.push('"');
+            self.line.push(b'"');
+            self.line.extend_from_slice(v);
+            self.line.push(b'"');
         } else {
-            self.line.push_str(v);
+            self.line.extend_from_slice(v);
         }
     }
 
@@ -168,11 +194,11 @@ impl RowFormat {
         self.key(k);
         let quote = self.format == FileFormat::Ndjson && self.ts_unit == TsUnit::Rfc3339;
         if quote {
-            self.line.push('"');
+            self.line.push(b'"');
         }
         self.ts_unit.format_into(ms, &mut self.line);
         if quote {
-            self.line.push('"');
+            self.line.push(b'"');
         }
     }
 
@@ -199,20 +225,21 @@ impl RowFormat {
 
     fn begin(&mut self, table: &str) {
         self.line.clear();
+        self.first = true;
         if self.format == FileFormat::Ndjson {
-            self.line.push('{');
+            self.line.push(b'{');
             if self.tagged {
-                self.text("table", table);
+                self.text("table", table.as_bytes());
             }
         }
     }
 
     fn end(&mut self) -> &[u8] {
         if self.format == FileFormat::Ndjson {
-            self.line.push('}');
+            self.line.push(b'}');
         }
-        self.line.push('\n');
-        self.line.as_bytes()
+        self.line.push(b'\n');
+        &self.line
     }
 
     /// The name of a `bars` column.
@@ -243,7 +270,7 @@ impl RowFormat {
         self.begin("bars");
         for i in 0..self.bar_columns.0.len() {
             match self.bar_columns.0[i] {
-                BarColumn::Symbol => self.text("symbol", r.bar.symbol.as_str()),
+                BarColumn::Symbol => self.text("symbol", r.bar.symbol.as_bytes()),
                 BarColumn::Ts => self.ts("ts", r.bar.ts),
                 BarColumn::Open => self.field("open", Some(r.bar.open)),
                 BarColumn::High => self.field("high", Some(r.bar.high)),
@@ -255,7 +282,7 @@ impl RowFormat {
                     self.field(&name, r.values.get(k));
                     self.columns[k] = name;
                 }
-                BarColumn::Signal => self.text("signal", r.decision.action.as_str()),
+                BarColumn::Signal => self.text("signal", r.decision.action.as_str().as_bytes()),
             }
         }
         self.end()
@@ -274,32 +301,41 @@ impl RowFormat {
     /// One `candles` row (candle, aggregates, candle indicators).
     pub fn candle(&mut self, c: &Candle) -> &[u8] {
         self.begin("candles");
-        self.text("symbol", c.symbol.as_str());
-        self.text("timeframe", &timeframe_label(c.timeframe));
+        self.text("symbol", c.symbol.as_bytes());
+        self.timeframe("timeframe", c.timeframe);
         self.ts("ts", c.start);
         self.ohlcv(&c.as_bar());
         self.key("count");
-        self.line.push_str(itoa::Buffer::new().format(c.count));
+        self.line.extend_from_slice(itoa::Buffer::new().format(c.count).as_bytes());
         self.field("volume_avg", Some(c.avg_volume()));
         self.field("open_avg", Some(c.avg_open()));
         self.field("close_avg", Some(c.avg_close()));
         self.field("window_vwap", c.vwap());
         self.key("revision");
-        self.line.push_str(itoa::Buffer::new().format(c.revision));
+        self.line.extend_from_slice(itoa::Buffer::new().format(c.revision).as_bytes());
         self.values(&c.values);
-        self.text("signal", c.decision.action.as_str());
+        self.text("signal", c.decision.action.as_str().as_bytes());
         self.end()
     }
 
     /// One `signal_changes` row.
-    pub fn change(&mut self, c: &SignalChange, rule: &str) -> &[u8] {
+    pub fn change(&mut self, c: &SignalChange) -> &[u8] {
         self.begin("signal_changes");
-        self.text("symbol", c.symbol.as_str());
-        self.text("timeframe", &timeframe_label(c.timeframe));
+        self.text("symbol", c.symbol.as_bytes());
+        self.timeframe("timeframe", c.timeframe);
         self.ts("ts", c.ts);
-        self.text("from", c.from.as_str());
-        self.text("to", c.to.action.as_str());
-        self.text("rule", rule);
+        self.text("from", c.from.as_str().as_bytes());
+        self.text("to", c.to.action.as_str().as_bytes());
+        self.key("rule");
+        // A rule name is kept by index: borrowed from `self.rules` while `self.line` grows.
+        let rule = c.to.rule.and_then(|i| self.rules.get(usize::from(i))).map_or(&[][..], |r| r.as_bytes());
+        if self.format == FileFormat::Ndjson {
+            self.line.push(b'"');
+            self.line.extend_from_slice(rule);
+            self.line.push(b'"');
+        } else {
+            self.line.extend_from_slice(rule);
+        }
         self.end()
     }
 
@@ -311,7 +347,6 @@ impl RowFormat {
 
 /// One worker's result files.
 pub struct FileSink {
-    set: IndicatorSet,
     fmt: RowFormat,
     bars: PartFile,
     candles: PartFile,
@@ -645,7 +680,6 @@ impl FileSink {
             changes: direct("signal_changes", ext, fmt.changes_header())?,
             late: direct("late", "ndjson", None)?,
             dead: direct("dead_letters", "ndjson", None)?,
-            set: set.clone(),
             fmt,
             tagged: false,
         })
@@ -682,7 +716,6 @@ impl FileSink {
             changes: parts("signal_changes", ext, fmt.changes_header()),
             late: parts("late", "ndjson", None),
             dead: parts("dead_letters", "ndjson", None),
-            set: set.clone(),
             fmt,
             tagged: false,
         })
@@ -706,7 +739,6 @@ impl FileSink {
             changes: out("signal_changes"),
             late: out("late"),
             dead: out("dead_letters"),
-            set: set.clone(),
             fmt,
             tagged: true,
         }
@@ -762,8 +794,7 @@ impl FileSink {
     pub fn bar(&mut self, r: &BarOut) -> io::Result<()> {
         self.bars.write_all(self.fmt.bar(r))?;
         if let Some(c) = r.signal_change() {
-            let rule = c.to.rule.map(|i| self.set.rule_name(i)).unwrap_or_default();
-            self.changes.write_all(self.fmt.change(&c, &rule))?;
+            self.changes.write_all(self.fmt.change(&c))?;
         }
         Ok(())
     }
@@ -772,8 +803,7 @@ impl FileSink {
     pub fn candle(&mut self, c: &Candle) -> io::Result<()> {
         self.candles.write_all(self.fmt.candle(c))?;
         if let Some(ch) = c.signal_change() {
-            let rule = ch.to.rule.map(|i| self.set.rule_name(i)).unwrap_or_default();
-            self.changes.write_all(self.fmt.change(&ch, &rule))?;
+            self.changes.write_all(self.fmt.change(&ch))?;
         }
         Ok(())
     }

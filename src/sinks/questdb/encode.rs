@@ -2,8 +2,8 @@
 //!
 //! Names (tables, columns) are validated once, when a [`Name`] is built; values are escaped as
 //! they are written. After warm-up (the batch's buffers have grown to their working size)
-//! writing a row allocates nothing: numbers go through `ryu`/`itoa` stack buffers and text is
-//! escaped byte by byte into the batch.
+//! writing a row allocates nothing: numbers go through `FloatText` (src/sinks/float.rs) and
+//! `itoa` stack buffers, and text is escaped byte by byte into the batch.
 //!
 //! A batch keeps the end offset of every row, so the sink can send any sub-range of rows —
 //! that is what lets it isolate a row QuestDB rejects.
@@ -268,8 +268,7 @@ impl Line<'_> {
     pub fn f64(mut self, column: &Name, value: f64) -> Self {
         if value.is_finite() {
             self.field_key(column);
-            let mut b = ryu::Buffer::new();
-            self.batch.buf.extend_from_slice(b.format_finite(value).as_bytes());
+            crate::sinks::float::FloatText::new().write(value, &mut self.batch.buf, false);
         }
         self
     }
