@@ -93,7 +93,69 @@ impl Candle {
 
     /// A candle of one bar, before indicators.
     pub fn from_bar(bar: &Bar, timeframe: Millis, start: Millis) -> Candle {
-        Candle {
+        CandleAgg::from_bar(bar, timeframe, start).candle()
+    }
+
+    /// Adds a bar of the same window. Open is the earliest bar's by event time, close the
+    /// latest's (ties: the bar that arrived last wins the close, the first keeps the open).
+    pub fn add(&mut self, bar: &Bar) {
+        let mut agg = CandleAgg::of(self);
+        agg.add(bar);
+        agg.fill(self);
+    }
+
+    /// The candle as a bar (start time, OHLCV), the input of candle indicators.
+    pub fn as_bar(&self) -> Bar {
+        Bar::new(self.symbol, self.start, self.open, self.high, self.low, self.close, self.volume)
+    }
+
+    /// The signal-change event this candle carries, if any.
+    pub fn signal_change(&self) -> Option<SignalChange> {
+        let from = self.changed_from?;
+        Some(SignalChange { symbol: self.symbol, timeframe: self.timeframe, ts: self.start, from, to: self.decision })
+    }
+}
+
+/// The part of a [`Candle`] its bars make (all but the indicator outputs and the signal),
+/// kept for a window while it is open: 120 of a candle's 416 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CandleAgg {
+    /// [`Candle::symbol`].
+    pub symbol: Symbol,
+    /// [`Candle::timeframe`].
+    pub timeframe: Millis,
+    /// [`Candle::start`].
+    pub start: Millis,
+    /// [`Candle::open`].
+    pub open: f64,
+    /// [`Candle::high`].
+    pub high: f64,
+    /// [`Candle::low`].
+    pub low: f64,
+    /// [`Candle::close`].
+    pub close: f64,
+    /// [`Candle::volume`].
+    pub volume: f64,
+    /// [`Candle::count`].
+    pub count: u64,
+    /// [`Candle::sum_open`].
+    pub sum_open: f64,
+    /// [`Candle::sum_close`].
+    pub sum_close: f64,
+    /// [`Candle::sum_pv`].
+    pub sum_pv: f64,
+    /// [`Candle::first_ts`].
+    pub first_ts: Millis,
+    /// [`Candle::last_ts`].
+    pub last_ts: Millis,
+    /// [`Candle::revision`].
+    pub revision: u32,
+}
+
+impl CandleAgg {
+    /// The window of one bar.
+    pub fn from_bar(bar: &Bar, timeframe: Millis, start: Millis) -> CandleAgg {
+        CandleAgg {
             symbol: bar.symbol,
             timeframe,
             start,
@@ -107,16 +169,12 @@ impl Candle {
             sum_close: bar.close,
             sum_pv: bar.typical_price() * bar.volume,
             revision: 0,
-            values: Values::default(),
-            decision: Decision::default(),
-            changed_from: None,
             first_ts: bar.ts,
             last_ts: bar.ts,
         }
     }
 
-    /// Adds a bar of the same window. Open is the earliest bar's by event time, close the
-    /// latest's (ties: the bar that arrived last wins the close, the first keeps the open).
+    /// Adds a bar of the same window (see [`Candle::add`]).
     pub fn add(&mut self, bar: &Bar) {
         if bar.ts < self.first_ts {
             self.first_ts = bar.ts;
@@ -135,15 +193,88 @@ impl Candle {
         self.sum_pv += bar.typical_price() * bar.volume;
     }
 
-    /// The candle as a bar (start time, OHLCV), the input of candle indicators.
-    pub fn as_bar(&self) -> Bar {
-        Bar::new(self.symbol, self.start, self.open, self.high, self.low, self.close, self.volume)
+    /// The aggregate part of `c`.
+    pub fn of(c: &Candle) -> CandleAgg {
+        let Candle {
+            symbol,
+            timeframe,
+            start,
+            open,
+            high,
+            low,
+            close,
+            volume,
+            count,
+            sum_open,
+            sum_close,
+            sum_pv,
+            first_ts,
+            last_ts,
+            revision,
+            values: _,
+            decision: _,
+            changed_from: _,
+        } = *c;
+        CandleAgg {
+            symbol,
+            timeframe,
+            start,
+            open,
+            high,
+            low,
+            close,
+            volume,
+            count,
+            sum_open,
+            sum_close,
+            sum_pv,
+            first_ts,
+            last_ts,
+            revision,
+        }
     }
 
-    /// The signal-change event this candle carries, if any.
-    pub fn signal_change(&self) -> Option<SignalChange> {
-        let from = self.changed_from?;
-        Some(SignalChange { symbol: self.symbol, timeframe: self.timeframe, ts: self.start, from, to: self.decision })
+    /// Writes the aggregate part of `c`.
+    pub fn fill(&self, c: &mut Candle) {
+        c.symbol = self.symbol;
+        c.timeframe = self.timeframe;
+        c.start = self.start;
+        c.open = self.open;
+        c.high = self.high;
+        c.low = self.low;
+        c.close = self.close;
+        c.volume = self.volume;
+        c.count = self.count;
+        c.sum_open = self.sum_open;
+        c.sum_close = self.sum_close;
+        c.sum_pv = self.sum_pv;
+        c.first_ts = self.first_ts;
+        c.last_ts = self.last_ts;
+        c.revision = self.revision;
+    }
+
+    /// The candle, before indicators (no values, HOLD).
+    pub fn candle(&self) -> Candle {
+        Candle {
+            symbol: self.symbol,
+            timeframe: self.timeframe,
+            start: self.start,
+            open: self.open,
+            high: self.high,
+            low: self.low,
+            close: self.close,
+            volume: self.volume,
+            count: self.count,
+            sum_open: self.sum_open,
+            sum_close: self.sum_close,
+            sum_pv: self.sum_pv,
+            revision: self.revision,
+            values: Values::default(),
+            decision: Decision::default(),
+            changed_from: None,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! A configured set of indicators and signal rules, and the per-symbol state that runs it.
 //!
-//! [`IndicatorSet`] is built once from config; [`SymbolState`] holds one symbol's indicator
-//! state machines. [`IndicatorSet::update`] feeds one bar and writes every output column into
-//! a fixed-size [`Values`] row — no allocation per bar.
+//! [`IndicatorSet`] is built once from config, with the layout of a symbol's state;
+//! [`SymbolState`] holds one symbol's indicator and rule state in one exact-size buffer.
+//! [`IndicatorSet::update`] feeds one bar and writes every output column into a fixed-size
+//! [`Values`] row — no allocation per bar.
 
 use std::fmt;
 use std::str::FromStr;
@@ -11,9 +12,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::bar::Bar;
-use crate::indicators::{
-    Atr, Bollinger, Donchian, Ema, Indicator, Macd, Obv, PeriodError, Roc, RollingVwap, Rsi, Sma, Vwap,
-};
+use crate::indicators::{Layout, PeriodError};
 use crate::signal::{Action, ChangeDetector, Combine, Decision, Rule, combine};
 
 /// The most output columns one set may have.
@@ -102,22 +101,21 @@ impl IndicatorSpec {
         }
     }
 
-    /// Builds the state machine.
-    pub fn build(&self) -> Result<AnyIndicator, PeriodError> {
+    /// Checks the parameters (periods within range, Bollinger's k finite and ≥ 0).
+    pub fn check(&self) -> Result<(), PeriodError> {
         use IndicatorSpec::*;
-        Ok(match *self {
-            Sma(n) => AnyIndicator::Sma(crate::indicators::Sma::new(n)?),
-            Ema(n) => AnyIndicator::Ema(crate::indicators::Ema::new(n)?),
-            Rsi(n) => AnyIndicator::Rsi(crate::indicators::Rsi::new(n)?),
-            Macd(f, s, g) => AnyIndicator::Macd(crate::indicators::Macd::new(f, s, g)?),
-            Bollinger(n, k) => AnyIndicator::Bollinger(crate::indicators::Bollinger::new(n, k)?),
-            Atr(n) => AnyIndicator::Atr(crate::indicators::Atr::new(n)?),
-            Obv => AnyIndicator::Obv(crate::indicators::Obv::default()),
-            Vwap => AnyIndicator::Vwap(crate::indicators::Vwap::default()),
-            RollingVwap(n) => AnyIndicator::RollingVwap(crate::indicators::RollingVwap::new(n)?),
-            Donchian(n) => AnyIndicator::Donchian(crate::indicators::Donchian::new(n)?),
-            Roc(n) => AnyIndicator::Roc(crate::indicators::Roc::new(n)?),
-        })
+        match *self {
+            Sma(n) => crate::indicators::Sma::new(n).map(drop),
+            Ema(n) => crate::indicators::Ema::new(n).map(drop),
+            Rsi(n) => crate::indicators::Rsi::new(n).map(drop),
+            Macd(f, s, g) => crate::indicators::Macd::new(f, s, g).map(drop),
+            Bollinger(n, k) => crate::indicators::Bollinger::new(n, k).map(drop),
+            Atr(n) => crate::indicators::Atr::new(n).map(drop),
+            Obv | Vwap => Ok(()),
+            RollingVwap(n) => crate::indicators::RollingVwap::new(n).map(drop),
+            Donchian(n) => crate::indicators::Donchian::new(n).map(drop),
+            Roc(n) => crate::indicators::Roc::new(n).map(drop),
+        }
     }
 }
 
@@ -216,56 +214,8 @@ impl FromStr for IndicatorSpec {
             }
             other => return Err(err(format!("unknown indicator {other:?}"))),
         };
-        spec.build().map_err(|e| err(e.to_string()))?;
+        spec.check().map_err(|e| err(e.to_string()))?;
         Ok(spec)
-    }
-}
-
-/// Any indicator's state machine (an enum, so a symbol's state is one `Vec` with no boxes).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub enum AnyIndicator {
-    Sma(Sma),
-    Ema(Ema),
-    Rsi(Rsi),
-    Macd(Macd),
-    Bollinger(Bollinger),
-    Atr(Atr),
-    Obv(Obv),
-    Vwap(Vwap),
-    RollingVwap(RollingVwap),
-    Donchian(Donchian),
-    Roc(Roc),
-}
-
-impl AnyIndicator {
-    /// Feeds `bar` and writes this indicator's outputs to `out` (NaN = no value yet).
-    #[inline]
-    pub fn update_into(&mut self, bar: &Bar, out: &mut [f64]) {
-        const NONE: f64 = f64::NAN;
-        let one = |v: Option<f64>, out: &mut [f64]| out[0] = v.unwrap_or(NONE);
-        match self {
-            AnyIndicator::Sma(i) => one(i.update(bar), out),
-            AnyIndicator::Ema(i) => one(i.update(bar), out),
-            AnyIndicator::Rsi(i) => one(i.update(bar), out),
-            AnyIndicator::Atr(i) => one(i.update(bar), out),
-            AnyIndicator::Obv(i) => one(i.update(bar), out),
-            AnyIndicator::Vwap(i) => one(i.update(bar), out),
-            AnyIndicator::RollingVwap(i) => one(i.update(bar), out),
-            AnyIndicator::Roc(i) => one(i.update(bar), out),
-            AnyIndicator::Macd(i) => match i.update(bar) {
-                Some(v) => out[..3].copy_from_slice(&[v.macd, v.signal, v.hist]),
-                None => out[..3].fill(NONE),
-            },
-            AnyIndicator::Bollinger(i) => match i.update(bar) {
-                Some(v) => out[..3].copy_from_slice(&[v.upper, v.middle, v.lower]),
-                None => out[..3].fill(NONE),
-            },
-            AnyIndicator::Donchian(i) => match i.update(bar) {
-                Some(v) => out[..3].copy_from_slice(&[v.upper, v.middle, v.lower]),
-                None => out[..3].fill(NONE),
-            },
-        }
     }
 }
 
@@ -360,7 +310,8 @@ pub enum SetError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IndicatorSet {
     specs: Vec<IndicatorSpec>,
-    offsets: Vec<usize>,
+    /// Where each indicator's state and first column are.
+    layout: Layout,
     columns: Vec<String>,
     rules: Vec<RuleInputs>,
     combine: Combine,
@@ -413,7 +364,7 @@ impl IndicatorSet {
         let mut offsets = Vec::with_capacity(specs.len());
         let mut columns: Vec<String> = Vec::new();
         for spec in &specs {
-            spec.build()?;
+            spec.check()?;
             offsets.push(columns.len());
             for c in spec.columns() {
                 if columns.contains(&c) {
@@ -425,11 +376,13 @@ impl IndicatorSet {
         if columns.len() > MAX_COLUMNS {
             return Err(SetError::TooManyColumns(columns.len()));
         }
-        let rules = wiring
+        let rules: Vec<RuleInputs> = wiring
             .into_iter()
             .map(|(rule, a, oa, b, ob)| RuleInputs { rule, a: offsets[a] + oa, b: offsets[b] + ob })
             .collect();
-        Ok(IndicatorSet { specs, offsets, columns, rules, combine })
+        // One word per rule: the crossing rules' previous difference (NaN = none yet).
+        let layout = Layout::new(&specs, rules.len());
+        Ok(IndicatorSet { specs, layout, columns, rules, combine })
     }
 
     /// Output column names, in row order.
@@ -459,21 +412,20 @@ impl IndicatorSet {
 
     /// Fresh state for one symbol.
     pub fn new_state(&self) -> SymbolState {
-        SymbolState {
-            // Every spec was built once in `new`, so building again cannot fail.
-            indicators: self.specs.iter().map(|s| s.build().expect("validated in IndicatorSet::new")).collect(),
-            prev_diff: vec![None; self.rules.len()],
-            change: ChangeDetector::default(),
-        }
+        SymbolState { words: self.layout.fresh(), change: ChangeDetector::default() }
+    }
+
+    /// The bytes one symbol's state takes, its heap buffer included.
+    pub fn state_bytes(&self) -> usize {
+        std::mem::size_of::<SymbolState>() + 8 * self.layout.words()
     }
 
     /// Feeds one bar of the state's symbol: writes every column to `out`, returns the signal.
     #[inline]
     pub fn update(&self, state: &mut SymbolState, bar: &Bar, out: &mut Values) -> Decision {
         out.len = self.columns.len() as u8;
-        for (ind, &off) in state.indicators.iter_mut().zip(&self.offsets) {
-            ind.update_into(bar, &mut out.cells[off..]);
-        }
+        self.layout.update(&mut state.words, bar, &mut out.cells);
+        let prev_diff = &mut state.words[self.layout.extra_at()..];
         let mut opinions = [None; MAX_RULES];
         for (i, r) in self.rules.iter().enumerate() {
             opinions[i] = match r.rule {
@@ -491,7 +443,11 @@ impl IndicatorSet {
                         (Some(a), Some(b)) => Some(a - b),
                         _ => None,
                     };
-                    match (std::mem::replace(&mut state.prev_diff[i], now), now) {
+                    // NaN stands for "no difference": a difference of two finite values is
+                    // never NaN (an overflow is ±inf), so the encoding is exact.
+                    let prev = f64::from_bits(prev_diff[i]);
+                    prev_diff[i] = now.unwrap_or(f64::NAN).to_bits();
+                    match ((!prev.is_nan()).then_some(prev), now) {
                         (Some(prev), Some(now)) if prev <= 0.0 && now > 0.0 => Some(Action::Buy),
                         (Some(prev), Some(now)) if prev >= 0.0 && now < 0.0 => Some(Action::Sell),
                         _ => None,
@@ -512,11 +468,63 @@ pub fn default_rules() -> Vec<Rule> {
     ]
 }
 
-/// One symbol's indicator and rule state.
+/// One symbol's indicator and rule state: the words its set's layout describes (`f64` bits
+/// and counters), in one allocation of exactly that size.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SymbolState {
-    indicators: Vec<AnyIndicator>,
-    prev_diff: Vec<Option<f64>>,
+    words: Box<[u64]>,
     /// Detects changes of this symbol's signal.
     pub change: ChangeDetector,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::symbol::Symbol;
+
+    /// The standard set's state, word by word: the bar count and the closes ring's head (2),
+    /// the ring of 21 closes (SMA 20 and Bollinger 20 read 20 closes and the one leaving),
+    /// SMA 5 and 20 (1 each), EMA 10 and 20 (1 each), RSI 14 and 10 (2 each), MACD (3),
+    /// Bollinger (4), ATR (1), OBV (1), VWAP (2), and one word per rule (3).
+    const STANDARD_WORDS: usize = 2 + 21 + 2 + 2 + 4 + 3 + 4 + 1 + 1 + 2 + 3;
+
+    #[test]
+    fn standard_state_is_exactly_its_layout() {
+        let set = IndicatorSet::standard();
+        let st = set.new_state();
+        assert_eq!(st.words.len(), STANDARD_WORDS);
+        // The buffer has exactly that size (a boxed slice has no spare capacity).
+        assert_eq!(set.state_bytes(), std::mem::size_of::<SymbolState>() + 8 * STANDARD_WORDS);
+        assert!(set.state_bytes() <= 400, "standard state is {} bytes", set.state_bytes());
+        assert!(std::mem::size_of::<SymbolState>() <= 24);
+    }
+
+    #[test]
+    fn state_round_trips_through_serde_mid_warmup_and_after() {
+        let set = IndicatorSet::standard();
+        let s = Symbol::new("RT").unwrap();
+        let (mut a, mut row_a, mut row_b) = (set.new_state(), Values::default(), Values::default());
+        for i in 0..60 {
+            let close = 100.0 + (i as f64 * 0.7).sin() * 5.0;
+            let bar = Bar::new(s, i * 1000, close, close + 1.0, close - 1.0, close, 10.0 + i as f64);
+            let json = serde_json::to_string(&a).unwrap();
+            let mut b: SymbolState = serde_json::from_str(&json).unwrap();
+            assert_eq!(a, b, "state after {i} bars");
+            let da = set.update(&mut a, &bar, &mut row_a);
+            let db = set.update(&mut b, &bar, &mut row_b);
+            assert_eq!(da, db);
+            let bits = |r: &Values| r.cells[..r.len()].iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&row_a), bits(&row_b), "row at bar {i}");
+        }
+        assert!(row_a.iter().all(|v| v.is_some()), "warmed up after 60 bars");
+    }
+
+    #[test]
+    fn crossing_rules_start_without_a_previous_difference() {
+        let set = IndicatorSet::standard();
+        let st = set.new_state();
+        let rules = &st.words[set.layout.extra_at()..];
+        assert_eq!(rules.len(), 3);
+        assert!(rules.iter().all(|w| f64::from_bits(*w).is_nan()));
+    }
 }

@@ -21,7 +21,7 @@ use timely::dataflow::operators::Operator;
 use super::reorder::Reorder;
 use super::{EventTime, frontier_watermark};
 use crate::bar::Bar;
-use crate::rows::Candle;
+use crate::rows::{Candle, CandleAgg};
 use crate::set::{IndicatorSet, SymbolState, Values};
 use crate::symbol::{Symbol, SymbolTable};
 use crate::time::Millis;
@@ -40,7 +40,9 @@ pub type CandleOut = Result<Candle, (Bar, Millis)>;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Window {
-    candle: Candle,
+    /// The candle without its indicator columns: those are computed when it closes and
+    /// travel in the emitted [`Candle`] only.
+    candle: CandleAgg,
     closed: bool,
     emitted: bool,
     /// Candle-indicator state before this candle was applied (kept while corrections are
@@ -261,7 +263,7 @@ impl<'scope, T: EventTime> Candles<'scope, T> for StreamVec<'scope, T, Bar> {
                                     let before =
                                         s.windows[i..].iter().find(|w| w.closed).and_then(|w| w.before.clone());
                                     let before = before.unwrap_or_else(|| s.state.clone());
-                                    let candle = Candle::from_bar(bar, tf, start);
+                                    let candle = CandleAgg::from_bar(bar, tf, start);
                                     s.windows.insert(
                                         i,
                                         Window { candle, closed: true, emitted: false, before: Some(before) },
@@ -270,7 +272,7 @@ impl<'scope, T: EventTime> Candles<'scope, T> for StreamVec<'scope, T, Bar> {
                                     corrected.push((si, start));
                                 }
                                 Err(i) => {
-                                    let candle = Candle::from_bar(bar, tf, start);
+                                    let candle = CandleAgg::from_bar(bar, tf, start);
                                     s.windows.insert(i, Window { candle, closed: false, emitted: false, before: None });
                                     to_close.insert((end, si, start));
                                 }
@@ -286,12 +288,13 @@ impl<'scope, T: EventTime> Candles<'scope, T> for StreamVec<'scope, T, Bar> {
                     s.state = s.windows[first].before.clone().expect("closed windows keep a snapshot");
                     for w in s.windows[first..].iter_mut().filter(|w| w.closed) {
                         w.before = Some(s.state.clone());
-                        apply(&set, &mut s.state, &mut w.candle, &mut row);
                         if w.emitted {
                             w.candle.revision += 1;
                         }
+                        let mut candle = w.candle.candle();
+                        apply(&set, &mut s.state, &mut candle, &mut row);
                         w.emitted = true;
-                        emit.push(Ok(w.candle));
+                        emit.push(Ok(candle));
                     }
                 }
                 // Close windows the watermark passed, in end order.
@@ -307,10 +310,11 @@ impl<'scope, T: EventTime> Candles<'scope, T> for StreamVec<'scope, T, Bar> {
                         w.before = Some(s.state.clone());
                         to_final.insert((end + lateness, si, start));
                     }
-                    apply(&set, &mut s.state, &mut w.candle, &mut row);
+                    let mut candle = w.candle.candle();
+                    apply(&set, &mut s.state, &mut candle, &mut row);
                     w.closed = true;
                     w.emitted = true;
-                    emit.push(Ok(w.candle));
+                    emit.push(Ok(candle));
                     if lateness == 0 {
                         s.final_upto = s.final_upto.max(end);
                         s.windows.retain(|w| w.candle.start != start);

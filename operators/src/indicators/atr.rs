@@ -4,8 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::layout::{Solo, Step, get, put, value};
 use super::{Indicator, PeriodError, check_period};
 use crate::bar::Bar;
+use crate::set::IndicatorSpec;
 
 /// ATR(n) over bars.
 ///
@@ -21,16 +23,14 @@ use crate::bar::Bar;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Atr {
     period: usize,
-    prev_close: Option<f64>,
-    ranges: usize,
-    value: f64,
+    solo: Solo,
 }
 
 impl Atr {
     /// ATR with `period ≥ 1`.
     pub fn new(period: usize) -> Result<Atr, PeriodError> {
         let period = check_period("atr", period, 1)?;
-        Ok(Atr { period, prev_close: None, ranges: 0, value: 0.0 })
+        Ok(Atr { period, solo: Solo::new(IndicatorSpec::Atr(period)) })
     }
 
     /// The period.
@@ -56,21 +56,34 @@ impl Atr {
 impl Indicator for Atr {
     type Output = f64;
     fn update(&mut self, bar: &Bar) -> Option<f64> {
-        let prev = self.prev_close.replace(bar.close)?;
-        let tr = Atr::true_range(bar, prev);
-        let n = self.period as f64;
-        if self.ranges < self.period {
-            self.ranges += 1;
-            self.value += tr;
-            if self.ranges < self.period {
-                return None;
-            }
-            self.value /= n;
-        } else {
-            self.value *= n - 1.0;
-            self.value += tr;
-            self.value /= n;
-        }
-        Some(self.value)
+        value(self.solo.update(bar)[0])
     }
+}
+
+/// ATR(p): one word, the sum of the true ranges while warming up, then the ATR (the ranges
+/// so far are the bars seen − 1).
+#[inline]
+pub(crate) fn step(p: usize, s: &Step<'_>, w: &mut [u64]) -> Option<f64> {
+    if s.n == 0 {
+        return None;
+    }
+    let tr = Atr::true_range(s.bar, s.closes.back(1));
+    let n = p as f64;
+    let mut value = get(w, 0);
+    // The number of ranges, this one included.
+    let ranges = s.n;
+    if ranges <= p as u64 {
+        value += tr;
+        if ranges < p as u64 {
+            put(w, 0, value);
+            return None;
+        }
+        value /= n;
+    } else {
+        value *= n - 1.0;
+        value += tr;
+        value /= n;
+    }
+    put(w, 0, value);
+    Some(value)
 }

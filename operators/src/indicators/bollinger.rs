@@ -6,13 +6,14 @@
 //! prices (at 1e10 the squares are 1e20). Here the window's mean and sum of squared deviations
 //! are updated with the sliding-window Welford recurrence, which is exact on flat series and
 //! accurate to the deviations' scale; the results agree with TA-Lib within its own error.
+//! The window itself is the set's ring of closes, shared with the middle band's SMA.
 
 use serde::{Deserialize, Serialize};
 
-use super::ring::Ring;
-use super::sma::Sma;
-use super::{Indicator, PeriodError, RESYNC_EVERY, check_period};
+use super::layout::{Solo, Step, get, put, value, value_bar};
+use super::{Indicator, PeriodError, RESYNC_EVERY, check_period, sma};
 use crate::bar::Bar;
+use crate::set::IndicatorSpec;
 
 /// Upper, middle and lower band at one bar.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,17 +38,8 @@ pub struct Bands {
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Bollinger {
-    k: f64,
-    sma: Sma,
-    window: Ring,
-    mean: f64,
-    /// Sum of squared deviations from `mean` over the window.
-    m2: f64,
-    /// How many of the latest closes are identical (a flat window has σ = 0 exactly,
-    /// whatever rounding residue the running sums hold).
-    flat_run: usize,
-    last: f64,
-    since_resync: u32,
+    params: (usize, f64),
+    solo: Solo,
 }
 
 impl Bollinger {
@@ -57,68 +49,75 @@ impl Bollinger {
         if !(k.is_finite() && k >= 0.0) {
             return Err(PeriodError { name: "bollinger k (must be finite and >= 0)", period: 0, min: 0 });
         }
-        Ok(Bollinger {
-            k,
-            sma: Sma::new(period)?,
-            window: Ring::new(period),
-            mean: 0.0,
-            m2: 0.0,
-            flat_run: 0,
-            last: 0.0,
-            since_resync: 0,
-        })
+        Ok(Bollinger { params: (period, k), solo: Solo::new(IndicatorSpec::Bollinger(period, k)) })
     }
 
     /// (period, k).
     pub fn params(&self) -> (usize, f64) {
-        (self.sma.period(), self.k)
-    }
-
-    fn resync(&mut self) {
-        let n = self.window.len() as f64;
-        self.mean = self.window.sum() / n;
-        let mean = self.mean;
-        self.m2 = self.window.iter().map(|x| (x - mean) * (x - mean)).sum();
+        self.params
     }
 
     /// Feeds the next close.
     pub fn next(&mut self, x: f64) -> Option<Bands> {
-        let middle = self.sma.next(x);
-        self.flat_run = if self.flat_run > 0 && x == self.last { self.flat_run + 1 } else { 1 };
-        self.last = x;
-        match self.window.push(x) {
-            None => {
-                if self.window.is_full() {
-                    self.resync();
-                }
-            }
-            Some(old) => {
-                let n = self.window.len() as f64;
-                let old_mean = self.mean;
-                self.mean += (x - old) / n;
-                self.m2 += (x - old) * (x - self.mean + old - old_mean);
-                self.since_resync += 1;
-                if self.since_resync >= RESYNC_EVERY {
-                    self.since_resync = 0;
-                    self.resync();
-                }
-            }
-        }
-        let middle = middle?;
-        if self.flat_run >= self.window.len() {
-            self.mean = x;
-            self.m2 = 0.0;
-        }
-        let var = self.m2 / self.window.len() as f64;
-        let sd = if var < 1e-14 { 0.0 } else { var.sqrt() };
-        let w = self.k * sd;
-        Some(Bands { upper: middle + w, middle, lower: middle - w })
+        bands(self.solo.update(&value_bar(x, 0.0)))
     }
+}
+
+fn bands(out: [f64; 3]) -> Option<Bands> {
+    let [upper, middle, lower] = out;
+    value(middle).map(|middle| Bands { upper, middle, lower })
 }
 
 impl Indicator for Bollinger {
     type Output = Bands;
     fn update(&mut self, bar: &Bar) -> Option<Bands> {
-        self.next(bar.close)
+        bands(self.solo.update(bar))
     }
+}
+
+/// Bollinger(p, k): four words, the middle band's running sum, the window's mean and sum of
+/// squared deviations, and how many of the latest closes are identical (a flat window has
+/// σ = 0 exactly, whatever rounding residue the running sums hold). The window is the closes
+/// ring, which must hold `p + 1` closes.
+#[inline]
+pub(crate) fn step(p: usize, k: f64, s: &Step<'_>, w: &mut [u64]) -> Option<[f64; 3]> {
+    const SUM: usize = 0;
+    const MEAN: usize = 1;
+    const M2: usize = 2;
+    const FLAT: usize = 3;
+    let x = s.bar.close;
+    let middle = sma::running_mean(p, s, w, SUM);
+    let flat_run = if w[FLAT] > 0 && x == s.closes.back(1) { w[FLAT] + 1 } else { 1 };
+    w[FLAT] = flat_run;
+    let seen = s.n + 1;
+    let (p64, n) = (p as u64, p as f64);
+    let resync = |w: &mut [u64]| {
+        let mean = s.closes.sum(p) / n;
+        put(w, MEAN, mean);
+        put(w, M2, s.closes.window(p).map(|x| (x - mean) * (x - mean)).sum());
+    };
+    if seen <= p64 {
+        if seen == p64 {
+            resync(w);
+        }
+    } else {
+        let old = s.closes.back(p);
+        let old_mean = get(w, MEAN);
+        let mean = old_mean + (x - old) / n;
+        put(w, MEAN, mean);
+        put(w, M2, get(w, M2) + (x - old) * (x - mean + old - old_mean));
+        // Re-summed exactly every RESYNC_EVERY evictions.
+        if (seen - p64) % RESYNC_EVERY as u64 == 0 {
+            resync(w);
+        }
+    }
+    let middle = middle?;
+    if flat_run >= p64 {
+        put(w, MEAN, x);
+        put(w, M2, 0.0);
+    }
+    let var = get(w, M2) / n;
+    let sd = if var < 1e-14 { 0.0 } else { var.sqrt() };
+    let width = k * sd;
+    Some([middle + width, middle, middle - width])
 }

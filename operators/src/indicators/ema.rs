@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::layout::{Solo, value, value_bar};
 use super::{Indicator, PeriodError, check_period};
 use crate::bar::Bar;
+use crate::set::IndicatorSpec;
 
 /// EMA(n) over closes (or any value stream via [`Ema::next`]).
 ///
@@ -13,33 +15,19 @@ use crate::bar::Bar;
 /// let mut ema = Ema::new(3).unwrap(); // k = 0.5
 /// let out: Vec<_> = [1.0, 2.0, 3.0, 5.0].into_iter().map(|x| ema.next(x)).collect();
 /// assert_eq!(out, vec![None, None, Some(2.0), Some(3.5)]);
+/// assert_eq!(ema.value(), Some(3.5));
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ema {
     period: usize,
-    k: f64,
-    seen: usize,
-    /// Sum of the seed values while warming up, then the EMA itself.
-    value: f64,
+    solo: Solo,
 }
 
 impl Ema {
     /// EMA with `period ≥ 1`.
     pub fn new(period: usize) -> Result<Ema, PeriodError> {
         let period = check_period("ema", period, 1)?;
-        Ok(Ema::with_k(period, 2.0 / (period as f64 + 1.0)))
-    }
-
-    pub(crate) fn with_k(period: usize, k: f64) -> Ema {
-        Ema { period, k, seen: 0, value: 0.0 }
-    }
-
-    /// An EMA already seeded with `seed` (used by MACD, whose seeds TA-Lib computes specially).
-    pub(crate) fn seeded(period: usize, seed: f64) -> Ema {
-        let mut e = Ema::with_k(period, 2.0 / (period as f64 + 1.0));
-        e.seen = period;
-        e.value = seed;
-        e
+        Ok(Ema { period, solo: Solo::new(IndicatorSpec::Ema(period)) })
     }
 
     /// The period.
@@ -49,28 +37,37 @@ impl Ema {
 
     /// The current value, if warmed up.
     pub fn value(&self) -> Option<f64> {
-        (self.seen >= self.period).then_some(self.value)
+        (self.solo.seen() >= self.period as u64).then(|| self.solo.cell(0))
     }
 
     /// Feeds the next value.
     pub fn next(&mut self, x: f64) -> Option<f64> {
-        if self.seen < self.period {
-            self.value += x;
-            self.seen += 1;
-            if self.seen < self.period {
-                return None;
-            }
-            self.value /= self.period as f64;
-        } else {
-            self.value = (x - self.value).mul_add(self.k, self.value);
-        }
-        Some(self.value)
+        value(self.solo.update(&value_bar(x, 0.0))[0])
     }
 }
 
 impl Indicator for Ema {
     type Output = f64;
     fn update(&mut self, bar: &Bar) -> Option<f64> {
-        self.next(bar.close)
+        value(self.solo.update(bar)[0])
     }
+}
+
+/// EMA(p) with smoothing `k` of a stream of which `seen` values came before `x`; the state
+/// is one word: the sum of the seed values while warming up, then the EMA itself.
+#[inline]
+pub(crate) fn step(p: usize, k: f64, seen: u64, x: f64, w: &mut u64) -> Option<f64> {
+    let mut value = f64::from_bits(*w);
+    if seen < p as u64 {
+        value += x;
+        if seen + 1 < p as u64 {
+            *w = value.to_bits();
+            return None;
+        }
+        value /= p as f64;
+    } else {
+        value = (x - value).mul_add(k, value);
+    }
+    *w = value.to_bits();
+    Some(value)
 }

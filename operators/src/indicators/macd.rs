@@ -7,10 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ema::Ema;
-use super::ring::Ring;
-use super::{Indicator, PeriodError, check_period};
+use super::layout::{MacdParams, Solo, Step, get, put, value, value_bar};
+use super::{Indicator, PeriodError, check_period, ema};
 use crate::bar::Bar;
+use crate::set::IndicatorSpec;
 
 /// The three MACD lines at one bar.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,15 +35,8 @@ pub struct MacdValue {
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Macd {
-    fast_period: usize,
-    slow_period: usize,
-    signal_period: usize,
-    /// The last `fast` closes, kept only until the fast EMA is seeded.
-    recent: Ring,
-    slow: Ema,
-    fast: Option<Ema>,
-    /// Seeds the signal line from the first `signal` macd values.
-    signal: Ema,
+    periods: (usize, usize, usize),
+    solo: Solo,
 }
 
 impl Macd {
@@ -53,45 +46,55 @@ impl Macd {
         let fast = check_period("macd fast", fast, 2)?;
         let slow = check_period("macd slow", slow, fast + 1)?;
         let signal = check_period("macd signal", signal, 1)?;
-        Ok(Macd {
-            fast_period: fast,
-            slow_period: slow,
-            signal_period: signal,
-            recent: Ring::new(fast),
-            slow: Ema::new(slow)?,
-            fast: None,
-            signal: Ema::new(signal)?,
-        })
+        Ok(Macd { periods: (fast, slow, signal), solo: Solo::new(IndicatorSpec::Macd(fast, slow, signal)) })
     }
 
     /// (fast, slow, signal).
     pub fn periods(&self) -> (usize, usize, usize) {
-        (self.fast_period, self.slow_period, self.signal_period)
+        self.periods
     }
 
     /// Feeds the next close.
     pub fn next(&mut self, x: f64) -> Option<MacdValue> {
-        let slow = self.slow.next(x);
-        let fast = match &mut self.fast {
-            Some(f) => f.next(x),
-            None => {
-                self.recent.push(x);
-                slow?; // the fast EMA is seeded together with the slow one
-                let seed = self.recent.sum() / self.fast_period as f64;
-                self.fast = Some(Ema::seeded(self.fast_period, seed));
-                self.recent = Ring::new(0); // release the seeding window
-                Some(seed)
-            }
-        };
-        let macd = fast? - slow?;
-        let signal = self.signal.next(macd)?;
-        Some(MacdValue { macd, signal, hist: macd - signal })
+        lines(self.solo.update(&value_bar(x, 0.0)))
     }
+}
+
+fn lines(out: [f64; 3]) -> Option<MacdValue> {
+    let [macd, signal, hist] = out;
+    value(macd).map(|macd| MacdValue { macd, signal, hist })
 }
 
 impl Indicator for Macd {
     type Output = MacdValue;
     fn update(&mut self, bar: &Bar) -> Option<MacdValue> {
-        self.next(bar.close)
+        lines(self.solo.update(bar))
     }
+}
+
+/// MACD: three words, the slow, fast and signal EMAs. Until the slow EMA is seeded the fast
+/// word sums the closes that seed the fast EMA (the `fast` closes ending at bar slow−1, added
+/// oldest first as TA-Lib does), so no window of closes is kept.
+#[inline]
+pub(crate) fn step(m: &MacdParams, s: &Step<'_>, w: &mut [u64]) -> Option<[f64; 3]> {
+    const FAST: usize = 1;
+    let (fast_p, slow_p) = (m.fast as u64, m.slow as u64);
+    let x = s.bar.close;
+    let seeded = s.n >= slow_p;
+    let slow = ema::step(slow_p as usize, m.ks, s.n, x, &mut w[0]);
+    let fast = if seeded {
+        ema::step(fast_p as usize, m.kf, fast_p, x, &mut w[FAST])
+    } else {
+        if s.n >= slow_p - fast_p {
+            put(w, FAST, get(w, FAST) + x);
+        }
+        slow?; // the fast EMA is seeded together with the slow one
+        let seed = get(w, FAST) / fast_p as f64;
+        put(w, FAST, seed);
+        Some(seed)
+    };
+    let macd = fast? - slow?;
+    // The signal EMA has seen one macd value per bar since bar slow−1.
+    let signal = ema::step(m.signal as usize, m.kg, s.n - (slow_p - 1), macd, &mut w[2])?;
+    Some([macd, signal, macd - signal])
 }

@@ -5,6 +5,10 @@
 //! `NaN` in its place. Updates are O(1) amortized and never allocate: buffers are sized from
 //! the period when the indicator is built. State is `serde`-serializable for checkpoints.
 //!
+//! Each file holds the indicator's step function over a few words of state, and a public type
+//! that runs it alone. An [`IndicatorSet`](crate::IndicatorSet) runs the same step functions
+//! over one exact-size buffer per symbol (see `layout.rs`), sharing the closes window.
+//!
 //! Conventions (warm-up length, seeding, smoothing, zero-division) are TA-Lib 0.8's; each
 //! file says which. Running sums are re-summed from their window every
 //! [`RESYNC_EVERY`] updates, so floating-point drift stays bounded on unbounded streams.
@@ -13,9 +17,9 @@ mod atr;
 mod bollinger;
 mod donchian;
 mod ema;
+mod layout;
 mod macd;
 mod obv;
-mod ring;
 mod roc;
 mod rsi;
 mod sma;
@@ -31,6 +35,8 @@ pub use roc::Roc;
 pub use rsi::Rsi;
 pub use sma::Sma;
 pub use vwap::{RollingVwap, Vwap};
+
+pub(crate) use layout::Layout;
 
 use crate::bar::Bar;
 

@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::Indicator;
+use super::layout::{Solo, Step, get, put, value_bar};
 use crate::bar::Bar;
+use crate::set::IndicatorSpec;
 
 /// OBV over bars. Has no warm-up.
 ///
@@ -15,28 +17,46 @@ use crate::bar::Bar;
 ///     .into_iter().map(|(c, v)| obv.next(c, v)).collect();
 /// assert_eq!(out, vec![5.0, 7.0, 7.0, 6.0]);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Obv {
-    prev_close: Option<f64>,
-    value: f64,
+    solo: Solo,
+}
+
+impl Default for Obv {
+    fn default() -> Self {
+        Obv { solo: Solo::new(IndicatorSpec::Obv) }
+    }
 }
 
 impl Obv {
     /// Feeds the next close and volume.
     pub fn next(&mut self, close: f64, volume: f64) -> f64 {
-        match self.prev_close.replace(close) {
-            None => self.value = volume,
-            Some(p) if close > p => self.value += volume,
-            Some(p) if close < p => self.value -= volume,
-            Some(_) => {}
-        }
-        self.value
+        self.solo.update(&value_bar(close, volume))[0]
     }
 }
 
 impl Indicator for Obv {
     type Output = f64;
     fn update(&mut self, bar: &Bar) -> Option<f64> {
-        Some(self.next(bar.close, bar.volume))
+        Some(self.solo.update(bar)[0])
     }
+}
+
+/// OBV: one word, the running value (the previous close is in the closes ring).
+#[inline]
+pub(crate) fn step(s: &Step<'_>, w: &mut [u64]) -> f64 {
+    let (close, volume) = (s.bar.close, s.bar.volume);
+    let mut value = get(w, 0);
+    if s.n == 0 {
+        value = volume;
+    } else {
+        let p = s.closes.back(1);
+        if close > p {
+            value += volume;
+        } else if close < p {
+            value -= volume;
+        }
+    }
+    put(w, 0, value);
+    value
 }

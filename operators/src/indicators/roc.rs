@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ring::Ring;
+use super::layout::{Solo, Step, value, value_bar};
 use super::{Indicator, PeriodError, check_period};
 use crate::bar::Bar;
+use crate::set::IndicatorSpec;
 
 /// ROC(n) over closes, in percent.
 ///
@@ -17,26 +18,35 @@ use crate::bar::Bar;
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Roc {
-    window: Ring,
+    solo: Solo,
 }
 
 impl Roc {
     /// ROC over `period ≥ 1` bars.
     pub fn new(period: usize) -> Result<Roc, PeriodError> {
         let period = check_period("roc", period, 1)?;
-        Ok(Roc { window: Ring::new(period) })
+        Ok(Roc { solo: Solo::new(IndicatorSpec::Roc(period)) })
     }
 
     /// Feeds the next close.
     pub fn next(&mut self, x: f64) -> Option<f64> {
-        let then = self.window.push(x)?;
-        Some(if then != 0.0 { (x / then - 1.0) * 100.0 } else { 0.0 })
+        value(self.solo.update(&value_bar(x, 0.0))[0])
     }
 }
 
 impl Indicator for Roc {
     type Output = f64;
     fn update(&mut self, bar: &Bar) -> Option<f64> {
-        self.next(bar.close)
+        value(self.solo.update(bar)[0])
     }
+}
+
+/// ROC(p): no state of its own; the close p bars back is in the closes ring.
+#[inline]
+pub(crate) fn step(p: usize, s: &Step<'_>) -> Option<f64> {
+    if s.n < p as u64 {
+        return None;
+    }
+    let (x, then) = (s.bar.close, s.closes.back(p));
+    Some(if then != 0.0 { (x / then - 1.0) * 100.0 } else { 0.0 })
 }

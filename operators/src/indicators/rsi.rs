@@ -5,8 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::layout::{Solo, Step, get, put, value, value_bar};
 use super::{Indicator, PeriodError, check_period};
 use crate::bar::Bar;
+use crate::set::IndicatorSpec;
 
 /// RSI(n) over closes.
 ///
@@ -20,17 +22,14 @@ use crate::bar::Bar;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Rsi {
     period: usize,
-    prev: Option<f64>,
-    changes: usize,
-    gain: f64,
-    loss: f64,
+    solo: Solo,
 }
 
 impl Rsi {
     /// RSI with `period ≥ 2`.
     pub fn new(period: usize) -> Result<Rsi, PeriodError> {
         let period = check_period("rsi", period, 2)?;
-        Ok(Rsi { period, prev: None, changes: 0, gain: 0.0, loss: 0.0 })
+        Ok(Rsi { period, solo: Solo::new(IndicatorSpec::Rsi(period)) })
     }
 
     /// The period.
@@ -40,41 +39,57 @@ impl Rsi {
 
     /// Feeds the next close.
     pub fn next(&mut self, x: f64) -> Option<f64> {
-        let prev = self.prev.replace(x)?;
-        let d = x - prev;
-        let n = self.period as f64;
-        self.changes += 1;
-        if self.changes <= self.period {
-            if d < 0.0 {
-                self.loss -= d;
-            } else {
-                self.gain += d;
-            }
-            if self.changes < self.period {
-                return None;
-            }
-            self.loss /= n;
-            self.gain /= n;
-        } else {
-            self.changes = self.period + 1; // saturate: no overflow on endless streams
-            self.loss *= n - 1.0;
-            self.gain *= n - 1.0;
-            if d < 0.0 {
-                self.loss -= d;
-            } else {
-                self.gain += d;
-            }
-            self.loss /= n;
-            self.gain /= n;
-        }
-        let total = self.gain + self.loss;
-        Some(if total > -1e-14 && total < 1e-14 { 0.0 } else { 100.0 * (self.gain / total) })
+        value(self.solo.update(&value_bar(x, 0.0))[0])
     }
 }
 
 impl Indicator for Rsi {
     type Output = f64;
     fn update(&mut self, bar: &Bar) -> Option<f64> {
-        self.next(bar.close)
+        value(self.solo.update(bar)[0])
     }
+}
+
+/// RSI(p): two words, the average gain and loss (the changes so far are the bars seen − 1).
+#[inline]
+pub(crate) fn step(p: usize, s: &Step<'_>, w: &mut [u64]) -> Option<f64> {
+    const GAIN: usize = 0;
+    const LOSS: usize = 1;
+    if s.n == 0 {
+        return None;
+    }
+    let x = s.bar.close;
+    let d = x - s.closes.back(1);
+    let n = p as f64;
+    let (mut gain, mut loss) = (get(w, GAIN), get(w, LOSS));
+    // The number of changes, this one included.
+    let changes = s.n;
+    if changes <= p as u64 {
+        if d < 0.0 {
+            loss -= d;
+        } else {
+            gain += d;
+        }
+        if changes < p as u64 {
+            put(w, GAIN, gain);
+            put(w, LOSS, loss);
+            return None;
+        }
+        loss /= n;
+        gain /= n;
+    } else {
+        loss *= n - 1.0;
+        gain *= n - 1.0;
+        if d < 0.0 {
+            loss -= d;
+        } else {
+            gain += d;
+        }
+        loss /= n;
+        gain /= n;
+    }
+    put(w, GAIN, gain);
+    put(w, LOSS, loss);
+    let total = gain + loss;
+    Some(if total > -1e-14 && total < 1e-14 { 0.0 } else { 100.0 * (gain / total) })
 }

@@ -2,9 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ring::Ring;
+use super::layout::{Solo, Step, get, put, value, value_bar};
 use super::{Indicator, PeriodError, RESYNC_EVERY, check_period};
 use crate::bar::Bar;
+use crate::set::IndicatorSpec;
 
 /// SMA(n) over closes (or any value stream via [`Sma::next`]).
 ///
@@ -17,16 +18,14 @@ use crate::bar::Bar;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sma {
     period: usize,
-    window: Ring,
-    sum: f64,
-    since_resync: u32,
+    solo: Solo,
 }
 
 impl Sma {
     /// SMA over `period ≥ 1` values.
     pub fn new(period: usize) -> Result<Sma, PeriodError> {
         let period = check_period("sma", period, 1)?;
-        Ok(Sma { period, window: Ring::new(period), sum: 0.0, since_resync: 0 })
+        Ok(Sma { period, solo: Solo::new(IndicatorSpec::Sma(period)) })
     }
 
     /// The period.
@@ -36,25 +35,40 @@ impl Sma {
 
     /// Feeds the next value.
     pub fn next(&mut self, x: f64) -> Option<f64> {
-        // TA-Lib subtracts the trailing value before adding the new one.
-        if let Some(old) = self.window.push(x) {
-            self.sum -= old;
-            self.sum += x;
-            self.since_resync += 1;
-            if self.since_resync >= RESYNC_EVERY {
-                self.since_resync = 0;
-                self.sum = self.window.sum();
-            }
-        } else {
-            self.sum += x;
-        }
-        self.window.is_full().then(|| self.sum / self.period as f64)
+        value(self.solo.update(&value_bar(x, 0.0))[0])
     }
 }
 
 impl Indicator for Sma {
     type Output = f64;
     fn update(&mut self, bar: &Bar) -> Option<f64> {
-        self.next(bar.close)
+        value(self.solo.update(bar)[0])
     }
+}
+
+/// The running sum of the last `p` closes in `w[sum]`, kept as TA-Lib keeps it; the mean once
+/// `p` closes were seen. The closes ring must hold `p + 1` closes.
+#[inline]
+pub(crate) fn running_mean(p: usize, s: &Step<'_>, w: &mut [u64], sum: usize) -> Option<f64> {
+    let x = s.bar.close;
+    let seen = s.n + 1;
+    let p64 = p as u64;
+    if seen <= p64 {
+        put(w, sum, get(w, sum) + x);
+    } else {
+        // TA-Lib subtracts the trailing value before adding the new one.
+        let old = s.closes.back(p);
+        put(w, sum, get(w, sum) - old + x);
+        // Re-summed exactly every RESYNC_EVERY evictions.
+        if (seen - p64) % RESYNC_EVERY as u64 == 0 {
+            put(w, sum, s.closes.sum(p));
+        }
+    }
+    (seen >= p64).then(|| get(w, sum) / p as f64)
+}
+
+/// SMA(p): one word, the running sum.
+#[inline]
+pub(crate) fn step(p: usize, s: &Step<'_>, w: &mut [u64]) -> Option<f64> {
+    running_mean(p, s, w, 0)
 }
