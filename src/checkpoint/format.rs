@@ -20,8 +20,10 @@ use serde::de::DeserializeOwned;
 
 /// The first 8 bytes of every part.
 pub const MAGIC: [u8; 8] = *b"TFCKPT\0\x01";
-/// The version written in every part's header and in every manifest.
-pub const FORMAT_VERSION: u32 = 1;
+/// The version written in every part's header and in every manifest. 2: a symbol's indicator
+/// state is one exact-size word buffer laid out by its set, and an open candle window keeps
+/// its aggregate only (version-1 checkpoints are refused by name, never misread).
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes before the payload: magic, version, payload length, checksum.
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 8;
 
@@ -190,14 +192,14 @@ mod tests {
     fn header_layout_is_the_documented_one() {
         let bytes = encode_part(&(1u32, "ab".to_string()));
         assert_eq!(&bytes[..8], b"TFCKPT\0\x01");
-        assert_eq!(&bytes[8..12], &1u32.to_le_bytes());
+        assert_eq!(&bytes[8..12], &FORMAT_VERSION.to_le_bytes());
         // payload: u32 (4) + string length u64 (8) + 2 bytes
         assert_eq!(&bytes[12..20], &14u64.to_le_bytes());
         assert_eq!(&bytes[20..28], &checksum(&bytes[28..]).to_le_bytes());
         assert_eq!(&bytes[28..], &[1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, b'a', b'b']);
         assert_eq!(
             verify_part(&bytes).unwrap(),
-            PartHeader { version: 1, payload_len: 14, checksum: checksum(&bytes[28..]) }
+            PartHeader { version: FORMAT_VERSION, payload_len: 14, checksum: checksum(&bytes[28..]) }
         );
     }
 
