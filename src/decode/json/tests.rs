@@ -155,3 +155,190 @@ fn negative_and_zero_bars_and_punctuation_symbols_are_rejected() {
         );
     }
 }
+
+/// The bar's fields with the prices as bits, so that `-0.0` and `0.0` differ.
+fn bits(bar: &Bar) -> (String, i64, [u64; 5]) {
+    let p = [bar.open, bar.high, bar.low, bar.close, bar.volume].map(f64::to_bits);
+    (bar.symbol.as_str().to_string(), bar.ts, p)
+}
+
+/// `line` takes the fast path, and gives bit for bit the general path's bar and unit.
+#[track_caller]
+fn fast_and_general_agree(line: &str) -> (Bar, TsUnit) {
+    // Any time and any price, so that every number is a bar.
+    let bounds = TimeBounds { min: i64::MIN, max: i64::MAX, allow_non_positive_prices: true };
+    let general = decode_general(line.as_bytes(), 1, &bounds);
+    let Some((bar, unit)) = fast::decode(line.as_bytes(), &bounds) else {
+        panic!("the fast path refused {line:?} (general path: {general:?})");
+    };
+    let (want, want_unit) = general.unwrap_or_else(|e| panic!("{line:?}: fast path read a bar, general path: {e}"));
+    assert_eq!((bits(&bar), unit), (bits(&want), want_unit), "{line:?}");
+    (bar, unit)
+}
+
+/// A bar line with `volume` (the last field) written as `v` and the prices as `p`.
+fn line_with(p: &str, v: &str) -> String {
+    format!(
+        r#"{{"stock_symbol": "SYM0001", "timestamp": 1700000000.0, "open": {p}, "high": {p}, "low": {p}, "close": {p}, "volume": {v}}}"#
+    )
+}
+
+#[test]
+fn fast_path_numbers_at_the_word_boundaries_and_the_digit_limit() {
+    // Runs of 8, 9, 16, 17 digits (the SWAR words), 19 digits (the most that are exact),
+    // leading zeros in fractions, and `-0`, both mid-line and as the line's last value.
+    for v in [
+        "12345678",
+        "123456789",
+        "1234567890123456",
+        "0.12345678",
+        "0.123456789",
+        "1.234567890123456",
+        "12345678.12345678",
+        "0.000000000000000001",
+        "123456789.0123456",
+        "0",
+        "0.0",
+        "-0",
+        "-0.0",
+        "0.000001",
+        "100.5",
+        "9007199254740991",
+    ] {
+        let (bar, _) = fast_and_general_agree(&line_with(v, v));
+        let want: f64 = v.parse().unwrap();
+        assert_eq!((bar.open.to_bits(), bar.volume.to_bits()), (want.to_bits(), want.to_bits()), "{v}");
+    }
+    // 17 digits, 20 digits, exponents, leading zeros: general path only.
+    for v in [
+        "12345678901234567",
+        "9007199254740992",
+        "1234567890.123456789",
+        "12345678901234567890",
+        "0.00000000000000000001",
+        "1e2",
+        "1.5E-3",
+        "01",
+        "-01.5",
+    ] {
+        let bounds = TimeBounds::default();
+        assert_eq!(fast::decode(line_with("1", v).as_bytes(), &bounds), None, "{v}");
+        assert_eq!(fast::decode(line_with(v, "1").as_bytes(), &bounds), None, "{v}");
+    }
+    // The timestamp's units, up to 19 digits.
+    for (ts, ms, unit) in [
+        ("1700000000.1239", 1_700_000_000_123, TsUnit::Seconds),
+        ("1700000000.123456789", 1_700_000_000_123, TsUnit::Seconds),
+        ("99999999999.99", 99_999_999_999_990, TsUnit::Seconds),
+        ("1700000000123", 1_700_000_000_123, TsUnit::Millis),
+        ("1700000000123456", 1_700_000_000_123, TsUnit::Micros),
+        ("1700000000123456789", 1_700_000_000_123, TsUnit::Nanos),
+    ] {
+        let line = format!(r#"{{"symbol":"A","ts":{ts},"open":1,"high":1,"low":1,"close":1,"volume":1}}"#);
+        let (bar, u) = fast_and_general_agree(&line);
+        assert_eq!((bar.ts, u), (ms, unit), "{ts}");
+    }
+}
+
+#[test]
+fn fast_path_keys_in_any_order_spelling_and_spacing() {
+    for line in [
+        // Every key last in the line, its value ending the line (the zero-padded loads).
+        r#"{"ts":1700000000,"open":1,"high":1,"low":1,"close":1,"volume":1,"symbol":"A"}"#,
+        r#"{"symbol":"A","open":1,"high":1,"low":1,"close":1,"volume":1,"ts":1700000000}"#,
+        r#"{"symbol":"A","ts":1,"high":1,"low":1,"close":1,"volume":1,"opening_price":1}"#,
+        r#"{"symbol":"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345","ts":1700000000,"open":1,"high":1,"low":1,"close":1,"size":1}"#,
+        r#"{"local_time":1700000000,"symbol":"ABCDEFGH","open":2,"high":3,"low":1,"closing_price":2,"volume":0}"#,
+        // Whitespace anywhere between tokens, CRLF and LF ends.
+        "  { \"symbol\" : \"A\" ,\t\"ts\"\t:\t1700000000 ,\n\"open\":1,\"high\":1 , \"low\" :1,\"close\": 1,  \"volume\":1 }  ",
+        "{\"symbol\":\"A\",\"ts\":1700000000,\"open\":1,\"high\":1,\"low\":1,\"close\":1,\"volume\":1}\r\n",
+        "{\"symbol\":\"A\",\"ts\":1700000000,\"open\":1,\"high\":1,\"low\":1,\"close\":1,\"volume\":1}\r",
+        "{\"symbol\": \"A\", \"ts\": 1700000000, \"open\":  1, \"high\":\r\n1, \"low\": 1, \"close\": 1, \"volume\": 1}",
+    ] {
+        fast_and_general_agree(line);
+    }
+}
+
+#[test]
+fn fast_path_refuses_keys_it_does_not_know_and_duplicates_under_any_spelling() {
+    let bounds = TimeBounds::default();
+    let base = [
+        ("symbol", "\"A\""),
+        ("ts", "1700000000"),
+        ("open", "1"),
+        ("high", "1"),
+        ("low", "1"),
+        ("close", "1"),
+        ("volume", "1"),
+    ];
+    let line = |fields: &[(&str, &str)]| {
+        let f: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+        format!("{{{}}}", f.join(", "))
+    };
+    assert!(fast::decode(line(&base).as_bytes(), &bounds).is_some());
+    // One field's key replaced by a prefix or extension of a spelling: the general path
+    // misses the field, so a fast path that took it for the field would be wrong.
+    for (k, other) in [
+        (0, "sym"),
+        (0, "symbols"),
+        (0, "stock_symbo"),
+        (0, "stock_symbol_"),
+        (1, "t"),
+        (1, "tsx"),
+        (1, "time"),
+        (1, "timestamps"),
+        (1, "local"),
+        (2, "opening"),
+        (2, "opens"),
+        (3, "hig"),
+        (4, "lo"),
+        (4, "lows"),
+        (5, "clos"),
+        (5, "closing"),
+        (6, "volumes"),
+        (6, "siz"),
+        (6, "sizes"),
+    ] {
+        let mut fields = base;
+        fields[k].0 = other;
+        let text = line(&fields);
+        assert_eq!(fast::decode(text.as_bytes(), &bounds), None, "{text}");
+        assert!(decode_general(text.as_bytes(), 1, &bounds).is_err(), "{text}");
+    }
+    // The same field twice under two spellings.
+    for (k, other) in [(0, "stock_symbol"), (1, "timestamp"), (1, "local_time"), (2, "opening_price"), (6, "size")] {
+        let mut fields = base.to_vec();
+        fields.push((other, base[k].1));
+        let text = line(&fields);
+        assert_eq!(fast::decode(text.as_bytes(), &bounds), None, "{text}");
+        assert!(decode_general(text.as_bytes(), 1, &bounds).is_err(), "{text}");
+    }
+    // Broken or truncated lines, and escapes in the symbol.
+    let ok = line(&base);
+    for text in [
+        &ok[..ok.len() - 1],
+        &ok[..ok.len() - 2],
+        &ok[..20],
+        &ok[..3],
+        "{",
+        "",
+        "{}",
+        &format!("{ok},"),
+        &format!("{ok}}}"),
+        r#"{"symbol":"A\"B","ts":1700000000,"open":1,"high":1,"low":1,"close":1,"volume":1}"#,
+        r#"{"symbol":"A\u0042","ts":1700000000,"open":1,"high":1,"low":1,"close":1,"volume":1}"#,
+        r#"{"symbol":"A","ts":1700000000,"open":1,"high":1,"low":1,"close":1,"volume":1"#,
+        r#"{"symbol":"A","ts":1700000000,"open":1,"high":1,"low":1,"close":1,"volume":}"#,
+        r#"{"symbol":"A","ts":1700000000,"open":1,"high":1,"low":1,"close":1,"volume"}"#,
+        r#"{"symbol":"A","ts":1700000000,"open":1,"high":1,"low":1,"close":1,"volume":1 1}"#,
+        r#"{"symbol":"A","ts":1700000000,"open":1,"high":1,"low":1,"close":1,,"volume":1}"#,
+        r#"{"symbol":"A","ts":1700000000,"open":1,"high":1,"low":1,"close":1 "volume":1}"#,
+        r#"{"symbol":"A","ts":1700000000,"open":1,"high":1,"low":1,"close":1,"volume":"1"}"#,
+    ] {
+        let general = decode_general(text.as_bytes(), 1, &bounds);
+        match fast::decode(text.as_bytes(), &bounds) {
+            None => {}
+            Some(r) => panic!("{text:?}: the fast path read {r:?}, the general path {general:?}"),
+        }
+    }
+}
