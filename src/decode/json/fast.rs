@@ -230,19 +230,34 @@ impl Num {
 /// readers of other formats (CSV fields) that want the same fast path.
 #[inline]
 pub(in crate::decode) fn plain_f64(b: &[u8]) -> Option<f64> {
-    let n = number(b, 0)?;
-    if n.end != b.len() {
+    let (buf, len) = padded(b)?;
+    let n = number(&buf, 0)?;
+    if n.end != len {
         return None;
     }
     n.f64()
+}
+
+/// A short field (a CSV cell) copied into a zero-padded 48-byte buffer, so the word loads
+/// of [`number`] take their fast path instead of gathering bytes one at a time near the
+/// field's end; `None` for a field too long to be a plain number of this path anyway.
+#[inline(always)]
+fn padded(b: &[u8]) -> Option<([u8; 48], usize)> {
+    if b.len() > 32 {
+        return None;
+    }
+    let mut buf = [0u8; 48];
+    buf[..b.len()].copy_from_slice(b);
+    Some((buf, b.len()))
 }
 
 /// `b`, all of it, as a plain non-negative decimal timestamp read as [`super::parse_ts`]
 /// reads it (unit from the magnitude, floored to milliseconds); `None` for anything else.
 #[inline]
 pub(in crate::decode) fn plain_ts(b: &[u8]) -> Option<(i64, TsUnit)> {
-    let n = number(b, 0)?;
-    if n.end != b.len() {
+    let (buf, len) = padded(b)?;
+    let n = number(&buf, 0)?;
+    if n.end != len {
         return None;
     }
     n.ts()
