@@ -424,8 +424,12 @@ fn format_errors() {
     assert_eq!(decode_part::<State>(b"{\"json\": true}"), Err(FormatError::BadMagic));
 
     let mut newer = bytes.clone();
-    newer[8..12].copy_from_slice(&2u32.to_le_bytes());
-    assert_eq!(decode_part::<State>(&newer), Err(FormatError::UnsupportedVersion(2)));
+    newer[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    assert_eq!(decode_part::<State>(&newer), Err(FormatError::UnsupportedVersion(FORMAT_VERSION + 1)));
+    // A part of an older layout is refused, not misread.
+    let mut older = bytes.clone();
+    older[8..12].copy_from_slice(&(FORMAT_VERSION - 1).to_le_bytes());
+    assert_eq!(decode_part::<State>(&older), Err(FormatError::UnsupportedVersion(FORMAT_VERSION - 1)));
 
     let n = bytes.len() as u64;
     assert_eq!(
