@@ -584,6 +584,20 @@ mod tests {
         assert_eq!(load8(b"", 0), 0);
     }
 
+    /// A plain decimal of `int_len` integer digits (no leading zero) and `frac_len` fraction
+    /// digits, the fraction's digits seeded `seed + frac_seed`.
+    fn plain_number(int_len: usize, frac_len: usize, seed: u64, frac_seed: u64) -> Vec<u8> {
+        let mut text = some_digits(int_len, seed);
+        if int_len > 1 && text[0] == b'0' {
+            text[0] = b'1';
+        }
+        if frac_len > 0 {
+            text.push(b'.');
+            text.extend(some_digits(frac_len, seed + frac_seed));
+        }
+        text
+    }
+
     #[test]
     fn plain_numbers_read_as_str_parse_reads_them() {
         // Integer and fraction parts of 1 to 20 digits (the 19-digit limit, the 8-digit
@@ -592,14 +606,7 @@ mod tests {
         for int_len in 1..=20 {
             for frac_len in 0..=20 {
                 for seed in 0..4 {
-                    let mut text = some_digits(int_len, seed);
-                    if int_len > 1 && text[0] == b'0' {
-                        text[0] = b'1';
-                    }
-                    if frac_len > 0 {
-                        text.push(b'.');
-                        text.extend(some_digits(frac_len, seed + 100));
-                    }
+                    let text = plain_number(int_len, frac_len, seed, 100);
                     for neg in [false, true] {
                         let t = format!("{}{}", if neg { "-" } else { "" }, String::from_utf8_lossy(&text));
                         let want: f64 = t.parse().unwrap();
@@ -636,15 +643,7 @@ mod tests {
         for int_len in 1..=20 {
             for frac_len in 0..=8 {
                 for seed in 0..3 {
-                    let mut t = some_digits(int_len, seed);
-                    if int_len > 1 && t[0] == b'0' {
-                        t[0] = b'1';
-                    }
-                    if frac_len > 0 {
-                        t.push(b'.');
-                        t.extend(some_digits(frac_len, seed + 7));
-                    }
-                    let t = String::from_utf8(t).unwrap();
+                    let t = String::from_utf8(plain_number(int_len, frac_len, seed, 7)).unwrap();
                     if let Some(got) = plain_ts(t.as_bytes()) {
                         assert_eq!(Ok(got), parse_numeric(&t), "{t}");
                     } else {
